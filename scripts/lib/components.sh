@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# Start helpers for the non-Keycloak components. Source common.sh first.
+# Each function takes its ports from the environment (choosing free ones when
+# unset), exports what it chose, and starts the component with run_bg.
+#
+# Shared inputs:
+#   APP_HOST           public host name of the protected app (app.localhost)
+#   PROXY_PORT         public port of the reverse proxy (Caddy or nginx)
+#   PORTCULLIS_PORT    port Portcullis listens on
+#   APP_PORT           port of the echo app
+
+_components_defaults() {
+  APP_HOST="${APP_HOST:-app.localhost}"
+  APP_PORT="${APP_PORT:-$(free_port)}"
+  PORTCULLIS_PORT="${PORTCULLIS_PORT:-$(free_port)}"
+  PROXY_PORT="${PROXY_PORT:-$(free_port)}"
+  export APP_HOST APP_PORT PORTCULLIS_PORT PROXY_PORT
+  export PUBLIC_URL="http://$APP_HOST:$PROXY_PORT"
+  export PORTCULLIS_URL="http://127.0.0.1:$PORTCULLIS_PORT"
+  export APP_URL="http://127.0.0.1:$APP_PORT"
+}
+
+echo_app_start() {
+  _components_defaults
+  run_bg echo-app python3 -u "$PORTCULLIS_ROOT/scripts/lib/echo_app.py" "$APP_PORT" 127.0.0.1
+  wait_http echo-app "$APP_URL/" 20 '^200$' || die "echo app did not start"
+}
+
+# caddy_start: runs the shipped deploy/caddy/Caddyfile unchanged; only the
+# environment placeholders in it are set.
+caddy_start() {
+  _components_defaults
+  local dir="$RUN_DIR/caddy"
+  mkdir -p "$dir/data" "$dir/config"
+  run_bg caddy env \
+    HOME="$dir" XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
+    APP_HOST="$APP_HOST" PROXY_PORT="$PROXY_PORT" BIND_ADDR=127.0.0.1 \
+    PORTCULLIS_ADDR="127.0.0.1:$PORTCULLIS_PORT" APP_UPSTREAM="127.0.0.1:$APP_PORT" \
+    caddy run --adapter caddyfile --config "${CADDYFILE:-$PORTCULLIS_ROOT/deploy/caddy/Caddyfile}"
+  # Any HTTP answer means it is listening (the app itself needs a session).
+  wait_http caddy "http://127.0.0.1:$PROXY_PORT/" 20 '^[1-5][0-9][0-9]$' || die "Caddy did not start"
+}
+
+# nginx_start: renders deploy/nginx/nginx.conf (placeholders only) into
+# $RUN_DIR/nginx and runs it in the foreground.
+nginx_start() {
+  _components_defaults
+  local prefix="$RUN_DIR/nginx"
+  mkdir -p "$prefix/tmp"
+  NGINX_PREFIX="$prefix" BIND_ADDR=127.0.0.1 PORTCULLIS_ADDR="127.0.0.1:$PORTCULLIS_PORT" \
+    APP_UPSTREAM="127.0.0.1:$APP_PORT" \
+    render_template "${NGINX_CONF_TEMPLATE:-$PORTCULLIS_ROOT/deploy/nginx/nginx.conf}" "$prefix/nginx.conf" \
+    NGINX_PREFIX BIND_ADDR PROXY_PORT APP_HOST PORTCULLIS_ADDR APP_UPSTREAM
+  nginx -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" ||
+    die "nginx rejected $prefix/nginx.conf"
+  run_bg nginx nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log"
+  wait_http nginx "http://127.0.0.1:$PROXY_PORT/" 20 '^[1-5][0-9][0-9]$' || die "nginx did not start"
+}
+
+# portcullis_binary: prints the newest built binary (release or debug), or
+# fails. PORTCULLIS_BIN overrides.
+portcullis_binary() {
+  if [[ -n "${PORTCULLIS_BIN:-}" ]]; then printf '%s\n' "$PORTCULLIS_BIN"; return 0; fi
+  local target="${CARGO_TARGET_DIR:-$PORTCULLIS_ROOT/target}" best=""
+  for b in "$target/release/portcullis" "$target/debug/portcullis"; do
+    if [[ -x "$b" && (-z "$best" || "$b" -nt "$best") ]]; then best="$b"; fi
+  done
+  [[ -n "$best" ]] || return 1
+  printf '%s\n' "$best"
+}
+
+# portcullis_write_config FILE: the config contract for a run against the
+# local Keycloak. PORTCULLIS_EXTRA_TOML is appended verbatim.
+portcullis_write_config() {
+  _components_defaults
+  local file="$1" secret
+  secret="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+  cat >"$file" <<TOML
+listen = "127.0.0.1:$PORTCULLIS_PORT"
+public_url = "$PUBLIC_URL"
+
+[oidc]
+issuer_url = "$KEYCLOAK_ISSUER"
+client_id = "portcullis"
+client_secret = "portcullis-demo-secret"
+
+[session]
+cookie_secret = "$secret"
+cookie_secure = false
+
+[redirect]
+allowed_domains = [".localhost", "localhost"]
+
+[authz]
+allowed_groups = []
+${PORTCULLIS_EXTRA_TOML:-}
+TOML
+}
+
+portcullis_start() {
+  _components_defaults
+  local bin
+  bin="$(portcullis_binary)" || die "no portcullis binary; run cargo build"
+  export PORTCULLIS_CONFIG="${PORTCULLIS_CONFIG:-$RUN_DIR/portcullis.toml}"
+  [[ -f "$PORTCULLIS_CONFIG" ]] || portcullis_write_config "$PORTCULLIS_CONFIG"
+  run_bg portcullis env RUST_LOG="${RUST_LOG:-info}" "$bin" --config "$PORTCULLIS_CONFIG"
+  wait_http portcullis "$PORTCULLIS_URL/ready" "${PORTCULLIS_START_TIMEOUT:-30}" '^200$' ||
+    die "Portcullis did not become ready (log: $RUN_DIR/portcullis.log)"
+}
