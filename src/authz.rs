@@ -1,0 +1,216 @@
+//! Authorization: may this authenticated user reach the app? Applies the same `[authz]` rules
+//! to session and bearer identities. Groups and roles are alternatives: with both lists set, a
+//! user in any listed group **or** holding any listed role passes. Email domains always apply.
+
+use crate::identity::Identity;
+
+#[derive(Debug, Clone)]
+pub struct AuthzPolicy {
+    /// `None` = any email (or none at all).
+    email_domains: Option<Vec<String>>,
+    groups: Vec<String>,
+    roles: Vec<RoleRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RoleRule {
+    Realm(String),
+    Client(String, String),
+}
+
+/// Why a user was refused; shown to the user only as a generic 403 page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("email domain not allowed")]
+    EmailDomain,
+    #[error("not in an allowed group or role")]
+    GroupOrRole,
+}
+
+impl AuthzPolicy {
+    /// Errors name the offending key: `(key, reason)`.
+    pub fn new(
+        email_domains: Vec<String>,
+        groups: Vec<String>,
+        roles: Vec<String>,
+    ) -> Result<Self, (&'static str, String)> {
+        let email_domains = if email_domains.iter().any(|d| d == "*") {
+            None
+        } else {
+            if email_domains.is_empty() {
+                return Err((
+                    "email_domains",
+                    "is empty: nobody could log in (use [\"*\"] for any)".into(),
+                ));
+            }
+            Some(
+                email_domains
+                    .into_iter()
+                    .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                    .collect(),
+            )
+        };
+        let mut rules = Vec::new();
+        for r in roles {
+            let rule = match r.split_once(':') {
+                Some((c, n)) if !c.is_empty() && !n.is_empty() && !n.contains(':') => {
+                    RoleRule::Client(c.into(), n.into())
+                }
+                None if !r.is_empty() => RoleRule::Realm(r),
+                _ => {
+                    return Err((
+                        "allowed_roles",
+                        format!("{r:?} must be ROLE or CLIENT:ROLE"),
+                    ));
+                }
+            };
+            rules.push(rule);
+        }
+        Ok(Self {
+            email_domains,
+            groups: groups
+                .into_iter()
+                .map(|g| g.trim_start_matches('/').to_string())
+                .collect(),
+            roles: rules,
+        })
+    }
+
+    pub fn allow_all() -> Self {
+        Self {
+            email_domains: None,
+            groups: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
+    pub fn check(&self, id: &Identity) -> Result<(), Denied> {
+        if let Some(domains) = &self.email_domains {
+            let domain = id
+                .email
+                .as_deref()
+                .and_then(email_domain)
+                .ok_or(Denied::EmailDomain)?;
+            if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                return Err(Denied::EmailDomain);
+            }
+        }
+        if self.groups.is_empty() && self.roles.is_empty() {
+            return Ok(());
+        }
+        let in_group = self
+            .groups
+            .iter()
+            .any(|g| id.groups.iter().any(|ug| ug == g));
+        let has_role = self.roles.iter().any(|rule| match rule {
+            RoleRule::Realm(n) => id.realm_roles.iter().any(|r| r == n),
+            RoleRule::Client(c, n) => id.client_roles.iter().any(|(uc, ur)| uc == c && ur == n),
+        });
+        if in_group || has_role {
+            Ok(())
+        } else {
+            Err(Denied::GroupOrRole)
+        }
+    }
+}
+
+/// The domain of an address with exactly one `@` and a non-empty local part; anything else
+/// (`a@b@evil.com`, `@x`, `x@`) has no domain.
+fn email_domain(email: &str) -> Option<&str> {
+    let (local, domain) = email.split_once('@')?;
+    if local.is_empty()
+        || domain.is_empty()
+        || domain.contains('@')
+        || email.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return None;
+    }
+    Some(domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Identity {
+        Identity {
+            sub: "a".into(),
+            email: Some("alice@Example.com".into()),
+            groups: vec!["admins".into()],
+            realm_roles: vec!["platform-user".into()],
+            client_roles: vec![("portcullis".into(), "reader".into())],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn open_policy_allows_everyone() {
+        assert_eq!(AuthzPolicy::allow_all().check(&Identity::default()), Ok(()));
+    }
+
+    #[test]
+    fn email_domains_need_exactly_one_at() {
+        let p = AuthzPolicy::new(vec!["example.com".into()], vec![], vec![]).unwrap();
+        assert_eq!(p.check(&alice()), Ok(()));
+        for bad in [
+            "a@evil.com",
+            "a@example.com@evil.com",
+            "a@evil.com@example.com",
+            "@example.com",
+            "example.com",
+            "a @example.com",
+        ] {
+            let id = Identity {
+                email: Some(bad.into()),
+                ..alice()
+            };
+            assert_eq!(p.check(&id), Err(Denied::EmailDomain), "{bad}");
+        }
+        assert_eq!(
+            p.check(&Identity {
+                email: None,
+                ..alice()
+            }),
+            Err(Denied::EmailDomain)
+        );
+    }
+
+    #[test]
+    fn groups_or_roles() {
+        let by_group = AuthzPolicy::new(vec!["*".into()], vec!["/admins".into()], vec![]).unwrap();
+        assert_eq!(by_group.check(&alice()), Ok(()));
+        assert_eq!(
+            by_group.check(&Identity {
+                groups: vec![],
+                ..alice()
+            }),
+            Err(Denied::GroupOrRole)
+        );
+        let by_role = AuthzPolicy::new(
+            vec!["*".into()],
+            vec!["ops".into()],
+            vec!["platform-user".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            by_role.check(&Identity {
+                groups: vec![],
+                ..alice()
+            }),
+            Ok(())
+        );
+        let by_client_role =
+            AuthzPolicy::new(vec!["*".into()], vec![], vec!["portcullis:reader".into()]).unwrap();
+        assert_eq!(by_client_role.check(&alice()), Ok(()));
+        let other_client =
+            AuthzPolicy::new(vec!["*".into()], vec![], vec!["other:reader".into()]).unwrap();
+        assert_eq!(other_client.check(&alice()), Err(Denied::GroupOrRole));
+    }
+
+    #[test]
+    fn bad_rules_are_rejected() {
+        assert!(AuthzPolicy::new(vec![], vec![], vec![]).is_err());
+        assert!(AuthzPolicy::new(vec!["*".into()], vec![], vec!["a:b:c".into()]).is_err());
+        assert!(AuthzPolicy::new(vec!["*".into()], vec![], vec![":x".into()]).is_err());
+    }
+}

@@ -1,0 +1,481 @@
+//! Validated configuration. [`Config::load`] reads the TOML file named by `--config` (or
+//! `PORTCULLIS_CONFIG`), applies `PORTCULLIS_*` environment overrides, reads secrets from
+//! `*_file` keys, and reports **every** problem at once, each naming its key.
+
+mod raw;
+
+pub use raw::{KEYS, Kind};
+
+use crate::authz::AuthzPolicy;
+use crate::redirect::RedirectPolicy;
+use crate::secret::Secret;
+use base64::Engine;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// The path every login returns to, relative to `public_url` (RFC 6749 §3.1.2).
+pub const CALLBACK_PATH: &str = "/oauth2/callback";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Externally visible base URL of Portcullis; the redirect URI is derived from it.
+    pub public_url: Url,
+    /// `public_url` + `/oauth2/callback`.
+    pub redirect_uri: String,
+    /// Serve HTTPS with these PEM files (reloaded when they change).
+    pub tls: Option<TlsFiles>,
+    /// Emit JSON logs instead of text.
+    pub log_json: bool,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub oidc: OidcConfig,
+    pub session: SessionConfig,
+    pub redirect: RedirectPolicy,
+    pub authz: AuthzPolicy,
+    pub headers: HeaderConfig,
+    pub bearer: BearerConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// Must equal the `issuer` in the discovery document exactly (OIDC Discovery §4.3).
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    pub scopes: Vec<String>,
+    /// Extra CA bundle (PEM) trusted for calls to the IdP.
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of every call to the IdP.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// AES-256-GCM keys: the first encrypts, all decrypt (rotation).
+    pub keys: Secret<Vec<[u8; 32]>>,
+    pub cookie_name: String,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: bool,
+    /// Absolute session lifetime.
+    pub expire: Duration,
+    /// Refresh tokens once they are older than this; `None` = never.
+    pub refresh: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HeaderConfig {
+    /// Add `X-Auth-Request-Access-Token` on success.
+    pub pass_access_token: bool,
+    /// Add `Authorization: Bearer <access token>` on success.
+    pub pass_authorization_header: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BearerConfig {
+    pub enabled: bool,
+    /// Trusted issuers; the first is always the OIDC issuer.
+    pub issuers: Vec<IssuerConfig>,
+    /// Clock skew tolerated on `exp`, `nbf`, `iat` (RFC 7519 §4.1.4).
+    pub leeway: Duration,
+    /// Maximum entries of the verified-token cache.
+    pub cache_capacity: u64,
+    /// Longest time a verified token stays cached, whatever its `exp`.
+    pub cache_max_ttl: Duration,
+    /// Minimum time between JWKS refetches triggered by unknown `kid`s, per issuer.
+    pub jwks_refetch_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub issuer_url: String,
+    /// The token's `aud` must contain one of these …
+    pub audiences: Vec<String>,
+    /// … or its `azp` must be one of these.
+    pub allowed_clients: Vec<String>,
+    /// Where the keys are; `None` = from the issuer's discovery document.
+    pub jwks_url: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates the configuration; `Err` holds one line per problem.
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("cannot read config file {}: {e}", path.display())])?;
+        Self::from_toml(&text, env)
+    }
+
+    pub fn from_toml(text: &str, env: &[(String, String)]) -> Result<Config, Vec<String>> {
+        let raw = raw::parse(text, env)?;
+        validate(raw)
+    }
+}
+
+fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
+    let mut p = Problems(Vec::new());
+
+    let listen = raw.top.listen.as_deref().unwrap_or("0.0.0.0:4180");
+    let listen = listen
+        .parse::<SocketAddr>()
+        .map_err(|_| p.add("listen", "must be an address like 0.0.0.0:4180"))
+        .ok();
+
+    let public_url = match raw.top.public_url.as_deref() {
+        None => p.missing("public_url", "the URL browsers reach Portcullis at"),
+        Some(s) => match Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                if u.query().is_some() || u.fragment().is_some() {
+                    p.bad("public_url", "must not have a query or fragment")
+                } else {
+                    Some(u)
+                }
+            }
+            _ => p.bad("public_url", "must be an absolute http(s) URL"),
+        },
+    };
+    let redirect_uri = public_url
+        .as_ref()
+        .map(|u| format!("{}{CALLBACK_PATH}", u.as_str().trim_end_matches('/')))
+        .unwrap_or_default();
+
+    let tls = match (raw.top.tls_cert_file, raw.top.tls_key_file) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => p.bad("tls_key_file", "is required when tls_cert_file is set"),
+        (None, Some(_)) => p.bad("tls_cert_file", "is required when tls_key_file is set"),
+    };
+    let log_json = match raw.top.log_format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(_) => p
+            .bad("log_format", "must be \"text\" or \"json\"")
+            .unwrap_or(false),
+    };
+    let shutdown_grace = p.duration("shutdown_grace", raw.top.shutdown_grace, "10s");
+
+    // [oidc]
+    let issuer_url = match raw.oidc.issuer_url {
+        None => p.missing(
+            "oidc.issuer_url",
+            "e.g. https://keycloak.example.com/realms/platform",
+        ),
+        Some(s) => match Url::parse(&s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                Some(s.trim_end_matches('/').to_string())
+            }
+            _ => p.bad("oidc.issuer_url", "must be an absolute http(s) URL"),
+        },
+    };
+    let client_id = match raw.oidc.client_id {
+        Some(s) if !s.trim().is_empty() => Some(s),
+        _ => p.missing(
+            "oidc.client_id",
+            "the client registered for Portcullis in the IdP",
+        ),
+    };
+    let client_secret = p.secret(
+        "oidc.client_secret",
+        raw.oidc.client_secret,
+        raw.oidc.client_secret_file.as_deref(),
+    );
+    let scopes = raw.oidc.scopes.unwrap_or_else(|| {
+        vec![
+            "openid".to_string(),
+            "profile".to_string(),
+            "email".to_string(),
+        ]
+    });
+    if !scopes.iter().any(|s| s == "openid") {
+        p.add("oidc.scopes", "must include \"openid\"");
+    }
+    if let Some(ca) = &raw.oidc.ca_file {
+        if !ca.is_file() {
+            p.add("oidc.ca_file", &format!("cannot read {}", ca.display()));
+        }
+    }
+    let oidc_timeout = p.duration("oidc.timeout", raw.oidc.timeout, "5s");
+
+    // [session]
+    let mut keys = Vec::new();
+    if let Some(secret) = p.secret(
+        "session.cookie_secret",
+        raw.session.cookie_secret,
+        raw.session.cookie_secret_file.as_deref(),
+    ) {
+        match decode_key(secret.expose()) {
+            Ok(k) => keys.push(k),
+            Err(why) => p.add("session.cookie_secret", why),
+        }
+    }
+    let mut previous = raw.session.previous_cookie_secrets.unwrap_or_default();
+    if let Some(path) = &raw.session.previous_cookie_secrets_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => previous.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from),
+            ),
+            Err(e) => p.add(
+                "session.previous_cookie_secrets_file",
+                &format!("cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    for (i, s) in previous.iter().enumerate() {
+        match decode_key(s) {
+            Ok(k) => keys.push(k),
+            Err(why) => p.add(&format!("session.previous_cookie_secrets[{i}]"), why),
+        }
+    }
+    let cookie_name = raw
+        .session
+        .cookie_name
+        .unwrap_or_else(|| "_portcullis".to_string());
+    if cookie_name.is_empty()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        p.add(
+            "session.cookie_name",
+            "use letters, digits, '_' and '-' only",
+        );
+    }
+    let cookie_domain = raw
+        .session
+        .cookie_domain
+        .map(|d| d.trim_start_matches('.').to_ascii_lowercase());
+    if let Some(d) = &cookie_domain {
+        if d.is_empty() || d.contains(['/', ':', ' ', ';']) {
+            p.add(
+                "session.cookie_domain",
+                "must be a bare domain such as example.com",
+            );
+        }
+    }
+    let cookie_secure = raw.session.cookie_secure.unwrap_or(true);
+    let expire = p.duration("session.expire", raw.session.expire, "12h");
+    if expire.is_zero() {
+        p.add("session.expire", "must be longer than 0s");
+    }
+    let refresh = p.duration("session.refresh", raw.session.refresh, "5m");
+    let refresh = (!refresh.is_zero()).then_some(refresh);
+
+    // [redirect]
+    let redirect = match RedirectPolicy::new(raw.redirect.allowed_domains.unwrap_or_default()) {
+        Ok(r) => Some(r),
+        Err(e) => p.bad("redirect.allowed_domains", &e),
+    };
+
+    // [authz]
+    let authz = match AuthzPolicy::new(
+        raw.authz
+            .email_domains
+            .unwrap_or_else(|| vec!["*".to_string()]),
+        raw.authz.allowed_groups.unwrap_or_default(),
+        raw.authz.allowed_roles.unwrap_or_default(),
+    ) {
+        Ok(a) => Some(a),
+        Err((key, why)) => p.bad(&format!("authz.{key}"), &why),
+    };
+
+    let headers = HeaderConfig {
+        pass_access_token: raw.headers.pass_access_token.unwrap_or(false),
+        pass_authorization_header: raw.headers.pass_authorization_header.unwrap_or(false),
+    };
+
+    // [bearer]
+    let mut issuers = Vec::new();
+    if let (Some(iss), Some(cid)) = (&issuer_url, &client_id) {
+        issuers.push(IssuerConfig {
+            issuer_url: iss.clone(),
+            audiences: raw.bearer.audiences.unwrap_or_else(|| vec![cid.clone()]),
+            allowed_clients: raw.bearer.allowed_clients.unwrap_or_default(),
+            jwks_url: None,
+        });
+    }
+    for (i, extra) in raw
+        .bearer
+        .issuers
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("bearer.issuers[{i}]");
+        let Some(url) = extra.issuer_url else {
+            p.add(&format!("{key}.issuer_url"), "is required");
+            continue;
+        };
+        let audiences = extra.audiences.unwrap_or_default();
+        let allowed_clients = extra.allowed_clients.unwrap_or_default();
+        if audiences.is_empty() && allowed_clients.is_empty() {
+            p.add(
+                &format!("{key}.audiences"),
+                "set audiences or allowed_clients, or every token of that issuer would pass",
+            );
+        }
+        if let Some(j) = &extra.jwks_url {
+            if Url::parse(j).is_err() {
+                p.add(&format!("{key}.jwks_url"), "must be an absolute URL");
+            }
+        }
+        issuers.push(IssuerConfig {
+            issuer_url: url.trim_end_matches('/').to_string(),
+            audiences,
+            allowed_clients,
+            jwks_url: extra.jwks_url,
+        });
+    }
+    if issuers
+        .iter()
+        .any(|i| i.audiences.iter().any(|a| a == "account"))
+    {
+        p.add("bearer.audiences", "\"account\" is Keycloak's default audience that every client's token carries; name your own client");
+    }
+    let bearer = BearerConfig {
+        enabled: raw.bearer.enabled.unwrap_or(true),
+        issuers,
+        leeway: p.duration("bearer.leeway", raw.bearer.leeway, "30s"),
+        cache_capacity: raw.bearer.cache_capacity.unwrap_or(10_000),
+        cache_max_ttl: p.duration("bearer.cache_max_ttl", raw.bearer.cache_max_ttl, "5m"),
+        jwks_refetch_interval: p.duration(
+            "bearer.jwks_refetch_interval",
+            raw.bearer.jwks_refetch_interval,
+            "5s",
+        ),
+    };
+
+    match (
+        listen,
+        public_url,
+        issuer_url,
+        client_id,
+        client_secret,
+        redirect,
+        authz,
+    ) {
+        (
+            Some(listen),
+            Some(public_url),
+            Some(issuer_url),
+            Some(client_id),
+            Some(client_secret),
+            Some(redirect),
+            Some(authz),
+        ) if p.0.is_empty() => Ok(Config {
+            listen,
+            public_url,
+            redirect_uri,
+            tls,
+            log_json,
+            shutdown_grace,
+            oidc: OidcConfig {
+                issuer_url,
+                client_id,
+                client_secret,
+                scopes,
+                ca_file: raw.oidc.ca_file,
+                timeout: oidc_timeout,
+            },
+            session: SessionConfig {
+                keys: Secret::new(keys),
+                cookie_name,
+                cookie_domain,
+                cookie_secure,
+                expire,
+                refresh,
+            },
+            redirect,
+            authz,
+            headers,
+            bearer,
+        }),
+        _ => Err(p.0),
+    }
+}
+
+/// A cookie secret is 32 random bytes, base64 (standard or URL-safe, padding optional).
+fn decode_key(s: &str) -> Result<[u8; 32], &'static str> {
+    let s = s.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s))
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s))
+        .map_err(|_| "must be base64 of 32 random bytes (openssl rand -base64 32)")?;
+    bytes
+        .try_into()
+        .map_err(|_| "must decode to exactly 32 bytes (openssl rand -base64 32)")
+}
+
+/// Collects problems; every helper returns `None` after recording one.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, key: &str, why: &str) {
+        self.0.push(format!("{key}: {why}"));
+    }
+    fn bad<T>(&mut self, key: &str, why: &str) -> Option<T> {
+        self.add(key, why);
+        None
+    }
+    fn missing<T>(&mut self, key: &str, hint: &str) -> Option<T> {
+        self.add(key, &format!("is required ({hint})"));
+        None
+    }
+    fn duration(&mut self, key: &str, value: Option<String>, default: &str) -> Duration {
+        let text = value.unwrap_or_else(|| default.to_string());
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) => d,
+            Err(_) => {
+                self.add(
+                    key,
+                    &format!("\"{text}\" is not a duration (use e.g. \"30s\", \"5m\", \"12h\")"),
+                );
+                Duration::ZERO
+            }
+        }
+    }
+    /// A secret given inline or as `<key>_file`; files may end with a newline (Kubernetes).
+    fn secret(
+        &mut self,
+        key: &str,
+        inline: Option<String>,
+        file: Option<&Path>,
+    ) -> Option<Secret<String>> {
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.bad(key, &format!("set either {key} or {key}_file, not both"))
+            }
+            (Some(s), None) if !s.trim().is_empty() => Some(Secret::new(s.trim().to_string())),
+            (Some(_), None) => self.bad(key, "is empty"),
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(s) if !s.trim().is_empty() => {
+                    Some(Secret::new(s.trim_end_matches(['\n', '\r']).to_string()))
+                }
+                Ok(_) => self.bad(
+                    &format!("{key}_file"),
+                    &format!("{} is empty", path.display()),
+                ),
+                Err(e) => self.bad(
+                    &format!("{key}_file"),
+                    &format!("cannot read {}: {e}", path.display()),
+                ),
+            },
+            (None, None) => self.missing(key, &format!("or {key}_file")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,355 @@
+//! The configuration as written: TOML plus `PORTCULLIS_*` environment overrides, before any
+//! validation. Every key is listed once in [`KEYS`], which drives unknown-key detection and the
+//! typing of environment values.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The kind of value a key holds; environment values are converted accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+    /// A list of strings; from the environment, comma-separated.
+    List,
+    /// An array of tables (`[[bearer.issuers]]`); not settable from the environment.
+    Tables,
+}
+
+/// Every accepted key as (section, key, kind); section "" is the top level.
+pub const KEYS: &[(&str, &str, Kind)] = &[
+    ("", "listen", Kind::Str),
+    ("", "public_url", Kind::Str),
+    ("", "tls_cert_file", Kind::Str),
+    ("", "tls_key_file", Kind::Str),
+    ("", "log_format", Kind::Str),
+    ("", "shutdown_grace", Kind::Str),
+    ("oidc", "issuer_url", Kind::Str),
+    ("oidc", "client_id", Kind::Str),
+    ("oidc", "client_secret", Kind::Str),
+    ("oidc", "client_secret_file", Kind::Str),
+    ("oidc", "scopes", Kind::List),
+    ("oidc", "ca_file", Kind::Str),
+    ("oidc", "timeout", Kind::Str),
+    ("session", "cookie_secret", Kind::Str),
+    ("session", "cookie_secret_file", Kind::Str),
+    ("session", "previous_cookie_secrets", Kind::List),
+    ("session", "previous_cookie_secrets_file", Kind::Str),
+    ("session", "cookie_name", Kind::Str),
+    ("session", "cookie_domain", Kind::Str),
+    ("session", "cookie_secure", Kind::Bool),
+    ("session", "expire", Kind::Str),
+    ("session", "refresh", Kind::Str),
+    ("redirect", "allowed_domains", Kind::List),
+    ("authz", "email_domains", Kind::List),
+    ("authz", "allowed_groups", Kind::List),
+    ("authz", "allowed_roles", Kind::List),
+    ("headers", "pass_access_token", Kind::Bool),
+    ("headers", "pass_authorization_header", Kind::Bool),
+    ("bearer", "enabled", Kind::Bool),
+    ("bearer", "audiences", Kind::List),
+    ("bearer", "allowed_clients", Kind::List),
+    ("bearer", "leeway", Kind::Str),
+    ("bearer", "cache_capacity", Kind::Int),
+    ("bearer", "cache_max_ttl", Kind::Str),
+    ("bearer", "jwks_refetch_interval", Kind::Str),
+    ("bearer", "issuers", Kind::Tables),
+];
+
+/// Keys accepted inside each `[[bearer.issuers]]` table.
+pub const ISSUER_KEYS: &[&str] = &["issuer_url", "audiences", "allowed_clients", "jwks_url"];
+
+/// The sections of [`KEYS`], in the order they appear.
+pub const SECTIONS: &[&str] = &["oidc", "session", "redirect", "authz", "headers", "bearer"];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTop {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub log_format: Option<String>,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub issuer_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub scopes: Option<Vec<String>>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub cookie_secret: Option<String>,
+    pub cookie_secret_file: Option<PathBuf>,
+    pub previous_cookie_secrets: Option<Vec<String>>,
+    pub previous_cookie_secrets_file: Option<PathBuf>,
+    pub cookie_name: Option<String>,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: Option<bool>,
+    pub expire: Option<String>,
+    pub refresh: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedirect {
+    pub allowed_domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthz {
+    pub email_domains: Option<Vec<String>>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub allowed_roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    pub pass_access_token: Option<bool>,
+    pub pass_authorization_header: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBearer {
+    pub enabled: Option<bool>,
+    pub audiences: Option<Vec<String>>,
+    pub allowed_clients: Option<Vec<String>>,
+    pub leeway: Option<String>,
+    pub cache_capacity: Option<u64>,
+    pub cache_max_ttl: Option<String>,
+    pub jwks_refetch_interval: Option<String>,
+    pub issuers: Option<Vec<RawIssuer>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    pub issuer_url: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub allowed_clients: Option<Vec<String>>,
+    pub jwks_url: Option<String>,
+}
+
+/// The whole raw configuration, one struct per section.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    pub top: RawTop,
+    pub oidc: RawOidc,
+    pub session: RawSession,
+    pub redirect: RawRedirect,
+    pub authz: RawAuthz,
+    pub headers: RawHeaders,
+    pub bearer: RawBearer,
+}
+
+/// Parses TOML text, applies environment overrides, and reports every unknown key, unknown
+/// environment variable and type error at once (each message names its key).
+pub fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(vec![format!(
+                "config file is not valid TOML: {}",
+                e.message()
+            )]);
+        }
+    };
+    apply_env(&mut table, env, &mut problems);
+    find_unknown_keys(&table, &mut problems);
+
+    let mut raw = RawConfig::default();
+    let mut top = table.clone();
+    for s in SECTIONS {
+        top.remove(*s);
+    }
+    for (k, v) in top.iter() {
+        if v.is_table() {
+            problems.push(format!("{k}: unknown section"));
+        }
+    }
+    top.retain(|_, v| !v.is_table());
+    raw.top = section(top, "", &mut problems);
+    let mut take = |name: &str| match table.remove(name) {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            problems.push(format!("{name}: must be a table ([{name}])"));
+            toml::Table::new()
+        }
+        None => toml::Table::new(),
+    };
+    let (o, s, r, a, h, b) = (
+        take("oidc"),
+        take("session"),
+        take("redirect"),
+        take("authz"),
+        take("headers"),
+        take("bearer"),
+    );
+    raw.oidc = section(o, "oidc", &mut problems);
+    raw.session = section(s, "session", &mut problems);
+    raw.redirect = section(r, "redirect", &mut problems);
+    raw.authz = section(a, "authz", &mut problems);
+    raw.headers = section(h, "headers", &mut problems);
+    raw.bearer = section(b, "bearer", &mut problems);
+    if problems.is_empty() {
+        Ok(raw)
+    } else {
+        Err(problems)
+    }
+}
+
+fn section<T: for<'de> Deserialize<'de> + Default>(
+    table: toml::Table,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> T {
+    // Unknown keys were reported already; drop them so type errors are still found.
+    // Type errors are reported per key here, so each message names its key.
+    let prefix = if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name}.")
+    };
+    let table: toml::Table = table
+        .into_iter()
+        .filter(
+            |(k, v)| match KEYS.iter().find(|(s, key, _)| *s == name && key == k) {
+                None => false,
+                Some((_, _, kind)) => {
+                    let ok = match kind {
+                        Kind::Str => v.is_str(),
+                        Kind::Bool => v.is_bool(),
+                        Kind::Int => v.as_integer().is_some_and(|n| n >= 0),
+                        Kind::List => v
+                            .as_array()
+                            .is_some_and(|a| a.iter().all(toml::Value::is_str)),
+                        Kind::Tables => v
+                            .as_array()
+                            .is_some_and(|a| a.iter().all(toml::Value::is_table)),
+                    };
+                    if !ok {
+                        let want = match kind {
+                            Kind::Str => "a string",
+                            Kind::Bool => "true or false",
+                            Kind::Int => "a non-negative integer",
+                            Kind::List => "a list of strings",
+                            Kind::Tables => "an array of tables",
+                        };
+                        problems.push(format!("{prefix}{k}: must be {want}"));
+                    }
+                    ok
+                }
+            },
+        )
+        .collect();
+    match T::deserialize(toml::Value::Table(table)) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(format!("{prefix}{}", e.message().trim()));
+            T::default()
+        }
+    }
+}
+
+fn find_unknown_keys(table: &toml::Table, problems: &mut Vec<String>) {
+    for (k, v) in table {
+        if SECTIONS.contains(&k.as_str()) {
+            let Some(inner) = v.as_table() else { continue };
+            for (ik, iv) in inner {
+                if !KEYS.iter().any(|(s, key, _)| s == k && key == ik) {
+                    problems.push(format!("{k}.{ik}: unknown key"));
+                } else if k == "bearer" && ik == "issuers" {
+                    for (i, issuer) in iv.as_array().into_iter().flatten().enumerate() {
+                        for ek in issuer.as_table().into_iter().flat_map(|t| t.keys()) {
+                            if !ISSUER_KEYS.contains(&ek.as_str()) {
+                                problems.push(format!("bearer.issuers[{i}].{ek}: unknown key"));
+                            }
+                        }
+                    }
+                }
+            }
+        } else if !v.is_table() && !KEYS.iter().any(|(s, key, _)| s.is_empty() && key == k) {
+            problems.push(format!("{k}: unknown key"));
+        }
+    }
+}
+
+/// `PORTCULLIS_<KEY>` sets a top-level key, `PORTCULLIS_<SECTION>_<KEY>` a key of a section,
+/// e.g. `PORTCULLIS_OIDC_CLIENT_SECRET_FILE`. Lists are comma-separated. `PORTCULLIS_CONFIG`
+/// (the config path) and `PORTCULLIS_LOG` (the log filter) are not keys.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("PORTCULLIS_") else {
+            continue;
+        };
+        if rest == "CONFIG" || rest == "LOG" {
+            continue;
+        }
+        let lower = rest.to_ascii_lowercase();
+        let found = KEYS.iter().find(|(s, k, kind)| {
+            *kind != Kind::Tables
+                && if s.is_empty() {
+                    lower == *k
+                } else {
+                    lower == format!("{s}_{k}")
+                }
+        });
+        let Some((section, key, kind)) = found else {
+            problems.push(format!(
+                "{name}: unknown environment variable (see README: Configuration)"
+            ));
+            continue;
+        };
+        let v = match kind {
+            Kind::Str => toml::Value::String(value.clone()),
+            Kind::Bool => match value.trim() {
+                "true" | "1" => toml::Value::Boolean(true),
+                "false" | "0" => toml::Value::Boolean(false),
+                _ => {
+                    problems.push(format!("{name}: expected true or false"));
+                    continue;
+                }
+            },
+            Kind::Int => match value.trim().parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => {
+                    problems.push(format!("{name}: expected an integer"));
+                    continue;
+                }
+            },
+            Kind::List => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+            Kind::Tables => continue,
+        };
+        if section.is_empty() {
+            table.insert(key.to_string(), v);
+        } else {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(t) = entry.as_table_mut() {
+                t.insert(key.to_string(), v);
+            }
+        }
+    }
+}

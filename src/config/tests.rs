@@ -1,0 +1,205 @@
+use super::*;
+use std::io::Write;
+
+const MINIMAL: &str = r#"
+public_url = "https://auth.example.com"
+[oidc]
+issuer_url = "https://kc.example.com/realms/platform"
+client_id = "portcullis"
+client_secret = "s3cret"
+[session]
+cookie_secret = "q2J1dW1seS1ub3QtYS1yZWFsLXNlY3JldC0xMjM0NTY="
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn example_file_parses_and_documents_every_key() {
+    let text = include_str!("../../config/example.toml");
+    let cfg = Config::from_toml(text, &[]).expect("config/example.toml must be valid");
+    assert_eq!(cfg.redirect_uri, "https://auth.example.com/oauth2/callback");
+    assert_eq!(cfg.session.cookie_name, "_portcullis");
+    assert_eq!(cfg.session.refresh, Some(Duration::from_secs(300)));
+    // Every key must appear in the example, commented out or not.
+    for (section, key, _) in KEYS {
+        let needle = if *key == "issuers" {
+            "[[bearer.issuers]]".to_string()
+        } else {
+            format!("{key} =")
+        };
+        assert!(
+            text.contains(&needle),
+            "config/example.toml does not document {section}.{key}"
+        );
+    }
+}
+
+#[test]
+fn defaults() {
+    let cfg = Config::from_toml(MINIMAL, &[]).unwrap();
+    assert_eq!(cfg.listen.to_string(), "0.0.0.0:4180");
+    assert_eq!(cfg.oidc.scopes, vec!["openid", "profile", "email"]);
+    assert!(cfg.session.cookie_secure);
+    assert_eq!(cfg.session.expire, Duration::from_secs(12 * 3600));
+    assert_eq!(cfg.bearer.issuers.len(), 1);
+    assert_eq!(cfg.bearer.issuers[0].audiences, vec!["portcullis"]);
+    assert!(format!("{cfg:?}").contains("Secret(..)"));
+    assert!(!format!("{cfg:?}").contains("s3cret"));
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let text = r#"
+listen = "nope"
+bogus = 1
+[oidc]
+issuer_url = "not a url"
+scopes = ["profile"]
+unknown_thing = true
+[session]
+cookie_secret = "dG9vIHNob3J0"
+expire = "forever"
+[authz]
+allowed_roles = ["a:b:c"]
+[[bearer.issuers]]
+issuer_url = "https://other"
+mystery = 1
+"#;
+    let errs = Config::from_toml(text, &[]).unwrap_err();
+    let all = errs.join("\n");
+    for key in ["bogus", "oidc.unknown_thing", "bearer.issuers[0].mystery"] {
+        assert!(
+            all.contains(&format!("{key}: unknown key")),
+            "{key} missing in:\n{all}"
+        );
+    }
+    let errs = Config::from_toml(
+        &text
+            .replace("bogus = 1\n", "")
+            .replace("unknown_thing = true\n", "")
+            .replace("mystery = 1\n", ""),
+        &[],
+    )
+    .unwrap_err();
+    let all = errs.join("\n");
+    for key in [
+        "listen:",
+        "public_url:",
+        "oidc.issuer_url:",
+        "oidc.client_id:",
+        "oidc.client_secret:",
+        "oidc.scopes:",
+        "session.cookie_secret:",
+        "session.expire:",
+        "authz.allowed_roles:",
+        "bearer.issuers[0].audiences:",
+    ] {
+        assert!(all.contains(key), "{key} missing in:\n{all}");
+    }
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let errs =
+        Config::from_toml(&format!("{MINIMAL}\n[bearer]\nenabled = \"yes\"\n"), &[]).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("bearer.") && e.contains("enabled")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn env_overrides_file_values() {
+    let cfg = Config::from_toml(
+        MINIMAL,
+        &env(&[
+            ("PORTCULLIS_OIDC_CLIENT_ID", "from-env"),
+            ("PORTCULLIS_SESSION_COOKIE_SECURE", "false"),
+            ("PORTCULLIS_AUTHZ_ALLOWED_GROUPS", "admins, ops"),
+            ("PORTCULLIS_LISTEN", "127.0.0.1:9000"),
+            ("PORTCULLIS_CONFIG", "/ignored"),
+            ("OTHER_VAR", "x"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.oidc.client_id, "from-env");
+    assert!(!cfg.session.cookie_secure);
+    assert_eq!(cfg.listen.to_string(), "127.0.0.1:9000");
+    let errs =
+        Config::from_toml(MINIMAL, &env(&[("PORTCULLIS_OIDC_CLIENT_SECRTE", "typo")])).unwrap_err();
+    assert!(
+        errs[0].contains("PORTCULLIS_OIDC_CLIENT_SECRTE"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn secrets_from_files_tolerate_trailing_newline() {
+    let dir = std::env::temp_dir().join(format!("portcullis-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("client-secret");
+    std::fs::File::create(&secret)
+        .unwrap()
+        .write_all(b"from-file\n")
+        .unwrap();
+    let cookie = dir.join("cookie-secret");
+    std::fs::File::create(&cookie)
+        .unwrap()
+        .write_all(b"q2J1dW1seS1ub3QtYS1yZWFsLXNlY3JldC0xMjM0NTY=\n")
+        .unwrap();
+    let text = MINIMAL
+        .replace(
+            "client_secret = \"s3cret\"",
+            &format!("client_secret_file = {:?}", secret),
+        )
+        .replace(
+            "cookie_secret = \"q2J1dW1seS1ub3QtYS1yZWFsLXNlY3JldC0xMjM0NTY=\"",
+            &format!("cookie_secret_file = {:?}", cookie),
+        );
+    let cfg = Config::from_toml(&text, &[]).unwrap();
+    assert_eq!(cfg.oidc.client_secret.expose(), "from-file");
+    assert_eq!(cfg.session.keys.expose().len(), 1);
+    let both = format!("{MINIMAL}").replace(
+        "[session]",
+        &format!("client_secret_file = {:?}\n[session]", secret),
+    );
+    assert!(
+        Config::from_toml(&both, &[])
+            .unwrap_err()
+            .iter()
+            .any(|e| e.contains("not both"))
+    );
+    let missing = text.replace(&format!("{:?}", secret), "\"/nonexistent/secret\"");
+    assert!(
+        Config::from_toml(&missing, &[])
+            .unwrap_err()
+            .iter()
+            .any(|e| e.starts_with("oidc.client_secret_file:"))
+    );
+}
+
+#[test]
+fn account_audience_is_refused() {
+    let errs = Config::from_toml(
+        &format!("{MINIMAL}\n[bearer]\naudiences = [\"account\"]\n"),
+        &[],
+    )
+    .unwrap_err();
+    assert!(errs.iter().any(|e| e.starts_with("bearer.audiences")));
+}
+
+#[test]
+fn refresh_zero_means_never() {
+    let cfg = Config::from_toml(
+        &MINIMAL.replace("[session]", "[session]\nrefresh = \"0s\""),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(cfg.session.refresh, None);
+}

@@ -1,0 +1,228 @@
+//! JSON Web Key Sets (RFC 7517): parsing published keys into pre-parsed aws-lc-rs verifying
+//! keys. The algorithm a key may verify comes from the key (`alg`, else its `kty`/`crv`), never
+//! from a token (RFC 8725 §3.1). Keys not meant for signatures (`use` other than `sig`) and key
+//! types we don't know are skipped, not fatal.
+
+use crate::jwt::JwtAlg;
+use aws_lc_rs::signature::ParsedPublicKey;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::Deserialize;
+
+/// One verifying key, bound to one algorithm.
+pub struct VerifyingKey {
+    pub kid: Option<String>,
+    pub alg: JwtAlg,
+    key: ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifyingKey({:?}, {:?})", self.kid, self.alg)
+    }
+}
+
+/// The usable keys of one JWKS document.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<VerifyingKey>,
+    /// How many published keys were skipped (wrong use, unknown type, malformed).
+    pub skipped: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JwksError {
+    #[error("JWKS document is not JSON with a \"keys\" array")]
+    NotAJwks,
+}
+
+#[derive(Deserialize)]
+struct RawJwks {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+impl KeySet {
+    pub fn parse(json: &[u8]) -> Result<KeySet, JwksError> {
+        let raw: RawJwks = serde_json::from_slice(json).map_err(|_| JwksError::NotAJwks)?;
+        let mut set = KeySet::default();
+        for value in raw.keys {
+            let parsed = serde_json::from_value::<RawJwk>(value)
+                .ok()
+                .and_then(|k| parse_key(&k));
+            match parsed {
+                Some(keys) => set.keys.extend(keys),
+                None => set.skipped += 1,
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key a token with this header may be verified with: same algorithm, and same `kid`
+    /// when the token names one.
+    pub fn find(&self, kid: Option<&str>, alg: JwtAlg) -> Option<&VerifyingKey> {
+        self.keys
+            .iter()
+            .find(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+    }
+
+    /// Whether any key carries this `kid` (to tell "unknown key" from "wrong algorithm").
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+fn parse_key(k: &RawJwk) -> Option<Vec<VerifyingKey>> {
+    if k.use_.as_deref().is_some_and(|u| u != "sig") {
+        return None;
+    }
+    let algs: Vec<JwtAlg> = match (k.kty.as_str(), k.alg.as_deref()) {
+        (_, Some(a)) => vec![JwtAlg::from_name(a)?],
+        ("RSA", None) => vec![JwtAlg::RS256, JwtAlg::PS256],
+        ("EC", None) => match k.crv.as_deref()? {
+            "P-256" => vec![JwtAlg::ES256],
+            "P-384" => vec![JwtAlg::ES384],
+            _ => return None,
+        },
+        ("OKP", None) if k.crv.as_deref() == Some("Ed25519") => vec![JwtAlg::EdDSA],
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    for alg in algs {
+        let bytes = match (k.kty.as_str(), alg.family()) {
+            ("RSA", "RSA") => rsa_public_key_der(&b64(k.n.as_deref()?)?, &b64(k.e.as_deref()?)?),
+            ("EC", "EC") => {
+                let (x, y) = (b64(k.x.as_deref()?)?, b64(k.y.as_deref()?)?);
+                let size = if alg == JwtAlg::ES256 { 32 } else { 48 };
+                let crv_ok = matches!(
+                    (alg, k.crv.as_deref()),
+                    (JwtAlg::ES256, Some("P-256")) | (JwtAlg::ES384, Some("P-384"))
+                );
+                if !crv_ok || x.len() != size || y.len() != size {
+                    return None;
+                }
+                let mut p = vec![4u8];
+                p.extend_from_slice(&x);
+                p.extend_from_slice(&y);
+                p
+            }
+            ("OKP", "OKP") if k.crv.as_deref() == Some("Ed25519") => {
+                let x = b64(k.x.as_deref()?)?;
+                if x.len() != 32 {
+                    return None;
+                }
+                x
+            }
+            _ => return None, // `alg` contradicts `kty`: not a key we can trust.
+        };
+        let key = ParsedPublicKey::new(alg.verification(), &bytes).ok()?;
+        out.push(VerifyingKey {
+            kid: k.kid.clone(),
+            alg,
+            key,
+        });
+    }
+    Some(out)
+}
+
+fn b64(s: &str) -> Option<Vec<u8>> {
+    B64.decode(s.trim_end_matches('=')).ok()
+}
+
+/// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut body = der_integer(n);
+    body.extend(der_integer(e));
+    let mut out = vec![0x30];
+    der_len(&mut out, body.len());
+    out.extend(body);
+    out
+}
+
+fn der_integer(bytes: &[u8]) -> Vec<u8> {
+    let trimmed: &[u8] = {
+        let start = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len().saturating_sub(1));
+        &bytes[start..]
+    };
+    let mut content = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(trimmed);
+    let mut out = vec![0x02];
+    der_len(&mut out, content.len());
+    out.extend(content);
+    out
+}
+
+fn der_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len <= 0xff {
+        out.extend([0x81, len as u8]);
+    } else {
+        out.extend([0x82, (len >> 8) as u8, len as u8]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_enc_keys_unknown_types_and_bad_material() {
+        let json = br#"{"keys":[
+            {"kty":"XYZ","kid":"weird","use":"sig"},
+            {"kty":"RSA","kid":"enc","use":"enc","n":"AQAB","e":"AQAB"},
+            {"kty":"RSA","kid":"broken","use":"sig","alg":"RS256","n":"!!","e":"AQAB"},
+            {"kty":"EC","kid":"short","use":"sig","crv":"P-256","x":"AQAB","y":"AQAB"},
+            {"kty":"oct","kid":"hmac","k":"c2VjcmV0"},
+            "not even an object"
+        ]}"#;
+        let set = KeySet::parse(json).unwrap();
+        assert!(set.is_empty());
+        assert_eq!(set.skipped, 6);
+    }
+
+    #[test]
+    fn not_a_jwks() {
+        assert_eq!(KeySet::parse(b"[]").unwrap_err(), JwksError::NotAJwks);
+        assert_eq!(KeySet::parse(b"garbage").unwrap_err(), JwksError::NotAJwks);
+    }
+
+    #[test]
+    fn der_integer_adds_sign_byte_and_strips_leading_zeros() {
+        assert_eq!(der_integer(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(der_integer(&[0x00, 0x00, 0x01]), vec![0x02, 0x01, 0x01]);
+    }
+}

@@ -1,0 +1,322 @@
+//! JWT verification (RFC 7519, RFC 8725 best practices, RFC 9068 access-token profile, OIDC
+//! Core §3.1.3.7 ID-token rules). One path checks access tokens, ID tokens and logout tokens:
+//! split → header → key chosen by `kid` **and** the key's own algorithm → signature → claims.
+//! Nothing here does I/O; the key set and `now` are passed in.
+
+mod claims;
+
+pub use claims::{Audience, TokenClaims};
+
+use crate::clock::UnixTime;
+use crate::jwks::{KeySet, VerifyingKey};
+use aws_lc_rs::signature::{self as sig, VerificationAlgorithm};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::Deserialize;
+
+/// Tokens longer than this are refused before any decoding.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Asymmetric algorithms we verify (RFC 7518 §3). No `none`, no HMAC: a public key must never
+/// be usable as an HMAC secret (RFC 8725 §2.1 "algorithm confusion").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum JwtAlg {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl JwtAlg {
+    pub fn from_name(name: &str) -> Option<JwtAlg> {
+        Some(match name {
+            "RS256" => JwtAlg::RS256,
+            "RS384" => JwtAlg::RS384,
+            "RS512" => JwtAlg::RS512,
+            "PS256" => JwtAlg::PS256,
+            "PS384" => JwtAlg::PS384,
+            "PS512" => JwtAlg::PS512,
+            "ES256" => JwtAlg::ES256,
+            "ES384" => JwtAlg::ES384,
+            "EdDSA" | "Ed25519" => JwtAlg::EdDSA,
+            _ => return None,
+        })
+    }
+
+    pub fn family(self) -> &'static str {
+        match self {
+            JwtAlg::RS256
+            | JwtAlg::RS384
+            | JwtAlg::RS512
+            | JwtAlg::PS256
+            | JwtAlg::PS384
+            | JwtAlg::PS512 => "RSA",
+            JwtAlg::ES256 | JwtAlg::ES384 => "EC",
+            JwtAlg::EdDSA => "OKP",
+        }
+    }
+
+    pub fn verification(self) -> &'static dyn VerificationAlgorithm {
+        match self {
+            JwtAlg::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+            JwtAlg::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+            JwtAlg::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+            JwtAlg::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+            JwtAlg::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+            JwtAlg::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+            JwtAlg::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+            JwtAlg::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+            JwtAlg::EdDSA => &sig::ED25519,
+        }
+    }
+}
+
+/// Why a token was refused. [`TokenError::description`] is what a client may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is not a well-formed JWS")]
+    Malformed,
+    #[error("token too large")]
+    TooLarge,
+    #[error("algorithm not accepted")]
+    Algorithm,
+    #[error("signing key not known")]
+    UnknownKey,
+    #[error("signature invalid")]
+    Signature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("issuer not trusted")]
+    Issuer,
+    #[error("audience not accepted")]
+    Audience,
+    #[error("wrong token type")]
+    TokenType,
+    #[error("required claim missing")]
+    MissingClaim,
+    #[error("nonce mismatch")]
+    Nonce,
+    #[error("token revoked")]
+    Revoked,
+}
+
+impl TokenError {
+    /// The `error_description` sent to clients (RFC 6750 §3): short, nothing internal.
+    pub fn description(self) -> &'static str {
+        match self {
+            TokenError::Malformed | TokenError::TooLarge => "The access token is malformed",
+            TokenError::Algorithm | TokenError::UnknownKey | TokenError::Signature => {
+                "The access token signature is invalid"
+            }
+            TokenError::Expired => "The access token expired",
+            TokenError::NotYetValid => "The access token is not yet valid",
+            TokenError::Issuer
+            | TokenError::Audience
+            | TokenError::TokenType
+            | TokenError::MissingClaim
+            | TokenError::Nonce => "The access token is not valid here",
+            TokenError::Revoked => "The access token was revoked",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JwtHeader {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+    /// Critical extensions we don't implement make the token invalid (RFC 7515 §4.1.11).
+    pub crit: Option<serde_json::Value>,
+}
+
+/// A token split into its parts, not yet trusted.
+pub struct UnverifiedToken<'a> {
+    pub header: JwtHeader,
+    pub alg: JwtAlg,
+    pub claims: TokenClaims,
+    signing_input: &'a str,
+    signature: Vec<u8>,
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Splits and decodes a compact JWS. Refuses `none`, HMAC and unknown algorithms before
+    /// anything else looks at the token.
+    pub fn parse(token: &'a str) -> Result<UnverifiedToken<'a>, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLarge);
+        }
+        let (signing_input, sig_b64) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (header_b64, payload_b64) =
+            signing_input.split_once('.').ok_or(TokenError::Malformed)?;
+        if payload_b64.contains('.')
+            || header_b64.is_empty()
+            || payload_b64.is_empty()
+            || sig_b64.is_empty()
+        {
+            return Err(TokenError::Malformed);
+        }
+        let header: JwtHeader = decode_json(header_b64)?;
+        if header.crit.is_some() {
+            return Err(TokenError::Malformed);
+        }
+        let alg = JwtAlg::from_name(&header.alg).ok_or(TokenError::Algorithm)?;
+        let claims: TokenClaims = decode_json(payload_b64)?;
+        let signature = B64.decode(sig_b64).map_err(|_| TokenError::Malformed)?;
+        Ok(UnverifiedToken {
+            header,
+            alg,
+            claims,
+            signing_input,
+            signature,
+        })
+    }
+
+    /// The key this token names, with the algorithm that key allows.
+    pub fn find_key<'k>(&self, keys: &'k KeySet) -> Result<&'k VerifyingKey, TokenError> {
+        let kid = self.header.kid.as_deref();
+        match keys.find(kid, self.alg) {
+            Some(k) => Ok(k),
+            // A published kid with another algorithm is an algorithm attack, not a new key.
+            None if kid.is_some_and(|k| keys.has_kid(k)) => Err(TokenError::Algorithm),
+            None => Err(TokenError::UnknownKey),
+        }
+    }
+
+    pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), TokenError> {
+        if key.alg != self.alg {
+            return Err(TokenError::Algorithm);
+        }
+        if key.verify(self.signing_input.as_bytes(), &self.signature) {
+            Ok(())
+        } else {
+            Err(TokenError::Signature)
+        }
+    }
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(b64: &str) -> Result<T, TokenError> {
+    let bytes = B64.decode(b64).map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+}
+
+/// Time rules shared by every token kind: `exp` required, `nbf`/`iat` honoured, with leeway.
+pub fn check_times(c: &TokenClaims, now: UnixTime, leeway: u64) -> Result<(), TokenError> {
+    let exp = c.exp.ok_or(TokenError::MissingClaim)?;
+    if now >= exp.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err(TokenError::NotYetValid);
+    }
+    if c.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// What an access token must satisfy (RFC 9068 §4, adapted to Keycloak).
+pub struct AccessTokenRules<'a> {
+    pub issuer: &'a str,
+    pub audiences: &'a [String],
+    pub allowed_clients: &'a [String],
+    pub leeway: u64,
+}
+
+impl AccessTokenRules<'_> {
+    pub fn check(&self, token: &UnverifiedToken<'_>, now: UnixTime) -> Result<(), TokenError> {
+        let c = &token.claims;
+        if c.iss.as_deref() != Some(self.issuer) {
+            return Err(TokenError::Issuer);
+        }
+        check_times(c, now, self.leeway)?;
+        // ID tokens and logout tokens are not access tokens (RFC 8725 §3.11, §2.8).
+        let header_typ = token.header.typ.as_deref().map(str::to_ascii_lowercase);
+        if header_typ
+            .as_deref()
+            .is_some_and(|t| !matches!(t, "jwt" | "at+jwt" | "application/at+jwt"))
+        {
+            return Err(TokenError::TokenType);
+        }
+        if c.typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(TokenError::TokenType);
+        }
+        if c.events.is_some() || (c.typ.is_none() && c.nonce.is_some()) {
+            return Err(TokenError::TokenType);
+        }
+        // Keycloak adds "account" to every token of the realm: it never counts by itself.
+        let aud_ok = c
+            .aud
+            .iter()
+            .any(|a| a != "account" && self.audiences.iter().any(|x| x == a));
+        let azp_ok = c
+            .azp
+            .as_deref()
+            .is_some_and(|azp| self.allowed_clients.iter().any(|x| x == azp));
+        if !(aud_ok || azp_ok) {
+            return Err(TokenError::Audience);
+        }
+        if c.sub.as_deref().is_none_or(str::is_empty) {
+            return Err(TokenError::MissingClaim);
+        }
+        Ok(())
+    }
+}
+
+/// What an ID token from our own login must satisfy (OIDC Core §3.1.3.7).
+pub struct IdTokenRules<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    /// The nonce sent in the authorization request; `None` for refreshed ID tokens, which
+    /// Keycloak issues without one (OIDC Core §12.2).
+    pub nonce: Option<&'a str>,
+    pub leeway: u64,
+}
+
+impl IdTokenRules<'_> {
+    pub fn check(&self, token: &UnverifiedToken<'_>, now: UnixTime) -> Result<(), TokenError> {
+        let c = &token.claims;
+        if c.iss.as_deref() != Some(self.issuer) {
+            return Err(TokenError::Issuer);
+        }
+        if !c.aud.iter().any(|a| a == self.client_id) {
+            return Err(TokenError::Audience);
+        }
+        if (c.aud.len() > 1 && c.azp.is_none())
+            || c.azp.as_deref().is_some_and(|azp| azp != self.client_id)
+        {
+            return Err(TokenError::Audience);
+        }
+        check_times(c, now, self.leeway)?;
+        if c.typ.as_deref().is_some_and(|t| t != "ID") {
+            return Err(TokenError::TokenType);
+        }
+        if let Some(expected) = self.nonce {
+            let got = c.nonce.as_deref().ok_or(TokenError::Nonce)?;
+            if !constant_time_eq(got.as_bytes(), expected.as_bytes()) {
+                return Err(TokenError::Nonce);
+            }
+        }
+        if c.sub.as_deref().is_none_or(str::is_empty) {
+            return Err(TokenError::MissingClaim);
+        }
+        Ok(())
+    }
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;
