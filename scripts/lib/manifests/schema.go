@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
+	kjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -175,6 +176,21 @@ var certUsages = map[string]bool{
 	"microsoft sgc": true, "netscape sgc": true,
 }
 
+// strictDecode decodes YAML the way the API server decodes JSON: field
+// names are case-sensitive, and unknown or duplicate fields are errors.
+// decoded is false when v could not be filled at all (syntax or type error).
+func strictDecode(doc []byte, v any) (decoded bool, errs []error) {
+	js, err := sigsyaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return false, []error{err}
+	}
+	strict, err := kjson.UnmarshalStrict(js, v, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return false, []error{err}
+	}
+	return true, strict
+}
+
 var hostRule = regexp.MustCompile("Host\\(`([^`]+)`\\)")
 
 func checkSchema(t *tally, s *set) {
@@ -198,10 +214,15 @@ func checkSchema(t *tally, s *set) {
 			continue
 		}
 		v := mk()
-		if err := sigsyaml.UnmarshalStrict(o.raw, v); err != nil {
+		decoded, errs := strictDecode(o.raw, v)
+		for _, err := range errs {
 			problems = append(problems, fmt.Sprintf("%s: %v", o, err))
+		}
+		if !decoded {
 			continue
 		}
+		// Even with unknown fields the known ones decoded, so the other
+		// checks still see this object.
 		o.typed = v
 		if isCore {
 			core++
