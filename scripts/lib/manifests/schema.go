@@ -46,9 +46,9 @@ var coreKinds = map[string]func() any{
 // so a typo fails here; a legitimate field missing from the subset must be
 // added below.
 var crdKinds = map[string]func() any{
-	"traefik.io/v1alpha1/Middleware":     func() any { return &Middleware{} },
-	"traefik.io/v1alpha1/IngressRoute":   func() any { return &IngressRoute{} },
-	"cert-manager.io/v1/Certificate":     func() any { return &Certificate{} },
+	"traefik.io/v1alpha1/Middleware":    func() any { return &Middleware{} },
+	"traefik.io/v1alpha1/IngressRoute":  func() any { return &IngressRoute{} },
+	"cert-manager.io/v1/Certificate":    func() any { return &Certificate{} },
 	"bitnami.com/v1alpha1/SealedSecret": func() any { return &SealedSecret{} },
 }
 
