@@ -77,6 +77,8 @@ pub struct Controls {
     refresh_epoch: AtomicU64,
     signing_kid: Mutex<Option<String>>,
     last_logout: Mutex<Option<LogoutCall>>,
+    backchannel_logout_url: Mutex<Option<String>>,
+    last_backchannel_result: Mutex<Option<Result<u16, String>>>,
 
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
@@ -86,6 +88,8 @@ pub struct Controls {
     refresh_grants: AtomicU64,
     userinfo_calls: AtomicU64,
     logout_calls: AtomicU64,
+    revocations: AtomicU64,
+    backchannel_logouts: AtomicU64,
 }
 
 impl Default for Controls {
@@ -111,6 +115,8 @@ impl Default for Controls {
             refresh_epoch: AtomicU64::new(0),
             signing_kid: Mutex::new(None),
             last_logout: Mutex::new(None),
+            backchannel_logout_url: Mutex::new(None),
+            last_backchannel_result: Mutex::new(None),
             jwks_fetches: AtomicU64::new(0),
             discovery_fetches: AtomicU64::new(0),
             authorize_calls: AtomicU64::new(0),
@@ -119,6 +125,8 @@ impl Default for Controls {
             refresh_grants: AtomicU64::new(0),
             userinfo_calls: AtomicU64::new(0),
             logout_calls: AtomicU64::new(0),
+            revocations: AtomicU64::new(0),
+            backchannel_logouts: AtomicU64::new(0),
         }
     }
 }
@@ -316,6 +324,42 @@ impl Controls {
         lock(&self.last_logout).clone()
     }
 
+    /// Number of `/revoke` requests.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(SEQ)
+    }
+
+    /// Register the client's back-channel logout URL (plain `http://`). When set, ending a
+    /// session through `/logout` (with an `id_token_hint`), `/revoke` or
+    /// `TestIdp::logout_session` POSTs a logout token there before answering, like Keycloak.
+    pub fn set_backchannel_logout_url(&self, url: Option<&str>) {
+        *lock(&self.backchannel_logout_url) = url.map(str::to_owned);
+    }
+
+    /// The registered back-channel logout URL.
+    pub fn backchannel_logout_url(&self) -> Option<String> {
+        lock(&self.backchannel_logout_url).clone()
+    }
+
+    /// Number of back-channel logout POSTs attempted.
+    pub fn backchannel_logouts_sent(&self) -> u64 {
+        self.backchannel_logouts.load(SEQ)
+    }
+
+    /// Outcome of the most recent back-channel logout POST: the HTTP status or an error.
+    pub fn last_backchannel_result(&self) -> Option<Result<u16, String>> {
+        lock(&self.last_backchannel_result).clone()
+    }
+
+    pub(crate) fn record_backchannel(&self, result: Result<u16, String>) {
+        self.backchannel_logouts.fetch_add(1, SEQ);
+        *lock(&self.last_backchannel_result) = Some(result);
+    }
+
+    pub(crate) fn count_revocation(&self) {
+        self.revocations.fetch_add(1, SEQ);
+    }
+
     /// Raw query string of the most recent `/logout` call.
     pub fn last_logout_query(&self) -> Option<String> {
         self.last_logout().map(|c| c.query)
@@ -366,6 +410,8 @@ impl Controls {
             "refresh_grants": self.refresh_grants(),
             "userinfo_calls": self.userinfo_calls(),
             "logout_calls": self.logout_calls(),
+            "revocations": self.revocations(),
+            "backchannel_logouts_sent": self.backchannel_logouts_sent(),
             "last_logout_query": self.last_logout_query(),
         })
     }
@@ -373,7 +419,8 @@ impl Controls {
     /// Apply a JSON object of settings, as accepted by `POST /test/controls`:
     /// boolean switches by name, plus `token_delay_ms`, `jwks_max_age_secs`,
     /// `clock_skew_secs` (numbers), `jwks_phase` ("rsa1" | "both" | "rsa2"),
-    /// `signing_kid` (string or null), `revoke_all_refresh_tokens` (true), `reset` (true).
+    /// `signing_kid` and `backchannel_logout_url` (string or null),
+    /// `revoke_all_refresh_tokens` (true), `reset` (true).
     pub fn apply_json(&self, settings: &Value) -> Result<(), String> {
         let obj = settings
             .as_object()
@@ -398,6 +445,7 @@ impl Controls {
                     self.set_jwks_phase(phase);
                 }
                 "signing_kid" => self.set_signing_kid(value.as_str()),
+                "backchannel_logout_url" => self.set_backchannel_logout_url(value.as_str()),
                 "revoke_all_refresh_tokens" => {
                     if value.as_bool() == Some(true) {
                         self.revoke_all_refresh_tokens();

@@ -208,6 +208,41 @@ pub(crate) async fn token(shared: &Shared, req: &Req) -> Resp {
     }
 }
 
+/// `POST .../protocol/openid-connect/revoke` (RFC 7009). Revoking a refresh token ends
+/// its session (with back-channel logout when configured); access tokens and unknown
+/// tokens are accepted and ignored. Always 200 for an authenticated client.
+pub(crate) async fn revoke(shared: &Shared, req: &Req) -> Resp {
+    shared.controls.count_revocation();
+    let params = req.params();
+    match client_credentials(req, &params) {
+        Some((id, secret))
+            if id == shared.opts.client_id && secret == shared.opts.client_secret => {}
+        _ => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Invalid client or Invalid client credentials",
+            );
+        }
+    }
+    let Some(token) = params.get("token") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Token not provided",
+        );
+    };
+    let sid = shared
+        .store()
+        .refresh_tokens
+        .get(token)
+        .map(|r| r.sid.clone());
+    if let Some(sid) = sid {
+        shared.end_session_notify(&sid).await;
+    }
+    text(StatusCode::OK, "")
+}
+
 fn code_grant(shared: &Shared, params: &HashMap<String, String>) -> Resp {
     let Some(code) = params.get("code") else {
         return oauth_error(

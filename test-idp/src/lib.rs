@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod backchannel;
 mod controls;
 mod flow;
 mod keys;
@@ -196,6 +197,34 @@ impl Shared {
         self.tokens.sign(&claims, kid, "JWT")
     }
 
+    /// Back-channel logout token for `sub`/`sid`, overrides merged, signed with the
+    /// current signing key.
+    pub(crate) fn mint_logout(&self, sub: &str, sid: &str, overrides: &Value) -> String {
+        let mut claims = self.tokens.logout_claims(sub, sid, self.now());
+        merge(&mut claims, overrides);
+        self.tokens
+            .sign(&claims, &self.controls.signing_kid(), "logout+jwt")
+    }
+
+    /// End session `sid`; if it was active and a back-channel logout URL is registered,
+    /// POST a logout token there (awaited). Returns whether an active session was ended.
+    pub(crate) async fn end_session_notify(&self, sid: &str) -> bool {
+        let ended_sub = {
+            let mut store = self.store();
+            let sub = store.sessions.get(sid).map(|s| s.user.sub.clone());
+            if store.end_session(sid) { sub } else { None }
+        };
+        let Some(sub) = ended_sub else {
+            return false;
+        };
+        if let Some(url) = self.controls.backchannel_logout_url() {
+            let token = self.mint_logout(&sub, sid, &json!({}));
+            let result = backchannel::send_logout_token(&url, &token).await;
+            self.controls.record_backchannel(result);
+        }
+        true
+    }
+
     /// Full URL of an `openid-connect` protocol endpoint (`auth`, `token`, ...).
     pub(crate) fn endpoint(&self, name: &str) -> String {
         format!("{}/protocol/openid-connect/{name}", self.issuer)
@@ -345,10 +374,30 @@ impl TestIdp {
         self.shared().store().last_sid.clone()
     }
 
-    /// End a login session as an admin would: its refresh tokens stop working.
+    /// End a login session silently (no back-channel logout): its refresh tokens stop
+    /// working.
     /// Returns whether an active session was ended.
     pub fn end_session(&self, sid: &str) -> bool {
         self.shared().store().end_session(sid)
+    }
+
+    /// End a login session as an admin would ("Sign out" in the Keycloak console): its
+    /// refresh tokens stop working and, if a back-channel logout URL is registered
+    /// ([`Controls::set_backchannel_logout_url`]), a logout token is POSTed there first.
+    /// Returns whether an active session was ended.
+    pub async fn logout_session(&self, sid: &str) -> bool {
+        self.shared().end_session_notify(sid).await
+    }
+
+    /// Mint a logout token (see [`TestIdp::mint_logout_token`]) and POST it as
+    /// `logout_token=<jwt>` to `url` (plain `http://`). Returns the response status.
+    pub async fn send_backchannel_logout(
+        &self,
+        url: &str,
+        overrides: Value,
+    ) -> Result<u16, String> {
+        let token = self.mint_logout_token(overrides);
+        backchannel::send_logout_token(url, &token).await
     }
 
     /// Mint a Keycloak-shaped access token for `user`, merge `overrides` (a JSON object;
@@ -383,10 +432,7 @@ impl TestIdp {
                 store.last_sid.clone().unwrap_or_else(support::random_uuid),
             )
         };
-        let mut claims = s.tokens.logout_claims(&sub, &sid, s.now());
-        merge(&mut claims, &overrides);
-        s.tokens
-            .sign(&claims, &s.controls.signing_kid(), "logout+jwt")
+        s.mint_logout(&sub, &sid, &overrides)
     }
 
     /// Serialize `header` and `claims` exactly as given and sign with key `kid`.

@@ -88,13 +88,15 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
         "/protocol/openid-connect/auth" if get => flow::authorize(&shared, &req),
         "/protocol/openid-connect/token" if post => flow::token(&shared, &req).await,
         "/protocol/openid-connect/userinfo" if get || post => userinfo(&shared, &req),
-        "/protocol/openid-connect/logout" if get || post => logout(&shared, &req),
+        "/protocol/openid-connect/logout" if get || post => logout(&shared, &req).await,
+        "/protocol/openid-connect/revoke" if post => flow::revoke(&shared, &req).await,
         "/.well-known/openid-configuration"
         | "/protocol/openid-connect/certs"
         | "/protocol/openid-connect/auth"
         | "/protocol/openid-connect/token"
         | "/protocol/openid-connect/userinfo"
-        | "/protocol/openid-connect/logout" => method_not_allowed(),
+        | "/protocol/openid-connect/logout"
+        | "/protocol/openid-connect/revoke" => method_not_allowed(),
         _ => not_found(),
     }
 }
@@ -110,13 +112,11 @@ fn discovery(shared: &Shared) -> Resp {
         "issuer": issuer,
         "authorization_endpoint": shared.endpoint("auth"),
         "token_endpoint": shared.endpoint("token"),
-        "introspection_endpoint": shared.endpoint("token/introspect"),
         "userinfo_endpoint": shared.endpoint("userinfo"),
         "end_session_endpoint": shared.endpoint("logout"),
         "jwks_uri": shared.endpoint("certs"),
-        "frontchannel_logout_session_supported": true,
-        "frontchannel_logout_supported": true,
-        "check_session_iframe": shared.endpoint("login-status-iframe.html"),
+        "frontchannel_logout_session_supported": false,
+        "frontchannel_logout_supported": false,
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "acr_values_supported": ["0", "1"],
         "response_types_supported": ["code"],
@@ -130,14 +130,13 @@ fn discovery(shared: &Shared) -> Resp {
             "preferred_username", "email", "acr", "groups", "sid", "azp", "nonce"
         ],
         "claim_types_supported": ["normal"],
-        "claims_parameter_supported": true,
+        "claims_parameter_supported": false,
         "scopes_supported": ["openid", "profile", "email", "roles", "groups", "offline_access"],
-        "request_parameter_supported": true,
-        "request_uri_parameter_supported": true,
-        "require_request_uri_registration": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "code_challenge_methods_supported": ["S256"],
-        "tls_client_certificate_bound_access_tokens": true,
         "revocation_endpoint": shared.endpoint("revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
@@ -239,7 +238,7 @@ fn invalid_token(description: &str) -> Resp {
     resp
 }
 
-fn logout(shared: &Shared, req: &Req) -> Resp {
+async fn logout(shared: &Shared, req: &Req) -> Resp {
     let params = req.params();
     let raw = if req.method == Method::POST {
         String::from_utf8_lossy(&req.body).into_owned()
@@ -259,7 +258,7 @@ fn logout(shared: &Shared, req: &Req) -> Resp {
         .and_then(unverified_claims)
         .and_then(|c| c["sid"].as_str().map(str::to_owned))
     {
-        shared.store().end_session(&sid);
+        shared.end_session_notify(&sid).await;
     }
     let target = call.post_logout_redirect_uri.clone();
     let state = call.state.clone();

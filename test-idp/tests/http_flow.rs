@@ -1,6 +1,8 @@
 //! End-to-end tests of the test IdP over real HTTP: discovery, the authorization code
 //! flow with PKCE, refresh, JWKS rotation, misbehaviour switches and stop/restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -796,4 +798,132 @@ async fn token_delay_and_concurrent_refresh_counting() {
         "delays run concurrently: {elapsed:?}"
     );
     assert_eq!(idp.controls().refresh_grants(), 4);
+}
+
+/// A one-shot HTTP receiver: returns its URL and a handle yielding the raw request.
+async fn one_shot_receiver() -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/oauth2/backchannel-logout",
+        listener.local_addr().unwrap()
+    );
+    let handle = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&buf).to_string()
+    });
+    (url, handle)
+}
+
+fn logout_token_of(raw_request: &str) -> String {
+    let body = raw_request.split_once("\r\n\r\n").unwrap().1;
+    url::form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "logout_token")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+#[tokio::test]
+async fn logout_sends_backchannel_logout_token() {
+    let idp = TestIdp::start(IdpOptions::default()).await;
+    let http = client();
+    let tokens = login(&idp, &http).await;
+    let sid = idp.last_session_id().unwrap();
+    let (url, received) = one_shot_receiver().await;
+    idp.controls().set_backchannel_logout_url(Some(&url));
+    let resp = http
+        .get(with_query(
+            idp.end_session_endpoint(),
+            &[("id_token_hint", tokens["id_token"].as_str().unwrap())],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let raw = received.await.unwrap();
+    assert!(
+        raw.starts_with("POST /oauth2/backchannel-logout HTTP/1.1"),
+        "{raw}"
+    );
+    let lt = logout_token_of(&raw);
+    assert_eq!(header(&lt)["typ"], "logout+jwt");
+    let c = verify_with_jwks(&idp, &http, &lt).await.unwrap();
+    assert_eq!(
+        (c["sid"].as_str(), c["sub"].as_str()),
+        (Some(sid.as_str()), Some("a1b2c3-alice"))
+    );
+    assert_eq!(idp.controls().backchannel_logouts_sent(), 1);
+    assert_eq!(idp.controls().last_backchannel_result(), Some(Ok(200)));
+
+    // Direct send, and admin logout of an unknown session sends nothing.
+    let (url, received) = one_shot_receiver().await;
+    assert_eq!(
+        idp.send_backchannel_logout(&url, json!({"sid": "abc"}))
+            .await,
+        Ok(200)
+    );
+    assert_eq!(
+        claims(&logout_token_of(&received.await.unwrap()))["sid"],
+        "abc"
+    );
+    assert!(!idp.logout_session("no-such-session").await);
+    assert_eq!(idp.controls().backchannel_logouts_sent(), 1);
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_the_session() {
+    let idp = TestIdp::start(IdpOptions::default()).await;
+    let http = client();
+    let tokens = login(&idp, &http).await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let revoke = format!("{}/protocol/openid-connect/revoke", idp.issuer());
+    let resp = http
+        .post(&revoke)
+        .basic_auth("portcullis", Some("test-secret"))
+        .form(&[("token", rt), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(idp.controls().revocations(), 1);
+    let (status, err) = error_of(refresh(&idp, &http, rt).await).await;
+    assert_eq!(
+        (status, err.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let resp = http
+        .post(&revoke)
+        .form(&[("token", rt)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
