@@ -72,6 +72,8 @@ pub struct Controls {
     pub jwks_max_age_secs: AtomicU64,
     /// Seconds added to the IdP's clock for every `iat`/`exp` it writes (may be negative).
     pub clock_skew_secs: AtomicI64,
+    /// When non-zero, the IdP's clock is frozen at this Unix time (skew still applies).
+    pub fixed_now_secs: AtomicU64,
 
     jwks_phase: AtomicU8,
     refresh_epoch: AtomicU64,
@@ -111,6 +113,7 @@ impl Default for Controls {
             token_delay_ms: AtomicU64::new(0),
             jwks_max_age_secs: AtomicU64::new(300),
             clock_skew_secs: AtomicI64::new(0),
+            fixed_now_secs: AtomicU64::new(0),
             jwks_phase: AtomicU8::new(0),
             refresh_epoch: AtomicU64::new(0),
             signing_kid: Mutex::new(None),
@@ -199,7 +202,14 @@ impl Controls {
         self.token_delay_ms.store(0, SEQ);
         self.jwks_max_age_secs.store(300, SEQ);
         self.clock_skew_secs.store(0, SEQ);
+        self.fixed_now_secs.store(0, SEQ);
         *lock(&self.signing_kid) = None;
+    }
+
+    /// Freeze the IdP's clock at `unix_secs` (`None` = real time again). Useful when the
+    /// code under test runs on an injected fake clock.
+    pub fn set_fixed_now(&self, unix_secs: Option<u64>) {
+        self.fixed_now_secs.store(unix_secs.unwrap_or(0), SEQ);
     }
 
     /// Shorthand for `down.store(on)`.
@@ -418,7 +428,7 @@ impl Controls {
 
     /// Apply a JSON object of settings, as accepted by `POST /test/controls`:
     /// boolean switches by name, plus `token_delay_ms`, `jwks_max_age_secs`,
-    /// `clock_skew_secs` (numbers), `jwks_phase` ("rsa1" | "both" | "rsa2"),
+    /// `clock_skew_secs`, `fixed_now_secs` (numbers), `jwks_phase` ("rsa1" | "both" | "rsa2"),
     /// `signing_kid` and `backchannel_logout_url` (string or null),
     /// `revoke_all_refresh_tokens` (true), `reset` (true).
     pub fn apply_json(&self, settings: &Value) -> Result<(), String> {
@@ -429,6 +439,7 @@ impl Controls {
             match key.as_str() {
                 "token_delay_ms" => self.token_delay_ms.store(as_u64(key, value)?, SEQ),
                 "jwks_max_age_secs" => self.jwks_max_age_secs.store(as_u64(key, value)?, SEQ),
+                "fixed_now_secs" => self.fixed_now_secs.store(as_u64(key, value)?, SEQ),
                 "clock_skew_secs" => {
                     let v = value
                         .as_i64()

@@ -42,6 +42,7 @@ use tokens::{Issue, TokenFactory, merge};
 pub const GRANTED_SCOPE: &str = "openid profile email";
 
 /// Key ids that [`TestIdp::mint_access_token`] and [`TestIdp::sign_raw`] accept.
+/// `rsa-rogue` is never published; `rsa-enc` is published with `use: "enc"` only.
 pub const KEY_IDS: &[&str] = &[
     "rsa-1",
     "rsa-1-ps",
@@ -149,10 +150,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// The IdP's clock (real time plus `clock_skew_secs`).
     pub(crate) fn now(&self) -> u64 {
+        let c = &self.controls;
         support::now_secs(
-            self.controls
-                .clock_skew_secs
-                .load(std::sync::atomic::Ordering::SeqCst),
+            c.fixed_now_secs.load(std::sync::atomic::Ordering::SeqCst),
+            c.clock_skew_secs.load(std::sync::atomic::Ordering::SeqCst),
         )
     }
 
@@ -443,6 +444,12 @@ impl TestIdp {
     /// unless you put one in.
     pub fn sign_raw(&self, header: Value, claims: Value, kid: &str) -> String {
         self.shared().tokens.sign_raw(&header, &claims, kid)
+    }
+
+    /// Serialize `header` and `claims` as given and sign with HMAC keyed by `secret`
+    /// (HS256/HS384/HS512 from the header's `alg`, HS256 otherwise).
+    pub fn sign_hmac(&self, header: Value, claims: Value, secret: &[u8]) -> String {
+        tokens::sign_hmac(&header, &claims, secret)
     }
 
     /// `rsa-1` public key as SubjectPublicKeyInfo PEM.

@@ -61,6 +61,9 @@ impl Server {
 
     /// Stop accepting, drop every open connection, keep the port reserved.
     pub(crate) async fn stop(&mut self) {
+        if !self.is_running() {
+            return;
+        }
         let old = std::mem::replace(&mut self.state, State::Stopped { reserved: None });
         if let State::Running { shutdown, task } = old {
             let _ = shutdown.send(true);

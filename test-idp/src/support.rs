@@ -5,12 +5,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Seconds since the Unix epoch, shifted by `skew_secs`.
+/// Seconds since the Unix epoch (or `fixed` when non-zero), shifted by `skew_secs`.
 ///
 /// The IdP stands in for a real external server, so it deliberately reads the real
 /// wall clock rather than the proxy's injected clock.
 #[allow(clippy::disallowed_methods)]
-pub(crate) fn now_secs(skew_secs: i64) -> u64 {
+pub(crate) fn now_secs(fixed: u64, skew_secs: i64) -> u64 {
+    if fixed != 0 {
+        return fixed.saturating_add_signed(skew_secs);
+    }
     let real = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -23,7 +26,7 @@ pub(crate) fn random_id(n: usize) -> String {
     let mut buf = vec![0u8; n];
     // Filling from the system RNG only fails if the OS RNG is broken.
     if aws_lc_rs::rand::fill(&mut buf).is_err() {
-        let fallback = format!("{:?}{}", std::time::Instant::now(), now_secs(0));
+        let fallback = format!("{:?}{}", std::time::Instant::now(), now_secs(0, 0));
         return b64url(fallback.as_bytes());
     }
     b64url(&buf)

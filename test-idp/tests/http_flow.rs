@@ -560,6 +560,23 @@ async fn raw_signing_helpers() {
     assert!(c["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(c.get("nonce").is_none());
 
+    let hm = idp.sign_hmac(json!({"alg": "HS384"}), json!({"sub": "y"}), b"k");
+    let mut v384 = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS384);
+    v384.required_spec_claims.clear();
+    v384.validate_exp = false;
+    assert!(
+        jsonwebtoken::decode::<Value>(&hm, &jsonwebtoken::DecodingKey::from_secret(b"k"), &v384)
+            .is_ok()
+    );
+
+    idp.controls().set_fixed_now(Some(1_700_000_000));
+    let frozen = claims(&idp.mint_access_token(&TestUser::alice(), json!({}), "rsa-1"));
+    assert_eq!(
+        (frozen["iat"].as_u64(), frozen["exp"].as_u64()),
+        (Some(1_700_000_000), Some(1_700_000_300))
+    );
+    idp.controls().set_fixed_now(None);
+
     let id = claims(&idp.mint_id_token(&TestUser::bob(), Some("n"), json!({"extra": 1})));
     assert_eq!(
         (
