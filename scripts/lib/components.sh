@@ -70,7 +70,8 @@ portcullis_binary() {
 }
 
 # portcullis_write_config FILE: the config contract for a run against the
-# local Keycloak. PORTCULLIS_EXTRA_TOML is appended verbatim.
+# local Keycloak. PORTCULLIS_SESSION_TOML is added to [session] and
+# PORTCULLIS_EXTRA_TOML appended at the end, verbatim.
 portcullis_write_config() {
   _components_defaults
   local file="$1" secret
@@ -87,6 +88,7 @@ client_secret = "portcullis-demo-secret"
 [session]
 cookie_secret = "$secret"
 cookie_secure = false
+${PORTCULLIS_SESSION_TOML:-}
 
 [redirect]
 allowed_domains = [".localhost", "localhost"]

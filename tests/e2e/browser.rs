@@ -1,0 +1,100 @@
+//! Scenario 1: a real headless Chromium, driven through chromedriver,
+//! signs in through each front end.
+
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::env::Env;
+use crate::support::keycloak::Admin;
+use crate::support::{Echo, R, err};
+
+/// A fresh Chromium session with its own profile directory.
+async fn chromium(env: &Env, label: &str) -> R<Client> {
+    let webdriver = env.webdriver_url.clone().ok_or_else(|| {
+        err("E2E_WEBDRIVER_URL is not set: chromedriver was not started (E2E_SKIP_BROWSER?)")
+    })?;
+    let profile = format!("{}/chromium-{label}", env.run_dir);
+    std::fs::create_dir_all(&profile)?;
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": env.chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--no-default-browser-check",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-extensions", "--window-size=1280,900",
+                format!("--user-data-dir={profile}"),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    Ok(ClientBuilder::new(connector).capabilities(caps).connect(&webdriver).await?)
+}
+
+/// Waits until the browser's URL starts with `prefix`.
+async fn wait_for_url(c: &Client, prefix: &str, what: &str) -> R<String> {
+    for _ in 0..120 {
+        let url = c.current_url().await?;
+        if url.as_str().starts_with(prefix) {
+            return Ok(url.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(err(format!("{what}: browser stayed at {} (wanted {prefix}…)", c.current_url().await?)))
+}
+
+async fn sign_in_and_read(c: &Client, env: &Env, base: &str) -> R<Echo> {
+    let deep = format!("{base}/dashboard?tab=usage&range=7d");
+    c.goto(&deep).await?;
+    wait_for_url(c, &env.keycloak_issuer, "redirect to Keycloak").await?;
+    let user = c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Id("username")).await?;
+    user.send_keys("alice").await?;
+    c.find(Locator::Id("password")).await?.send_keys("alice-password").await?;
+    c.find(Locator::Id("kc-login")).await?.click().await?;
+    let landed = wait_for_url(c, &format!("{base}/dashboard"), "return to the app").await?;
+    assert_eq!(landed, deep, "query string lost on the way back");
+    // Chromium shows the JSON body as text.
+    let text = c.find(Locator::Css("body")).await?.text().await?;
+    Echo::parse(&text)
+}
+
+async fn run(front: &str) -> R {
+    let env = Env::load()?;
+    let base = env.front_ends().iter().find(|(n, _)| *n == front).map(|(_, u)| (*u).to_owned()).ok_or_else(|| err("front end"))?;
+    let c = chromium(&env, front).await?;
+    let outcome = sign_in_and_read(&c, &env, &base).await;
+    if outcome.is_err()
+        && let Ok(png) = c.screenshot().await
+    {
+        let path = format!("{}/browser-{front}-failure.png", env.run_dir);
+        let _ = std::fs::write(&path, png);
+        eprintln!("screenshot: {path}");
+    }
+    let closed = c.close().await;
+    let echo = outcome?;
+    closed?;
+    let alice = Admin::connect(&env).await?.user_id("alice").await?;
+    assert_eq!(echo.header("x-auth-request-user"), Some(alice.as_str()));
+    assert_eq!(echo.header("x-auth-request-email"), Some("alice@example.com"));
+    assert_eq!(echo.header("x-auth-request-preferred-username"), Some("alice"));
+    assert!(
+        echo.header("x-auth-request-groups").unwrap_or_default().split(',').any(|g| g == "admins"),
+        "groups: {:?}",
+        echo.header("x-auth-request-groups")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn browser_login_through_caddy() -> R {
+    run("caddy").await
+}
+
+#[tokio::test]
+async fn browser_login_through_nginx() -> R {
+    run("nginx").await
+}
