@@ -1,15 +1,26 @@
 //! Portcullis: a forward-auth single-sign-on proxy for Traefik, nginx, Caddy and Envoy.
 //!
-//! The pure core (`config`, `jwt`, `jwks`, `session`, `login`, `authz`, `redirect`, `access`)
-//! never sees HTTP types; `http` adapts requests and responses; `idp` is the only module that
-//! talks to the identity provider.
+//! The pure core (`config`, `jwt`, `jwks`, `session`, `login_state`, `authz`, `redirect`,
+//! `access`) never sees HTTP types; `http` adapts requests and responses; `idp` is the only
+//! module that talks to the identity provider; `app` wires it all together.
 
+pub mod access;
+pub mod app;
 pub mod authz;
+pub mod bearer;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod identity;
+pub mod idp;
+pub mod issuer_keys;
 pub mod jwks;
 pub mod jwt;
+pub mod login_state;
+pub mod metrics;
+pub mod oidc;
+pub mod principal;
 pub mod redirect;
 pub mod seal;
 pub mod secret;
+pub mod session;

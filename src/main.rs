@@ -1,1 +1,110 @@
-fn main() {}
+//! `portcullis --config FILE` (or `PORTCULLIS_CONFIG`): load and validate the configuration
+//! (exit 64 listing every problem), start logging, serve until SIGTERM/SIGINT.
+
+use portcullis::app::App;
+use portcullis::clock::SystemClock;
+use portcullis::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// EX_USAGE from sysexits.h: bad configuration.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "usage: portcullis --config FILE   (or PORTCULLIS_CONFIG=FILE)\nSee config/example.toml for every key."
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("portcullis {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let path = match (args.as_slice(), std::env::var_os("PORTCULLIS_CONFIG")) {
+        ([flag, path], _) if flag == "--config" || flag == "-c" => PathBuf::from(path),
+        ([], Some(p)) => PathBuf::from(p),
+        _ => {
+            eprintln!("usage: portcullis --config FILE   (or PORTCULLIS_CONFIG=FILE)");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let config = match Config::load(&path, &env) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("portcullis: invalid configuration ({}):", path.display());
+            for p in problems {
+                eprintln!("  - {p}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_tracing(config.log_json);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    let listen = config.listen;
+    let grace = config.shutdown_grace;
+    let app = match App::new(config, Arc::new(SystemClock)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    app.spawn_background();
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("portcullis: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%listen, "portcullis listening");
+    portcullis::http::server::serve(app, listener, shutdown_signal(), grace).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}

@@ -97,11 +97,7 @@ impl RedirectPolicy {
             Host::Ipv4(ip) => ip.to_string(),
             Host::Ipv6(ip) => format!("[{ip}]"),
         };
-        if self
-            .host_allowed(&host, url.port_or_known_default())
-            .then_some(())
-            .is_none()
-        {
+        if !self.host_allowed(&host, url.port_or_known_default()) {
             return None;
         }
         // The URL parser's serialisation is what the browser will follow, so return that.

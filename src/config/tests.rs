@@ -165,7 +165,7 @@ fn secrets_from_files_tolerate_trailing_newline() {
     let cfg = Config::from_toml(&text, &[]).unwrap();
     assert_eq!(cfg.oidc.client_secret.expose(), "from-file");
     assert_eq!(cfg.session.keys.expose().len(), 1);
-    let both = format!("{MINIMAL}").replace(
+    let both = MINIMAL.to_string().replace(
         "[session]",
         &format!("client_secret_file = {:?}\n[session]", secret),
     );

@@ -1,0 +1,128 @@
+//! Wiring: builds the long-lived parts from a validated [`Config`] and starts the background
+//! tasks (discovery, key refresh). Nothing here runs per request.
+
+use crate::access::Gate;
+use crate::bearer::{BearerVerifier, TrustedIssuer};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::idp::IdpClient;
+use crate::issuer_keys::IssuerKeys;
+use crate::metrics::Metrics;
+use crate::oidc::Oidc;
+use crate::redirect::RedirectPolicy;
+use crate::seal::Sealer;
+use crate::session::cookies::SessionCookies;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub clock: SharedClock,
+    pub metrics: Arc<Metrics>,
+    pub gate: Gate,
+    pub oidc: Arc<Oidc>,
+    pub redirect: RedirectPolicy,
+    pub idp: IdpClient,
+}
+
+impl App {
+    /// Builds the application; call [`App::spawn_background`] inside a Tokio runtime to start
+    /// loading the IdP's discovery document and keys.
+    pub fn new(config: Config, clock: SharedClock) -> Result<Arc<App>, String> {
+        let metrics = Arc::new(Metrics::default());
+        let idp = IdpClient::new(&config.oidc, metrics.clone())?;
+        let sealer = Arc::new(
+            Sealer::new(config.session.keys.expose())
+                .map_err(|e| format!("session.cookie_secret: {e}"))?,
+        );
+        let main_keys = Arc::new(IssuerKeys::new(
+            config.oidc.issuer_url.clone(),
+            None,
+            config.bearer.jwks_refetch_interval,
+        ));
+        let oidc = Arc::new(Oidc::new(
+            &config,
+            main_keys.clone(),
+            idp.clone(),
+            metrics.clone(),
+        ));
+        let bearer = config.bearer.enabled.then(|| {
+            let issuers = config
+                .bearer
+                .issuers
+                .iter()
+                .enumerate()
+                .map(|(i, ic)| TrustedIssuer {
+                    config: ic.clone(),
+                    keys: if i == 0 {
+                        main_keys.clone()
+                    } else {
+                        Arc::new(IssuerKeys::new(
+                            ic.issuer_url.clone(),
+                            ic.jwks_url.clone(),
+                            config.bearer.jwks_refetch_interval,
+                        ))
+                    },
+                })
+                .collect();
+            let pass = config.headers.pass_access_token || config.headers.pass_authorization_header;
+            BearerVerifier::new(
+                &config.bearer,
+                issuers,
+                pass,
+                idp.clone(),
+                metrics.clone(),
+                clock.clone(),
+            )
+        });
+        let gate = Gate {
+            sealer,
+            cookies: SessionCookies::new(&config.session),
+            bearer,
+            authz: config.authz.clone(),
+            oidc: oidc.clone(),
+            refresh_after: config.session.refresh,
+        };
+        Ok(Arc::new(App {
+            redirect: config.redirect.clone(),
+            config,
+            clock,
+            metrics,
+            gate,
+            oidc,
+            idp,
+        }))
+    }
+
+    pub fn spawn_background(self: &Arc<Self>) {
+        tokio::spawn(self.oidc.clone().run_discovery());
+        tokio::spawn(self.oidc.keys.clone().run_refresh_loop(self.idp.clone()));
+        if let Some(bearer) = &self.gate.bearer {
+            for issuer in bearer.issuers().iter().skip(1) {
+                let keys = issuer.keys.clone();
+                let idp = self.idp.clone();
+                if !keys.has_jwks_url() {
+                    let issuer_url = issuer.config.issuer_url.clone();
+                    let (k, i) = (keys.clone(), idp.clone());
+                    tokio::spawn(async move {
+                        let mut backoff = std::time::Duration::from_secs(1);
+                        loop {
+                            match i.discover(&issuer_url).await {
+                                Ok(meta) => return k.set_jwks_url(meta.jwks_uri),
+                                Err(e) => {
+                                    tracing::warn!(code = "idp.discovery_failed", issuer = %issuer_url, error = %e, "discovery of extra issuer failed; retrying")
+                                }
+                            }
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+                        }
+                    });
+                }
+                tokio::spawn(keys.run_refresh_loop(idp));
+            }
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+}

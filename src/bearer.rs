@@ -1,0 +1,142 @@
+//! `Authorization: Bearer <JWT>` validation: the hot path of the product.
+//!
+//! A token seen before is answered from the verified-token cache (keyed by the **whole**
+//! token, so a re-signed or altered token is a miss) with no signature check and no
+//! allocation beyond an `Arc` clone. A new token is parsed, matched to a trusted issuer,
+//! verified with that issuer's cached keys and checked against RFC 9068 rules; an unknown
+//! `kid` may trigger one rate-limited JWKS refetch, never more.
+
+use crate::clock::UnixTime;
+use crate::config::{BearerConfig, IssuerConfig};
+use crate::identity::Identity;
+use crate::idp::IdpClient;
+use crate::issuer_keys::IssuerKeys;
+use crate::jwt::{AccessTokenRules, TokenError, UnverifiedToken};
+use crate::metrics::Metrics;
+use crate::principal::Principal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+pub struct TrustedIssuer {
+    pub config: IssuerConfig,
+    pub keys: Arc<IssuerKeys>,
+}
+
+pub struct BearerVerifier {
+    issuers: Vec<TrustedIssuer>,
+    cache: moka::sync::Cache<Box<str>, Arc<Principal>>,
+    leeway: u64,
+    pass_token: bool,
+    idp: IdpClient,
+    metrics: Arc<Metrics>,
+}
+
+/// Per-entry lifetime: until the token's `exp`, at most `cache_max_ttl`.
+struct UntilExp {
+    max: Duration,
+    clock: crate::clock::SharedClock,
+}
+
+impl moka::Expiry<Box<str>, Arc<Principal>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _k: &Box<str>,
+        v: &Arc<Principal>,
+        _at: std::time::Instant,
+    ) -> Option<Duration> {
+        let left = Duration::from_secs(v.valid_until.saturating_sub(self.clock.now()));
+        Some(left.min(self.max))
+    }
+}
+
+impl BearerVerifier {
+    pub fn new(
+        cfg: &BearerConfig,
+        issuers: Vec<TrustedIssuer>,
+        pass_token: bool,
+        idp: IdpClient,
+        metrics: Arc<Metrics>,
+        clock: crate::clock::SharedClock,
+    ) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(cfg.cache_capacity)
+            .expire_after(UntilExp {
+                max: cfg.cache_max_ttl,
+                clock,
+            })
+            .build();
+        Self {
+            issuers,
+            cache,
+            leeway: cfg.leeway.as_secs(),
+            pass_token,
+            idp,
+            metrics,
+        }
+    }
+
+    pub fn issuers(&self) -> &[TrustedIssuer] {
+        &self.issuers
+    }
+
+    /// Cache lookup only: the synchronous, lock-free part of the hot path.
+    #[inline]
+    pub fn cached(&self, token: &str, now: UnixTime) -> Option<Arc<Principal>> {
+        let hit = self.cache.get(token).filter(|p| p.valid_until > now);
+        if hit.is_some() {
+            self.metrics.token_cache_hits.fetch_add(1, Relaxed);
+        }
+        hit
+    }
+
+    pub async fn verify(&self, token: &str, now: UnixTime) -> Result<Arc<Principal>, TokenError> {
+        if let Some(p) = self.cached(token, now) {
+            return Ok(p);
+        }
+        self.metrics.token_cache_misses.fetch_add(1, Relaxed);
+        let parsed = UnverifiedToken::parse(token)?;
+        let issuer = parsed
+            .claims
+            .iss
+            .as_deref()
+            .and_then(|iss| self.issuers.iter().find(|i| i.config.issuer_url == iss))
+            .ok_or(TokenError::Issuer)?;
+        // Claims first: an expired or foreign-audience token never causes a JWKS fetch.
+        let rules = AccessTokenRules {
+            issuer: &issuer.config.issuer_url,
+            audiences: &issuer.config.audiences,
+            allowed_clients: &issuer.config.allowed_clients,
+            leeway: self.leeway,
+        };
+        rules.check(&parsed, now)?;
+        issuer
+            .keys
+            .verify_signature(&parsed, &self.idp, &self.metrics)
+            .await?;
+        self.admit(token, parsed, now)
+    }
+
+    fn admit(
+        &self,
+        token: &str,
+        mut parsed: UnverifiedToken<'_>,
+        _now: UnixTime,
+    ) -> Result<Arc<Principal>, TokenError> {
+        let exp = parsed.claims.exp.ok_or(TokenError::MissingClaim)?;
+        let identity =
+            Identity::from_claims(parsed.claims.take_identity()).ok_or(TokenError::MissingClaim)?;
+        let principal = Arc::new(Principal::new(
+            identity,
+            self.pass_token.then(|| token.to_string()),
+            exp.saturating_add(self.leeway),
+        ));
+        self.cache.insert(token.into(), principal.clone());
+        Ok(principal)
+    }
+
+    pub fn cache_len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}

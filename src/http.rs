@@ -1,0 +1,183 @@
+//! The HTTP edge: routes requests to handlers and turns core results into responses. Handlers
+//! are thin; all decisions live in the core modules.
+
+pub mod forward_auth;
+pub mod login;
+pub mod pages;
+pub mod problem;
+pub mod server;
+
+use crate::app::App;
+use crate::metrics::{Decision, Endpoint};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub type Body = Full<Bytes>;
+
+/// Routes one request. Generic over the body type: no handler reads a body except
+/// back-channel logout, so router tests can call this without a socket.
+pub async fn handle<B>(app: &Arc<App>, req: Request<B>) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, _body) = req.into_parts();
+    let path = parts.uri.path();
+    let get = parts.method == Method::GET || parts.method == Method::HEAD;
+    let (endpoint, response) = match path {
+        "/oauth2/forward-auth" if get => (
+            Endpoint::ForwardAuth,
+            forward_auth::forward_auth(app, &parts.headers, forward_auth::Flavor::ForwardAuth)
+                .await,
+        ),
+        "/oauth2/auth" if get => (
+            Endpoint::Auth,
+            forward_auth::forward_auth(app, &parts.headers, forward_auth::Flavor::AuthRequest)
+                .await,
+        ),
+        "/oauth2/start" if get => (
+            Endpoint::Start,
+            login::start(app, &parts.uri, &parts.headers),
+        ),
+        "/oauth2/callback" if get => (
+            Endpoint::Callback,
+            login::callback(app, &parts.uri, &parts.headers).await,
+        ),
+        "/oauth2/sign_out" if get || parts.method == Method::POST => (
+            Endpoint::SignOut,
+            login::sign_out(app, &parts.uri, &parts.headers),
+        ),
+        "/oauth2/userinfo" if get => (
+            Endpoint::Userinfo,
+            forward_auth::userinfo(app, &parts.headers).await,
+        ),
+        "/ping" if get => (Endpoint::Other, text(StatusCode::OK, "OK")),
+        "/ready" if get => (Endpoint::Other, ready(app)),
+        "/metrics" if get => (Endpoint::Other, metrics(app)),
+        "/oauth2/forward-auth"
+        | "/oauth2/auth"
+        | "/oauth2/start"
+        | "/oauth2/callback"
+        | "/oauth2/sign_out"
+        | "/oauth2/userinfo"
+        | "/ping"
+        | "/ready"
+        | "/metrics" => (
+            Endpoint::Other,
+            problem::Problem::MethodNotAllowed.response(false),
+        ),
+        _ => (Endpoint::Other, problem::Problem::NotFound.response(false)),
+    };
+    if endpoint != Endpoint::Other {
+        app.metrics
+            .request(endpoint, decision_of(response.status()), started.elapsed());
+    }
+    response
+}
+
+fn decision_of(status: StatusCode) -> Decision {
+    match status.as_u16() {
+        200..=299 => Decision::Allowed,
+        300..=399 => Decision::Redirected,
+        401 => Decision::Unauthenticated,
+        403 => Decision::Forbidden,
+        500..=599 => Decision::Unavailable,
+        _ => Decision::BadRequest,
+    }
+}
+
+fn ready(app: &App) -> Response<Body> {
+    if app.oidc.is_ready() {
+        text(StatusCode::OK, "ready")
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "identity provider discovery or keys not loaded",
+        )
+    }
+}
+
+fn metrics(app: &App) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request's cookies, joined when the client split them over several headers (HTTP/2).
+pub fn cookie_header(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    let mut values = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    match values.next() {
+        None => Some(std::borrow::Cow::Borrowed(first)),
+        Some(second) => {
+            let mut all = format!("{first}; {second}");
+            for v in values {
+                all.push_str("; ");
+                all.push_str(v);
+            }
+            Some(std::borrow::Cow::Owned(all))
+        }
+    }
+}
+
+/// Does the client look like a browser that can follow a login redirect?
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    header_str(headers, header::ACCEPT).is_some_and(|a| a.contains("text/html"))
+}
+
+/// Appends `Set-Cookie` values (invalid ones are dropped, never sent malformed).
+pub fn add_cookies(resp: &mut Response<Body>, cookies: &[String]) {
+    for c in cookies {
+        if let Ok(v) = http::HeaderValue::from_str(c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// A `302 Found` to `location` (absolute when the caller made it so).
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::FOUND;
+    match http::HeaderValue::from_str(location) {
+        Ok(v) => {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => {
+            r.headers_mut()
+                .insert(header::LOCATION, http::HeaderValue::from_static("/"));
+        }
+    }
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// Query parameter lookup (decoded).
+pub fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}

@@ -1,0 +1,166 @@
+//! `/oauth2/forward-auth` (Traefik ForwardAuth, Caddy forward_auth), `/oauth2/auth` (nginx
+//! auth_request, oauth2-proxy semantics) and `/oauth2/userinfo`.
+//!
+//! The original request arrives only as `X-Forwarded-Method/Proto/Host/Uri`; its cookies and
+//! `Authorization` are copied by the proxy. On success the identity goes back in
+//! `X-Auth-Request-*` headers (the proxy copies the ones it is told to onto the upstream
+//! request). Traefik and Caddy return non-2xx answers to the browser verbatim, so a browser
+//! without a session gets a 302 straight to the IdP with an absolute `Location`.
+
+use super::problem::Problem;
+use super::{Body, add_cookies, cookie_header, header_str, redirect, wants_html};
+use crate::access::{Credentials, Refused};
+use crate::app::App;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// 200 on success; browsers without a session are redirected to the IdP.
+    ForwardAuth,
+    /// 202 on success; never redirects (nginx turns any non-401/403 denial into a 500).
+    AuthRequest,
+}
+
+pub static X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+pub static X_AUTH_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
+pub static X_AUTH_USERNAME: HeaderName =
+    HeaderName::from_static("x-auth-request-preferred-username");
+pub static X_AUTH_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+pub static X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-access-token");
+static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+
+pub async fn forward_auth(app: &Arc<App>, headers: &HeaderMap, flavor: Flavor) -> Response<Body> {
+    let cookies = cookie_header(headers);
+    let creds = Credentials {
+        authorization: header_str(headers, header::AUTHORIZATION),
+        cookie: cookies.as_deref(),
+    };
+    let now = app.now();
+    match app.gate.check(creds, now).await {
+        Ok(granted) => {
+            let status = if flavor == Flavor::ForwardAuth {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            let mut resp = identity_response(app, status, &granted.principal);
+            add_cookies(&mut resp, &granted.set_cookies);
+            resp
+        }
+        Err(Refused::Unauthenticated { clear }) => {
+            let mut resp =
+                if flavor == Flavor::ForwardAuth && wants_html(headers) && is_navigation(headers) {
+                    login_redirect(app, headers, now)
+                } else {
+                    Problem::Unauthenticated.response(false)
+                };
+            add_cookies(&mut resp, &clear);
+            resp
+        }
+        Err(Refused::Forbidden(d)) => {
+            let who = app
+                .gate
+                .session(cookies.as_deref())
+                .map(|s| s.identity.preferred_username.unwrap_or(s.identity.sub));
+            Problem::Forbidden(d, who).response(wants_html(headers))
+        }
+        Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(false),
+    }
+}
+
+/// Only safe methods are sent to log in; a POST can't be replayed after the redirect.
+fn is_navigation(headers: &HeaderMap) -> bool {
+    header_str(headers, &X_FORWARDED_METHOD)
+        .is_none_or(|m| m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("HEAD"))
+}
+
+fn login_redirect(app: &Arc<App>, headers: &HeaderMap, now: u64) -> Response<Body> {
+    let target = app.redirect.forwarded_target(
+        header_str(headers, &X_FORWARDED_PROTO),
+        header_str(headers, &X_FORWARDED_HOST),
+        header_str(headers, &X_FORWARDED_URI),
+    );
+    match app.oidc.begin_login(&app.gate.sealer, target, now) {
+        Ok((authorize_url, state_cookie)) => {
+            let mut resp = redirect(&authorize_url);
+            add_cookies(&mut resp, &[state_cookie]);
+            resp
+        }
+        Err(_) => Problem::IdpUnavailable.response(true),
+    }
+}
+
+fn identity_response(
+    app: &App,
+    status: StatusCode,
+    p: &crate::principal::Principal,
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    let id = &p.identity;
+    put(h, &X_AUTH_USER, &id.sub);
+    if let Some(e) = &id.email {
+        put(h, &X_AUTH_EMAIL, e);
+    }
+    if let Some(u) = &id.preferred_username {
+        put(h, &X_AUTH_USERNAME, u);
+    }
+    if !p.groups_header.is_empty() {
+        put(h, &X_AUTH_GROUPS, &p.groups_header);
+    }
+    if let Some(token) = &p.access_token {
+        if app.config.headers.pass_access_token {
+            put(h, &X_AUTH_TOKEN, token);
+        }
+        if app.config.headers.pass_authorization_header {
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                h.insert(header::AUTHORIZATION, v);
+            }
+        }
+    }
+    resp
+}
+
+/// Sets a header; values that aren't valid header text are left out, never sent mangled.
+fn put(h: &mut HeaderMap, name: &'static HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+/// `GET /oauth2/userinfo`: the signed-in user as JSON (oauth2-proxy's field names).
+pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
+    let cookies = cookie_header(headers);
+    let creds = Credentials {
+        authorization: header_str(headers, header::AUTHORIZATION),
+        cookie: cookies.as_deref(),
+    };
+    match app.gate.check(creds, app.now()).await {
+        Ok(g) => {
+            let id = &g.principal.identity;
+            let body = serde_json::json!({
+                "user": id.sub,
+                "email": id.email,
+                "preferredUsername": id.preferred_username,
+                "groups": g.principal.groups_header.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+            });
+            let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            add_cookies(&mut resp, &g.set_cookies);
+            resp
+        }
+        Err(r) => Problem::from(r).response(false),
+    }
+}

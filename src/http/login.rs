@@ -1,0 +1,80 @@
+//! `/oauth2/start`, `/oauth2/callback` and `/oauth2/sign_out`: the browser side of login and
+//! logout. Every redirect target passes through the redirect policy first.
+
+use super::problem::Problem;
+use super::{Body, add_cookies, cookie_header, query_param, redirect};
+use crate::app::App;
+use crate::oidc::CallbackParams;
+use http::{HeaderMap, Response, Uri};
+use std::sync::Arc;
+
+pub fn start(app: &Arc<App>, uri: &Uri, _headers: &HeaderMap) -> Response<Body> {
+    let target = app.redirect.or_fallback(query_param(uri, "rd").as_deref());
+    match app.oidc.begin_login(&app.gate.sealer, target, app.now()) {
+        Ok((authorize_url, cookie)) => {
+            let mut resp = redirect(&authorize_url);
+            add_cookies(&mut resp, &[cookie]);
+            resp
+        }
+        Err(e) => Problem::Login(e).response(true),
+    }
+}
+
+pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+    let params = CallbackParams {
+        code: query_param(uri, "code"),
+        state: query_param(uri, "state"),
+        error: query_param(uri, "error"),
+    };
+    let cookies = cookie_header(headers);
+    let now = app.now();
+    let (result, clear_state) = app
+        .oidc
+        .finish_login(&app.gate.sealer, params, cookies.as_deref(), now)
+        .await;
+    let mut resp = match result {
+        Ok((session, return_to)) => {
+            tracing::info!(code = "login.ok", sub = %session.identity.sub, "user logged in");
+            let mut resp = redirect(&app.redirect.or_fallback(Some(&return_to)));
+            match app
+                .gate
+                .cookies
+                .write(&app.gate.sealer, &session, now, cookies.as_deref())
+            {
+                Some(set) => add_cookies(&mut resp, &set),
+                None => {
+                    return Problem::BadRequest("The session could not be stored.").response(true);
+                }
+            }
+            resp
+        }
+        Err(e) => Problem::Login(e).response(true),
+    };
+    add_cookies(&mut resp, &clear_state);
+    resp
+}
+
+/// Clears the session and, when the IdP supports it, ends the IdP session too (RP-initiated
+/// logout with `id_token_hint` and `post_logout_redirect_uri`).
+pub fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+    let cookies = cookie_header(headers);
+    let session = app.gate.session(cookies.as_deref());
+    let target = app.redirect.or_fallback(query_param(uri, "rd").as_deref());
+    // The IdP needs an absolute return address; relative targets are on our public host.
+    let absolute = if target.starts_with('/') {
+        format!(
+            "{}{}",
+            app.config.public_url.as_str().trim_end_matches('/'),
+            target
+        )
+    } else {
+        target.clone()
+    };
+    let location = session
+        .as_ref()
+        .and_then(|s| app.oidc.logout_url(s.id_token.as_deref(), Some(&absolute)))
+        .unwrap_or(target);
+    let mut resp = redirect(&location);
+    add_cookies(&mut resp, &app.gate.cookies.clear(cookies.as_deref()));
+    resp
+}

@@ -1,0 +1,157 @@
+//! The one mapping from every refusal and error to an HTTP response (exhaustive, no `_` arm).
+//! Clients get a status, a short fixed message and, for browsers, a small HTML page; the
+//! details go to the log with a stable code.
+
+use super::{Body, pages};
+use crate::access::Refused;
+use crate::authz::Denied;
+use crate::idp::IdpError;
+use crate::jwt::TokenError;
+use crate::oidc::LoginError;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+#[derive(Debug)]
+pub enum Problem {
+    /// No credentials: 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3).
+    Unauthenticated,
+    /// A bad bearer token: 401 `invalid_token` (RFC 6750 §3.1).
+    InvalidToken(TokenError),
+    /// Authenticated but not allowed: 403.
+    Forbidden(Denied, Option<String>),
+    /// A login callback that can't complete.
+    Login(LoginError),
+    /// The IdP is needed and unreachable: 503.
+    IdpUnavailable,
+    BadRequest(&'static str),
+    NotFound,
+    MethodNotAllowed,
+}
+
+impl From<Refused> for Problem {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Unauthenticated { .. } => Problem::Unauthenticated,
+            Refused::InvalidToken(e) => Problem::InvalidToken(e),
+            Refused::Forbidden(d) => Problem::Forbidden(d, None),
+        }
+    }
+}
+
+impl Problem {
+    pub fn response(self, browser: bool) -> Response<Body> {
+        let (status, title, message, www_auth): (StatusCode, &str, String, Option<String>) =
+            match &self {
+                Problem::Unauthenticated => (
+                    StatusCode::UNAUTHORIZED,
+                    "Sign-in required",
+                    "Sign in to continue.".into(),
+                    Some("Bearer realm=\"portcullis\"".into()),
+                ),
+                Problem::InvalidToken(e) => {
+                    tracing::info!(code = "bearer.rejected", reason = %e, "bearer token rejected");
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        "Invalid token",
+                        e.description().into(),
+                        Some(format!(
+                            "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{}\"",
+                            e.description()
+                        )),
+                    )
+                }
+                Problem::Forbidden(d, who) => {
+                    tracing::info!(code = "authz.denied", reason = %d, "access denied by authz rules");
+                    let msg = match who {
+                    Some(u) => format!("You are signed in as {u}, but your account is not allowed to open this application. Ask its owner for access."),
+                    None => "Your account is not allowed to open this application. Ask its owner for access.".into(),
+                };
+                    (StatusCode::FORBIDDEN, "Access denied", msg, None)
+                }
+                Problem::Login(e) => {
+                    tracing::warn!(code = "login.failed", reason = %e, "login callback refused");
+                    let (status, msg) = match e {
+                        LoginError::StateMissing | LoginError::StateMismatch => (
+                            StatusCode::BAD_REQUEST,
+                            "This sign-in link is invalid or has expired, or it was opened in another browser. Start again from the application.",
+                        ),
+                        LoginError::Replayed => (
+                            StatusCode::BAD_REQUEST,
+                            "This sign-in was already completed. Start again from the application.",
+                        ),
+                        LoginError::Denied => (
+                            StatusCode::FORBIDDEN,
+                            "The identity provider did not sign you in. Start again from the application.",
+                        ),
+                        LoginError::CodeMissing
+                        | LoginError::IdToken(_)
+                        | LoginError::Exchange(IdpError::Refused(_)) => (
+                            StatusCode::BAD_REQUEST,
+                            "Sign-in could not be completed. Start again from the application.",
+                        ),
+                        LoginError::Exchange(IdpError::Unreachable | IdpError::BadResponse(_)) => (
+                            StatusCode::BAD_GATEWAY,
+                            "The identity provider is not answering. Try again in a moment.",
+                        ),
+                        LoginError::IdpUnavailable => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "The identity provider is not available. Try again in a moment.",
+                        ),
+                    };
+                    (status, "Sign-in failed", msg.into(), None)
+                }
+                Problem::IdpUnavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in unavailable",
+                    "The identity provider is not available. Try again in a moment.".into(),
+                    None,
+                ),
+                Problem::BadRequest(why) => {
+                    (StatusCode::BAD_REQUEST, "Bad request", (*why).into(), None)
+                }
+                Problem::NotFound => (
+                    StatusCode::NOT_FOUND,
+                    "Not found",
+                    "Nothing here.".into(),
+                    None,
+                ),
+                Problem::MethodNotAllowed => (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Method not allowed",
+                    "Method not allowed.".into(),
+                    None,
+                ),
+            };
+        let mut resp = if browser {
+            let mut r = Response::new(Full::new(Bytes::from(pages::page(status, title, &message))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+            );
+            r
+        } else {
+            let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        };
+        *resp.status_mut() = status;
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Some(w) = www_auth.and_then(|w| HeaderValue::from_str(&w).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, w);
+        }
+        resp
+    }
+}

@@ -1,0 +1,224 @@
+//! Prometheus metrics kept in plain atomics (no locks, no allocation on the request path),
+//! rendered as text exposition format on `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ForwardAuth,
+    Auth,
+    Start,
+    Callback,
+    SignOut,
+    Userinfo,
+    BackchannelLogout,
+    Other,
+}
+
+const ENDPOINTS: [(Endpoint, &str); 8] = [
+    (Endpoint::ForwardAuth, "forward_auth"),
+    (Endpoint::Auth, "auth"),
+    (Endpoint::Start, "start"),
+    (Endpoint::Callback, "callback"),
+    (Endpoint::SignOut, "sign_out"),
+    (Endpoint::Userinfo, "userinfo"),
+    (Endpoint::BackchannelLogout, "backchannel_logout"),
+    (Endpoint::Other, "other"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    Redirected,
+    Unauthenticated,
+    InvalidToken,
+    Forbidden,
+    BadRequest,
+    Unavailable,
+}
+
+const DECISIONS: [(Decision, &str); 7] = [
+    (Decision::Allowed, "allowed"),
+    (Decision::Redirected, "redirected"),
+    (Decision::Unauthenticated, "unauthenticated"),
+    (Decision::InvalidToken, "invalid_token"),
+    (Decision::Forbidden, "forbidden"),
+    (Decision::BadRequest, "bad_request"),
+    (Decision::Unavailable, "unavailable"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdpCall {
+    Discovery,
+    Jwks,
+    Code,
+    Refresh,
+}
+
+const IDP_CALLS: [(IdpCall, &str); 4] = [
+    (IdpCall::Discovery, "discovery"),
+    (IdpCall::Jwks, "jwks"),
+    (IdpCall::Code, "code"),
+    (IdpCall::Refresh, "refresh"),
+];
+
+/// Latency bucket bounds in microseconds.
+const BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000, 1_000_000, 5_000_000,
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; DECISIONS.len()]; ENDPOINTS.len()],
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    idp: [[AtomicU64; 2]; IDP_CALLS.len()],
+    pub token_cache_hits: AtomicU64,
+    pub token_cache_misses: AtomicU64,
+    pub jwks_refetch_suppressed: AtomicU64,
+    pub state_cookies_dropped: AtomicU64,
+}
+
+fn index<T: PartialEq + Copy>(table: &[(T, &str)], v: T) -> usize {
+    table.iter().position(|(x, _)| *x == v).unwrap_or(0)
+}
+
+impl Metrics {
+    pub fn request(&self, endpoint: Endpoint, decision: Decision, elapsed: Duration) {
+        self.requests[index(&ENDPOINTS, endpoint)][index(&DECISIONS, decision)]
+            .fetch_add(1, Relaxed);
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(us, Relaxed);
+    }
+
+    pub fn idp_call(&self, call: IdpCall, ok: bool) {
+        self.idp[index(&IDP_CALLS, call)][usize::from(!ok)].fetch_add(1, Relaxed);
+    }
+
+    pub fn idp_calls(&self, call: IdpCall, ok: bool) -> u64 {
+        self.idp[index(&IDP_CALLS, call)][usize::from(!ok)].load(Relaxed)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_requests_total Requests by endpoint and decision."
+        );
+        let _ = writeln!(out, "# TYPE portcullis_requests_total counter");
+        for (ei, (_, e)) in ENDPOINTS.iter().enumerate() {
+            for (di, (_, d)) in DECISIONS.iter().enumerate() {
+                let n = self.requests[ei][di].load(Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "portcullis_requests_total{{endpoint=\"{e}\",decision=\"{d}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_request_duration_seconds Time to answer a request."
+        );
+        let _ = writeln!(out, "# TYPE portcullis_request_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "portcullis_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *b as f64 / 1e6
+            );
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "portcullis_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "portcullis_request_duration_seconds_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "portcullis_request_duration_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_idp_requests_total Calls to the identity provider by kind and outcome."
+        );
+        let _ = writeln!(out, "# TYPE portcullis_idp_requests_total counter");
+        for (i, (_, k)) in IDP_CALLS.iter().enumerate() {
+            for (j, outcome) in ["ok", "error"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "portcullis_idp_requests_total{{kind=\"{k}\",outcome=\"{outcome}\"}} {}",
+                    self.idp[i][j].load(Relaxed)
+                );
+            }
+        }
+        for (name, help, v) in [
+            (
+                "portcullis_token_cache_hits_total",
+                "Bearer tokens answered from the verified-token cache.",
+                &self.token_cache_hits,
+            ),
+            (
+                "portcullis_token_cache_misses_total",
+                "Bearer tokens that needed a signature check.",
+                &self.token_cache_misses,
+            ),
+            (
+                "portcullis_jwks_refetch_suppressed_total",
+                "Unknown-kid JWKS refetches refused by the rate limit.",
+                &self.jwks_refetch_suppressed,
+            ),
+            (
+                "portcullis_state_cookies_dropped_total",
+                "Login-state cookies deleted because too many were pending.",
+                &self.state_cookies_dropped,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.request(
+            Endpoint::ForwardAuth,
+            Decision::Allowed,
+            Duration::from_micros(80),
+        );
+        m.request(
+            Endpoint::Auth,
+            Decision::Unauthenticated,
+            Duration::from_millis(3),
+        );
+        m.idp_call(IdpCall::Jwks, false);
+        let text = m.render();
+        assert!(text.contains(
+            "portcullis_requests_total{endpoint=\"forward_auth\",decision=\"allowed\"} 1"
+        ));
+        assert!(text.contains("portcullis_request_duration_seconds_bucket{le=\"0.0001\"} 1"));
+        assert!(text.contains("portcullis_request_duration_seconds_count 2"));
+        assert!(text.contains("portcullis_idp_requests_total{kind=\"jwks\",outcome=\"error\"} 1"));
+    }
+}

@@ -1,0 +1,284 @@
+//! Reading and writing the session cookie: AEAD-sealed JSON, split into `NAME_0`, `NAME_1`…
+//! when the sealed value is larger than one cookie should be, reassembled on read. A cookie
+//! that is tampered, truncated, foreign or sealed with an unknown key is simply no session.
+
+use super::Session;
+use crate::clock::UnixTime;
+use crate::config::SessionConfig;
+use crate::seal::{Purpose, Sealer};
+
+/// Largest value per cookie; browsers allow ~4096 bytes for name, value and attributes.
+pub const CHUNK_SIZE: usize = 3800;
+/// We never read more chunks than this (a forged header can't make us assemble megabytes).
+const MAX_CHUNKS: usize = 8;
+
+/// Encodes, decodes and clears the session cookie per `[session]`.
+#[derive(Debug)]
+pub struct SessionCookies {
+    pub name: String,
+    domain: Option<String>,
+    secure: bool,
+}
+
+impl SessionCookies {
+    pub fn new(cfg: &SessionConfig) -> Self {
+        Self {
+            name: cfg.cookie_name.clone(),
+            domain: cfg.cookie_domain.clone(),
+            secure: cfg.cookie_secure,
+        }
+    }
+
+    /// The session in a `Cookie` header, if any is valid.
+    pub fn read(&self, sealer: &Sealer, cookie_header: &str) -> Option<Session> {
+        let value = self.sealed_value(cookie_header)?;
+        let plain = sealer.open(Purpose::Session, &value)?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    /// The sealed value, reassembled from chunks when needed.
+    pub fn sealed_value(&self, cookie_header: &str) -> Option<String> {
+        if let Some(v) = find_cookie(cookie_header, &self.name) {
+            return Some(v.to_string());
+        }
+        let mut out = String::new();
+        for i in 0..MAX_CHUNKS {
+            match find_cookie(cookie_header, &self.chunk_name(i)) {
+                Some(part) => out.push_str(part),
+                None if i == 0 => return None,
+                None => break,
+            }
+        }
+        Some(out)
+    }
+
+    /// `Set-Cookie` values that store `session`, clearing chunks the request carried that the
+    /// new value no longer uses.
+    pub fn write(
+        &self,
+        sealer: &Sealer,
+        session: &Session,
+        now: UnixTime,
+        request_cookies: Option<&str>,
+    ) -> Option<Vec<String>> {
+        let json = serde_json::to_vec(session).ok()?;
+        let sealed = sealer.seal(Purpose::Session, &json).ok()?;
+        let max_age = session.expires_at.saturating_sub(now);
+        let mut out = Vec::new();
+        let present = |name: &str| request_cookies.is_some_and(|h| find_cookie(h, name).is_some());
+        if sealed.len() <= CHUNK_SIZE {
+            out.push(self.set_cookie(&self.name, &sealed, max_age));
+            for i in 0..MAX_CHUNKS {
+                if present(&self.chunk_name(i)) {
+                    out.push(self.set_cookie(&self.chunk_name(i), "", 0));
+                }
+            }
+        } else {
+            let chunks: Vec<&str> = sealed
+                .as_bytes()
+                .chunks(CHUNK_SIZE)
+                .filter_map(|c| std::str::from_utf8(c).ok())
+                .collect();
+            if chunks.len() > MAX_CHUNKS {
+                return None;
+            }
+            for (i, c) in chunks.iter().enumerate() {
+                out.push(self.set_cookie(&self.chunk_name(i), c, max_age));
+            }
+            if present(&self.name) {
+                out.push(self.set_cookie(&self.name, "", 0));
+            }
+            for i in chunks.len()..MAX_CHUNKS {
+                if present(&self.chunk_name(i)) {
+                    out.push(self.set_cookie(&self.chunk_name(i), "", 0));
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// `Set-Cookie` values that delete every session cookie the request carried (or the main
+    /// one when there is no request header).
+    pub fn clear(&self, request_cookies: Option<&str>) -> Vec<String> {
+        let mut out = vec![self.set_cookie(&self.name, "", 0)];
+        for i in 0..MAX_CHUNKS {
+            let name = self.chunk_name(i);
+            if request_cookies.is_some_and(|h| find_cookie(h, &name).is_some()) {
+                out.push(self.set_cookie(&name, "", 0));
+            }
+        }
+        out
+    }
+
+    fn chunk_name(&self, i: usize) -> String {
+        format!("{}_{i}", self.name)
+    }
+
+    /// One `Set-Cookie` value with the session attributes; `max_age` 0 deletes.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+        set_cookie(
+            name,
+            value,
+            "/",
+            self.domain.as_deref(),
+            self.secure,
+            max_age,
+        )
+    }
+}
+
+/// Builds a `Set-Cookie` value: always `HttpOnly` and `SameSite=Lax`.
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    domain: Option<&str>,
+    secure: bool,
+    max_age: u64,
+) -> String {
+    let mut c = cookie::Cookie::build((name.to_string(), value.to_string()))
+        .path(path.to_string())
+        .http_only(true)
+        .secure(secure)
+        .same_site(cookie::SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(max_age).unwrap_or(i64::MAX),
+        ));
+    if let Some(d) = domain {
+        c = c.domain(d.to_string());
+    }
+    c.build().to_string()
+}
+
+/// The value of the first cookie called `name` in a `Cookie` header (RFC 6265 §5.4), without
+/// allocating.
+pub fn find_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// Every `(name, value)` whose name starts with `prefix`.
+pub fn cookies_with_prefix<'a>(
+    header: &'a str,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    header.split(';').filter_map(move |pair| {
+        let (k, v) = pair.split_once('=')?;
+        let k = k.trim();
+        k.starts_with(prefix).then(|| (k, v.trim()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::secret::Secret;
+    use std::time::Duration;
+
+    fn cfg() -> SessionConfig {
+        SessionConfig {
+            keys: Secret::new(vec![[5u8; 32]]),
+            cookie_name: "_portcullis".into(),
+            cookie_domain: Some("example.com".into()),
+            cookie_secure: true,
+            expire: Duration::from_secs(3600),
+            refresh: None,
+        }
+    }
+
+    fn session(token_len: usize) -> Session {
+        Session {
+            identity: Identity {
+                sub: "user-1".into(),
+                email: Some("alice@example.com".into()),
+                ..Default::default()
+            },
+            created_at: 100,
+            tokens_at: 100,
+            access_expires_at: 400,
+            expires_at: 3700,
+            refresh_token: Some("r".repeat(token_len)),
+            id_token: None,
+            access_token: None,
+        }
+    }
+
+    fn header_from(set_cookies: &[String]) -> String {
+        set_cookies
+            .iter()
+            .map(|c| c.split(';').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn round_trip_with_attributes_and_nothing_readable() {
+        let sealer = Sealer::new(&[[5u8; 32]]).unwrap();
+        let c = SessionCookies::new(&cfg());
+        let set = c.write(&sealer, &session(10), 100, None).unwrap();
+        assert_eq!(set.len(), 1);
+        let sc = &set[0];
+        for attr in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/",
+            "Domain=example.com",
+            "Max-Age=3600",
+        ] {
+            assert!(sc.contains(attr), "{sc} lacks {attr}");
+        }
+        assert!(!sc.contains("alice") && !sc.contains("user-1"));
+        let header = format!("other=1; {}; x=y", header_from(&set));
+        assert_eq!(c.read(&sealer, &header).unwrap(), session(10));
+    }
+
+    #[test]
+    fn large_sessions_are_chunked_and_reassembled_and_stale_chunks_cleared() {
+        let sealer = Sealer::new(&[[5u8; 32]]).unwrap();
+        let c = SessionCookies::new(&cfg());
+        let big = c.write(&sealer, &session(6000), 100, None).unwrap();
+        assert!(big.len() >= 3, "{}", big.len());
+        assert!(big.iter().all(|s| s.len() < 4096));
+        let header = header_from(&big);
+        assert_eq!(c.read(&sealer, &header).unwrap(), session(6000));
+        // Shrinking back to one cookie deletes the chunks the browser still has.
+        let small = c.write(&sealer, &session(10), 100, Some(&header)).unwrap();
+        assert!(
+            small
+                .iter()
+                .any(|s| s.starts_with("_portcullis_0=;") && s.contains("Max-Age=0"))
+        );
+    }
+
+    #[test]
+    fn garbage_and_foreign_cookies_are_no_session() {
+        let sealer = Sealer::new(&[[5u8; 32]]).unwrap();
+        let other = Sealer::new(&[[6u8; 32]]).unwrap();
+        let c = SessionCookies::new(&cfg());
+        let foreign = header_from(&c.write(&other, &session(10), 100, None).unwrap());
+        assert!(c.read(&sealer, &foreign).is_none());
+        for h in [
+            "",
+            "_portcullis=",
+            "_portcullis=%%%",
+            "_portcullis_0=abc",
+            "_portcullis=AAAA; _portcullis_0=BBBB",
+        ] {
+            assert!(c.read(&sealer, h).is_none(), "{h}");
+        }
+    }
+
+    #[test]
+    fn cookie_lookup() {
+        assert_eq!(find_cookie("a=1; b=2;c=3", "c"), Some("3"));
+        assert_eq!(find_cookie("ab=1", "a"), None);
+        assert_eq!(
+            cookies_with_prefix("x_csrf_1=a; y=2; x_csrf_2=b", "x_csrf_").count(),
+            2
+        );
+    }
+}
