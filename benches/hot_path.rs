@@ -1,0 +1,2 @@
+//! Hot-path benchmarks (placeholder until written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Bare hyper baseline (placeholder until written).
+fn main() {}
