@@ -66,7 +66,13 @@ keycloak_start() {
   # quarkus-run.jar must be a real file: Quarkus writes its re-augmented
   # build next to the jar's resolved path, which must not be the cache.
   cp -p "$dist/lib/quarkus-run.jar" "$home/lib/"
-  cp -rp "$dist/lib/quarkus" "$home/lib/quarkus"
+  # A start-dev build (Quarkus augmentation, ~10 s) saved by an earlier run
+  # is reused; Keycloak re-augments by itself if it does not match.
+  if [[ -d "$(_keycloak_build_cache)" ]]; then
+    cp -rp "$(_keycloak_build_cache)" "$home/lib/quarkus"
+  else
+    cp -rp "$dist/lib/quarkus" "$home/lib/quarkus"
+  fi
   ln -s "$dist/lib/app" "$home/lib/app"
   ln -s "$dist/lib/lib" "$home/lib/lib"
   keycloak_render_realm "$realm" "$home/data/import/platform-realm.json"
@@ -91,12 +97,25 @@ keycloak_start() {
     --log-console-color=false
 }
 
+# Where the augmented start-dev build is cached (per version and build options).
+_keycloak_build_cache() { printf '%s\n' "$PORTCULLIS_CACHE/keycloak-$KEYCLOAK_VERSION-build-dev-mem"; }
+
+_keycloak_save_build() {
+  local cache tmp
+  cache="$(_keycloak_build_cache)"
+  [[ -d "$cache" ]] && return 0
+  grep -q "Quarkus augmentation completed" "$RUN_DIR/keycloak.log" 2>/dev/null || return 0
+  tmp="$(mktemp -d "$PORTCULLIS_CACHE/.kc-build.XXXXXX")"
+  cp -rp "$RUN_DIR/keycloak-home/lib/quarkus/." "$tmp/" && mv -T "$tmp" "$cache" 2>/dev/null || rm -rf "$tmp"
+}
+
 keycloak_wait() {
   local timeout="${KEYCLOAK_START_TIMEOUT:-180}" t0
   t0="$(cat "$RUN_DIR/keycloak.started" 2>/dev/null || echo "$SECONDS")"
   wait_http keycloak "$KEYCLOAK_ISSUER/.well-known/openid-configuration" "$timeout" '^200$' ||
     die "Keycloak did not serve the platform realm within ${timeout}s (log: $RUN_DIR/keycloak.log)"
   log "Keycloak ready at $KEYCLOAK_URL after $((SECONDS - t0))s"
+  _keycloak_save_build
 }
 
 keycloak_stop() { stop_component keycloak 20; }

@@ -18,18 +18,25 @@ async fn backchannel_logout_revokes_the_session() -> R {
 
     let admin = Admin::connect(&env).await?;
     let alice = admin.user_id("alice").await?;
-    assert!(!admin.sessions(&alice).await?.is_empty(), "alice has no Keycloak session after login");
+    assert!(
+        !admin.sessions(&alice).await?.is_empty(),
+        "alice has no Keycloak session after login"
+    );
     admin.logout_user(&alice).await?;
 
     // Keycloak sends the logout token synchronously; allow a moment anyway.
     let mut last = None;
     for _ in 0..20 {
-        let resp = b.get_with(&format!("{base}/api"), &[("accept", "application/json")]).await?;
+        let resp = b
+            .get_with(&format!("{base}/api"), &[("accept", "application/json")])
+            .await?;
         if resp.status == 401 {
             return Ok(());
         }
         last = Some(resp.describe());
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    Err(err(format!("session still accepted 5 s after back-channel logout: {last:?}")))
+    Err(err(format!(
+        "session still accepted 5 s after back-channel logout: {last:?}"
+    )))
 }

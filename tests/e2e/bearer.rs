@@ -12,14 +12,19 @@ async fn bearer_service_account_token_is_accepted() -> R {
     let token = keycloak::service_account_token(&env).await?;
     let aud = keycloak::claims(&token)?["aud"].clone();
     assert!(
-        aud.as_array().is_some_and(|a| a.iter().any(|x| x == "portcullis")) || aud == "portcullis",
+        aud.as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "portcullis"))
+            || aud == "portcullis",
         "realm setup: service-account token aud {aud} lacks portcullis"
     );
     let b = BrowserLike::for_env(&env)?;
     let auth = format!("Bearer {token}");
     for (name, base) in env.front_ends() {
         let resp = b
-            .get_with(&format!("{base}/api/items"), &[("authorization", &auth), ("accept", "application/json")])
+            .get_with(
+                &format!("{base}/api/items"),
+                &[("authorization", &auth), ("accept", "application/json")],
+            )
             .await?;
         assert_eq!(resp.status, 200, "{name}: {}", resp.describe());
         let echo = Echo::parse(&resp.body)?;
@@ -40,7 +45,10 @@ async fn bearer_garbage_token_is_refused() -> R {
         let resp = b
             .get_with(
                 &format!("{base}/api/items"),
-                &[("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"), ("accept", "application/json")],
+                &[
+                    ("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"),
+                    ("accept", "application/json"),
+                ],
             )
             .await?;
         assert_eq!(resp.status, 401, "{name}: {}", resp.describe());

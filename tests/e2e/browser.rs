@@ -32,7 +32,10 @@ async fn chromium(env: &Env, label: &str) -> R<Client> {
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    Ok(ClientBuilder::new(connector).capabilities(caps).connect(&webdriver).await?)
+    Ok(ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&webdriver)
+        .await?)
 }
 
 /// Waits until the browser's URL starts with `prefix`.
@@ -44,16 +47,26 @@ async fn wait_for_url(c: &Client, prefix: &str, what: &str) -> R<String> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err(err(format!("{what}: browser stayed at {} (wanted {prefix}…)", c.current_url().await?)))
+    Err(err(format!(
+        "{what}: browser stayed at {} (wanted {prefix}…)",
+        c.current_url().await?
+    )))
 }
 
 async fn sign_in_and_read(c: &Client, env: &Env, base: &str) -> R<Echo> {
     let deep = format!("{base}/dashboard?tab=usage&range=7d");
     c.goto(&deep).await?;
     wait_for_url(c, &env.keycloak_issuer, "redirect to Keycloak").await?;
-    let user = c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Id("username")).await?;
+    let user = c
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("username"))
+        .await?;
     user.send_keys("alice").await?;
-    c.find(Locator::Id("password")).await?.send_keys("alice-password").await?;
+    c.find(Locator::Id("password"))
+        .await?
+        .send_keys("alice-password")
+        .await?;
     c.find(Locator::Id("kc-login")).await?.click().await?;
     let landed = wait_for_url(c, &format!("{base}/dashboard"), "return to the app").await?;
     assert_eq!(landed, deep, "query string lost on the way back");
@@ -64,7 +77,12 @@ async fn sign_in_and_read(c: &Client, env: &Env, base: &str) -> R<Echo> {
 
 async fn run(front: &str) -> R {
     let env = Env::load()?;
-    let base = env.front_ends().iter().find(|(n, _)| *n == front).map(|(_, u)| (*u).to_owned()).ok_or_else(|| err("front end"))?;
+    let base = env
+        .front_ends()
+        .iter()
+        .find(|(n, _)| *n == front)
+        .map(|(_, u)| (*u).to_owned())
+        .ok_or_else(|| err("front end"))?;
     let c = chromium(&env, front).await?;
     let outcome = sign_in_and_read(&c, &env, &base).await;
     if outcome.is_err()
@@ -79,10 +97,19 @@ async fn run(front: &str) -> R {
     closed?;
     let alice = Admin::connect(&env).await?.user_id("alice").await?;
     assert_eq!(echo.header("x-auth-request-user"), Some(alice.as_str()));
-    assert_eq!(echo.header("x-auth-request-email"), Some("alice@example.com"));
-    assert_eq!(echo.header("x-auth-request-preferred-username"), Some("alice"));
+    assert_eq!(
+        echo.header("x-auth-request-email"),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        echo.header("x-auth-request-preferred-username"),
+        Some("alice")
+    );
     assert!(
-        echo.header("x-auth-request-groups").unwrap_or_default().split(',').any(|g| g == "admins"),
+        echo.header("x-auth-request-groups")
+            .unwrap_or_default()
+            .split(',')
+            .any(|g| g == "admins"),
         "groups: {:?}",
         echo.header("x-auth-request-groups")
     );

@@ -22,7 +22,10 @@ async fn health_ping_ready_metrics() -> R {
 #[tokio::test]
 async fn health_echo_app_answers() -> R {
     let env = Env::load()?;
-    let body = reqwest::get(format!("{}/probe?x=1", env.app_url)).await?.text().await?;
+    let body = reqwest::get(format!("{}/probe?x=1", env.app_url))
+        .await?
+        .text()
+        .await?;
     let echo = crate::support::Echo::parse(&body)?;
     assert_eq!(echo.path, "/probe");
     assert_eq!(echo.method, "GET");

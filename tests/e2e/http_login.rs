@@ -14,43 +14,82 @@ async fn sign_in(b: &BrowserLike, env: &Env, base: &str, user: (&str, &str)) -> 
     let deep = format!("{base}/reports/q3?year=2024&sort=desc&tag=a%20b");
     let last = keycloak::login_via(b, env, &deep, user).await?;
     if last.status != 200 {
-        return Err(err(format!("after login expected the app, got {}\n  trail: {}", last.describe(), b.trail())));
+        return Err(err(format!(
+            "after login expected the app, got {}\n  trail: {}",
+            last.describe(),
+            b.trail()
+        )));
     }
     // Back exactly where the user started, query intact.
     if last.url.as_str() != deep {
-        return Err(err(format!("landed on {} instead of {deep}\n  trail: {}", last.url, b.trail())));
+        return Err(err(format!(
+            "landed on {} instead of {deep}\n  trail: {}",
+            last.url,
+            b.trail()
+        )));
     }
     Echo::parse(&last.body)
 }
 
 fn groups(echo: &Echo) -> Vec<String> {
-    echo.header("x-auth-request-groups").unwrap_or_default().split(',').map(|s| s.trim().to_owned()).collect()
+    echo.header("x-auth-request-groups")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect()
 }
 
 async fn alice_signs_in(front: &str) -> R {
     let env = Env::load()?;
-    let base = env.front_ends().iter().find(|(n, _)| *n == front).map(|(_, u)| (*u).to_owned()).ok_or_else(|| err("front end"))?;
+    let base = env
+        .front_ends()
+        .iter()
+        .find(|(n, _)| *n == front)
+        .map(|(_, u)| (*u).to_owned())
+        .ok_or_else(|| err("front end"))?;
     let b = BrowserLike::for_env(&env)?;
     let echo = sign_in(&b, &env, &base, ALICE).await?;
     let alice_id = Admin::connect(&env).await?.user_id("alice").await?;
 
     assert_eq!(echo.path, "/reports/q3");
     assert_eq!(echo.query, "year=2024&sort=desc&tag=a%20b");
-    assert_eq!(echo.header("x-auth-request-user"), Some(alice_id.as_str()), "User is the sub claim");
-    assert_eq!(echo.header("x-auth-request-email"), Some("alice@example.com"));
-    assert_eq!(echo.header("x-auth-request-preferred-username"), Some("alice"));
+    assert_eq!(
+        echo.header("x-auth-request-user"),
+        Some(alice_id.as_str()),
+        "User is the sub claim"
+    );
+    assert_eq!(
+        echo.header("x-auth-request-email"),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        echo.header("x-auth-request-preferred-username"),
+        Some("alice")
+    );
     let g = groups(&echo);
-    assert!(g.contains(&"admins".to_owned()), "groups header {g:?} lacks admins");
-    assert!(g.contains(&"role:platform-user".to_owned()), "groups header {g:?} lacks role:platform-user");
+    assert!(
+        g.contains(&"admins".to_owned()),
+        "groups header {g:?} lacks admins"
+    );
+    assert!(
+        g.contains(&"role:platform-user".to_owned()),
+        "groups header {g:?} lacks role:platform-user"
+    );
 
     // The session cookie is a host cookie of the app's host.
     let names = b.cookie_names_for(&base)?;
-    assert!(names.iter().any(|n| n.starts_with("_portcullis")), "no session cookie for {base}: {names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("_portcullis")),
+        "no session cookie for {base}: {names:?}"
+    );
 
     // Signed in: the next request goes straight through, no redirect.
     let again = b.get(&format!("{base}/second")).await?;
     assert_eq!(again.status, 200, "{}", again.describe());
-    assert_eq!(Echo::parse(&again.body)?.header("x-auth-request-preferred-username"), Some("alice"));
+    assert_eq!(
+        Echo::parse(&again.body)?.header("x-auth-request-preferred-username"),
+        Some("alice")
+    );
     Ok(())
 }
 
@@ -81,15 +120,47 @@ async fn http_anonymous_browser_is_sent_to_keycloak_with_pkce() -> R {
             }
             resp = b.get(next.as_str()).await?;
         }
-        let auth_url: Url = auth_url.ok_or_else(|| err(format!("{name}: never redirected to Keycloak\n  trail: {}", b.trail())))?;
-        let q: std::collections::HashMap<String, String> = auth_url.query_pairs().into_owned().collect();
-        assert_eq!(q.get("client_id").map(String::as_str), Some("portcullis"), "{name}");
-        assert_eq!(q.get("response_type").map(String::as_str), Some("code"), "{name}");
-        assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"), "{name}");
-        assert!(q.get("code_challenge").is_some_and(|c| c.len() >= 43), "{name}: code_challenge");
-        assert!(q.get("state").is_some_and(|s| !s.is_empty()), "{name}: state");
-        assert_eq!(q.get("redirect_uri").map(String::as_str), Some(format!("{base}/oauth2/callback").as_str()), "{name}");
-        assert!(q.get("scope").is_some_and(|s| s.split(' ').any(|x| x == "openid")), "{name}: scope");
+        let auth_url: Url = auth_url.ok_or_else(|| {
+            err(format!(
+                "{name}: never redirected to Keycloak\n  trail: {}",
+                b.trail()
+            ))
+        })?;
+        let q: std::collections::HashMap<String, String> =
+            auth_url.query_pairs().into_owned().collect();
+        assert_eq!(
+            q.get("client_id").map(String::as_str),
+            Some("portcullis"),
+            "{name}"
+        );
+        assert_eq!(
+            q.get("response_type").map(String::as_str),
+            Some("code"),
+            "{name}"
+        );
+        assert_eq!(
+            q.get("code_challenge_method").map(String::as_str),
+            Some("S256"),
+            "{name}"
+        );
+        assert!(
+            q.get("code_challenge").is_some_and(|c| c.len() >= 43),
+            "{name}: code_challenge"
+        );
+        assert!(
+            q.get("state").is_some_and(|s| !s.is_empty()),
+            "{name}: state"
+        );
+        assert_eq!(
+            q.get("redirect_uri").map(String::as_str),
+            Some(format!("{base}/oauth2/callback").as_str()),
+            "{name}"
+        );
+        assert!(
+            q.get("scope")
+                .is_some_and(|s| s.split(' ').any(|x| x == "openid")),
+            "{name}: scope"
+        );
     }
     Ok(())
 }
@@ -100,7 +171,12 @@ async fn http_anonymous_api_client_gets_401() -> R {
     let env = Env::load()?;
     let b = BrowserLike::for_env(&env)?;
     for (name, base) in env.front_ends() {
-        let resp = b.get_with(&format!("{base}/api/items"), &[("accept", "application/json")]).await?;
+        let resp = b
+            .get_with(
+                &format!("{base}/api/items"),
+                &[("accept", "application/json")],
+            )
+            .await?;
         assert_eq!(resp.status, 401, "{name}: {}", resp.describe());
     }
     Ok(())
@@ -126,10 +202,28 @@ async fn http_client_cannot_spoof_identity_headers() -> R {
             .await?;
         assert_eq!(resp.status, 200, "{name}: {}", resp.describe());
         let echo = Echo::parse(&resp.body)?;
-        assert_eq!(echo.header("x-auth-request-preferred-username"), Some("bob"), "{name}");
-        assert_eq!(echo.header("x-auth-request-email"), Some("bob@example.com"), "{name}");
-        assert!(!echo.header("x-auth-request-user").unwrap_or_default().contains("mallory"), "{name}");
-        assert!(!groups(&echo).contains(&"admins".to_owned()), "{name}: bob got admins: {:?}", groups(&echo));
+        assert_eq!(
+            echo.header("x-auth-request-preferred-username"),
+            Some("bob"),
+            "{name}"
+        );
+        assert_eq!(
+            echo.header("x-auth-request-email"),
+            Some("bob@example.com"),
+            "{name}"
+        );
+        assert!(
+            !echo
+                .header("x-auth-request-user")
+                .unwrap_or_default()
+                .contains("mallory"),
+            "{name}"
+        );
+        assert!(
+            !groups(&echo).contains(&"admins".to_owned()),
+            "{name}: bob got admins: {:?}",
+            groups(&echo)
+        );
     }
     Ok(())
 }
@@ -141,7 +235,13 @@ async fn http_spoofed_headers_without_session_are_refused() -> R {
     let b = BrowserLike::for_env(&env)?;
     for (name, base) in env.front_ends() {
         let resp = b
-            .get_with(&format!("{base}/x"), &[("accept", "application/json"), ("X-Auth-Request-User", "alice")])
+            .get_with(
+                &format!("{base}/x"),
+                &[
+                    ("accept", "application/json"),
+                    ("X-Auth-Request-User", "alice"),
+                ],
+            )
             .await?;
         assert_eq!(resp.status, 401, "{name}: {}", resp.describe());
     }
@@ -161,6 +261,9 @@ async fn http_session_survives_access_token_expiry() -> R {
     tokio::time::sleep(std::time::Duration::from_secs(70)).await;
     let resp = b.get(&format!("{}/later", env.caddy_url)).await?;
     assert_eq!(resp.status, 200, "after 70 s: {}", resp.describe());
-    assert_eq!(Echo::parse(&resp.body)?.header("x-auth-request-preferred-username"), Some("alice"));
+    assert_eq!(
+        Echo::parse(&resp.body)?.header("x-auth-request-preferred-username"),
+        Some("alice")
+    );
     Ok(())
 }

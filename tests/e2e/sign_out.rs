@@ -15,7 +15,8 @@ async fn sign_out_ends_both_sessions() -> R {
         assert_eq!(first.status, 200, "{name}: {}", first.describe());
 
         let rd = format!("{base}/after-sign-out");
-        let url = url::Url::parse_with_params(&format!("{base}/oauth2/sign_out"), [("rd", rd.as_str())])?;
+        let url =
+            url::Url::parse_with_params(&format!("{base}/oauth2/sign_out"), [("rd", rd.as_str())])?;
         let end = b.navigate(url.as_str()).await?;
         // The return address is protected, and Keycloak no longer has a
         // session either: the chain must end on Keycloak's login form.
@@ -27,7 +28,9 @@ async fn sign_out_ends_both_sessions() -> R {
             )));
         }
         // And the app refuses an API-style request.
-        let api = b.get_with(&format!("{base}/api"), &[("accept", "application/json")]).await?;
+        let api = b
+            .get_with(&format!("{base}/api"), &[("accept", "application/json")])
+            .await?;
         assert_eq!(api.status, 401, "{name}: {}", api.describe());
     }
     Ok(())

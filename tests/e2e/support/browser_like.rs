@@ -34,7 +34,9 @@ impl StoredCookie {
             host.eq_ignore_ascii_case(&self.domain)
         } else {
             host.eq_ignore_ascii_case(&self.domain)
-                || host.to_ascii_lowercase().ends_with(&format!(".{}", self.domain.to_ascii_lowercase()))
+                || host
+                    .to_ascii_lowercase()
+                    .ends_with(&format!(".{}", self.domain.to_ascii_lowercase()))
         };
         let path = url.path();
         let path_ok = path == self.path
@@ -99,7 +101,11 @@ impl BrowserLike {
         for h in hosts {
             builder = builder.resolve(h, loopback);
         }
-        Ok(Self { http: builder.build()?, jar: Mutex::new(Vec::new()), history: Mutex::new(Vec::new()) })
+        Ok(Self {
+            http: builder.build()?,
+            jar: Mutex::new(Vec::new()),
+            history: Mutex::new(Vec::new()),
+        })
     }
 
     /// A client for the environment's two app hosts.
@@ -120,8 +126,11 @@ impl BrowserLike {
         if matching.is_empty() {
             return Ok(None);
         }
-        let joined =
-            matching.iter().map(|c| format!("{}={}", c.name, c.value)).collect::<Vec<_>>().join("; ");
+        let joined = matching
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect::<Vec<_>>()
+            .join("; ");
         Ok(Some(HeaderValue::from_str(&joined)?))
     }
 
@@ -129,7 +138,9 @@ impl BrowserLike {
         let mut jar = self.jar.lock().map_err(|_| err("cookie jar poisoned"))?;
         for raw in headers.get_all(header::SET_COOKIE) {
             let Ok(raw) = raw.to_str() else { continue };
-            let Ok(c) = cookie::Cookie::parse(raw.to_owned()) else { continue };
+            let Ok(c) = cookie::Cookie::parse(raw.to_owned()) else {
+                continue;
+            };
             let (domain, host_only) = match c.domain() {
                 Some(d) => (d.trim_start_matches('.').to_owned(), false),
                 None => (url.host_str().unwrap_or_default().to_owned(), true),
@@ -145,7 +156,8 @@ impl BrowserLike {
                 }
             };
             let expired = c.max_age().is_some_and(|d| d.whole_seconds() <= 0)
-                || c.expires_datetime().is_some_and(|t| t.unix_timestamp() < now_unix());
+                || c.expires_datetime()
+                    .is_some_and(|t| t.unix_timestamp() < now_unix());
             jar.retain(|o| !(o.name == c.name() && o.domain == domain && o.path == path));
             if !expired {
                 jar.push(StoredCookie {
@@ -164,7 +176,11 @@ impl BrowserLike {
     pub fn cookie_names_for(&self, url: &str) -> R<Vec<String>> {
         let url = Url::parse(url)?;
         let jar = self.jar.lock().map_err(|_| err("cookie jar poisoned"))?;
-        Ok(jar.iter().filter(|c| c.matches(&url)).map(|c| c.name.clone()).collect())
+        Ok(jar
+            .iter()
+            .filter(|c| c.matches(&url))
+            .map(|c| c.name.clone())
+            .collect())
     }
 
     /// Sends one request (no redirect following) with browser-like headers.
@@ -179,7 +195,10 @@ impl BrowserLike {
         if let Ok(mut h) = self.history.lock() {
             h.push(format!("{method} {url}"));
         }
-        let mut req = self.http.request(method, url.clone()).header(header::ACCEPT, ACCEPT_HTML);
+        let mut req = self
+            .http
+            .request(method, url.clone())
+            .header(header::ACCEPT, ACCEPT_HTML);
         if let Some(c) = self.cookie_header(&url)? {
             req = req.header(header::COOKIE, c);
         }
@@ -194,7 +213,12 @@ impl BrowserLike {
         let headers = resp.headers().clone();
         self.store_cookies(&url, &headers)?;
         let body = resp.text().await?;
-        Ok(Response { url, status, headers, body })
+        Ok(Response {
+            url,
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get(&self, url: &str) -> R<Response> {
@@ -216,10 +240,15 @@ impl BrowserLike {
             if !resp.is_redirect() {
                 return Ok(resp);
             }
-            let next = resp.location().ok_or_else(|| err(format!("redirect without Location: {}", resp.describe())))?;
+            let next = resp
+                .location()
+                .ok_or_else(|| err(format!("redirect without Location: {}", resp.describe())))?;
             resp = self.get(next.as_str()).await?;
         }
-        Err(err(format!("too many redirects; history: {:?}", self.history.lock().map(|h| h.clone()))))
+        Err(err(format!(
+            "too many redirects; history: {:?}",
+            self.history.lock().map(|h| h.clone())
+        )))
     }
 
     /// GET `url` and follow redirects.
@@ -230,7 +259,10 @@ impl BrowserLike {
 
     /// Requested URLs so far, for failure messages.
     pub fn trail(&self) -> String {
-        self.history.lock().map(|h| h.join("\n  -> ")).unwrap_or_default()
+        self.history
+            .lock()
+            .map(|h| h.join("\n  -> "))
+            .unwrap_or_default()
     }
 }
 

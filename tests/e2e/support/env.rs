@@ -57,6 +57,9 @@ impl Env {
 
     /// The two front ends: (name, public URL of the app behind it).
     pub fn front_ends(&self) -> [(&'static str, &str); 2] {
-        [("caddy", self.caddy_url.as_str()), ("nginx", self.nginx_url.as_str())]
+        [
+            ("caddy", self.caddy_url.as_str()),
+            ("nginx", self.nginx_url.as_str()),
+        ]
     }
 }

@@ -53,14 +53,19 @@ pub fn form_action(page: &str, marker: &str) -> R<String> {
     let mut rest = page;
     while let Some(i) = rest.find("<form") {
         let tail = &rest[i..];
-        let end = tail.find('>').ok_or_else(|| err("unterminated <form> tag"))?;
+        let end = tail
+            .find('>')
+            .ok_or_else(|| err("unterminated <form> tag"))?;
         let tag = &tail[..end];
         if tag.contains(marker) {
             return attribute(tag, "action").ok_or_else(|| err("form without action"));
         }
         rest = &tail[end..];
     }
-    Err(err(format!("no <form> with {marker} in page: {}", snippet(page))))
+    Err(err(format!(
+        "no <form> with {marker} in page: {}",
+        snippet(page)
+    )))
 }
 
 /// True when `page` is Keycloak's username/password form.
@@ -74,14 +79,20 @@ mod tests {
 
     #[test]
     fn unescapes_keycloak_attributes() {
-        assert_eq!(unescape("a?x=1&amp;y=2&#x3d;&#61;&bogus"), "a?x=1&y=2==&bogus");
+        assert_eq!(
+            unescape("a?x=1&amp;y=2&#x3d;&#61;&bogus"),
+            "a?x=1&y=2==&bogus"
+        );
     }
 
     #[test]
     fn finds_the_login_form() -> R {
         let page = r#"<form id="other" action="/no"></form>
             <form id="kc-form-login" class="c" action="http://kc/auth?a=1&amp;b=2" method="post">"#;
-        assert_eq!(form_action(page, "id=\"kc-form-login\"")?, "http://kc/auth?a=1&b=2");
+        assert_eq!(
+            form_action(page, "id=\"kc-form-login\"")?,
+            "http://kc/auth?a=1&b=2"
+        );
         Ok(())
     }
 }

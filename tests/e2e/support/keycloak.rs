@@ -24,17 +24,28 @@ pub async fn login_via(b: &BrowserLike, env: &Env, url: &str, user: (&str, &str)
         )));
     }
     if !page.url.as_str().starts_with(&env.keycloak_issuer) {
-        return Err(err(format!("login form served from {} instead of {}", page.url, env.keycloak_issuer)));
+        return Err(err(format!(
+            "login form served from {} instead of {}",
+            page.url, env.keycloak_issuer
+        )));
     }
     submit_login(b, &page, user).await
 }
 
 /// Submits Keycloak's login form on `page` and follows the redirects.
-pub async fn submit_login(b: &BrowserLike, page: &Response, (user, pass): (&str, &str)) -> R<Response> {
+pub async fn submit_login(
+    b: &BrowserLike,
+    page: &Response,
+    (user, pass): (&str, &str),
+) -> R<Response> {
     let action = html::form_action(&page.body, "id=\"kc-form-login\"")?;
     let action = page.url.join(&action)?;
-    let posted =
-        b.post_form(action.as_str(), &[("username", user), ("password", pass), ("credentialId", "")]).await?;
+    let posted = b
+        .post_form(
+            action.as_str(),
+            &[("username", user), ("password", pass), ("credentialId", "")],
+        )
+        .await?;
     if posted.status == 200 {
         return Err(err(format!(
             "Keycloak did not accept the login of {user} (error or extra step): {}",
@@ -47,7 +58,8 @@ pub async fn submit_login(b: &BrowserLike, page: &Response, (user, pass): (&str,
 /// Claims of a JWT, without verifying it (the tests only read them).
 pub fn claims(jwt: &str) -> R<Value> {
     let payload = jwt.split('.').nth(1).ok_or_else(|| err("not a JWT"))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))?;
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))?;
     Ok(serde_json::from_slice(&bytes)?)
 }
 
@@ -56,7 +68,10 @@ async fn token(url: String, form: &[(&str, &str)]) -> R<Value> {
     let status = resp.status();
     let body = resp.text().await?;
     if !status.is_success() {
-        return Err(err(format!("token endpoint answered {status}: {}", snippet(&body))));
+        return Err(err(format!(
+            "token endpoint answered {status}: {}",
+            snippet(&body)
+        )));
     }
     Ok(serde_json::from_str(&body)?)
 }
@@ -66,10 +81,17 @@ async fn token(url: String, form: &[(&str, &str)]) -> R<Value> {
 pub async fn service_account_token(env: &Env) -> R<String> {
     let t = token(
         format!("{}/protocol/openid-connect/token", env.keycloak_issuer),
-        &[("grant_type", "client_credentials"), ("client_id", CLI_CLIENT.0), ("client_secret", CLI_CLIENT.1)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLI_CLIENT.0),
+            ("client_secret", CLI_CLIENT.1),
+        ],
     )
     .await?;
-    t["access_token"].as_str().map(str::to_owned).ok_or_else(|| err("no access_token"))
+    t["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| err("no access_token"))
 }
 
 /// Keycloak admin API client (bootstrap admin of the master realm).
@@ -82,7 +104,10 @@ pub struct Admin {
 impl Admin {
     pub async fn connect(env: &Env) -> R<Self> {
         let t = token(
-            format!("{}/realms/master/protocol/openid-connect/token", env.keycloak_url),
+            format!(
+                "{}/realms/master/protocol/openid-connect/token",
+                env.keycloak_url
+            ),
             &[
                 ("grant_type", "password"),
                 ("client_id", "admin-cli"),
@@ -91,35 +116,66 @@ impl Admin {
             ],
         )
         .await?;
-        let token = t["access_token"].as_str().ok_or_else(|| err("no admin access_token"))?.to_owned();
-        Ok(Self { base: format!("{}/admin/realms/platform", env.keycloak_url), token, http: reqwest::Client::new() })
+        let token = t["access_token"]
+            .as_str()
+            .ok_or_else(|| err("no admin access_token"))?
+            .to_owned();
+        Ok(Self {
+            base: format!("{}/admin/realms/platform", env.keycloak_url),
+            token,
+            http: reqwest::Client::new(),
+        })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str) -> R<Value> {
-        let resp = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
         let status = resp.status();
         let body = resp.text().await?;
         if !status.is_success() {
-            return Err(err(format!("admin API {path}: {status}: {}", snippet(&body))));
+            return Err(err(format!(
+                "admin API {path}: {status}: {}",
+                snippet(&body)
+            )));
         }
-        if body.is_empty() { Ok(Value::Null) } else { Ok(serde_json::from_str(&body)?) }
+        if body.is_empty() {
+            Ok(Value::Null)
+        } else {
+            Ok(serde_json::from_str(&body)?)
+        }
     }
 
     /// The user's id (= the `sub` claim of their tokens).
     pub async fn user_id(&self, username: &str) -> R<String> {
-        let v = self.call(reqwest::Method::GET, &format!("/users?username={username}&exact=true")).await?;
-        v[0]["id"].as_str().map(str::to_owned).ok_or_else(|| err(format!("no user {username}")))
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/users?username={username}&exact=true"),
+            )
+            .await?;
+        v[0]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| err(format!("no user {username}")))
     }
 
     /// The user's active SSO sessions.
     pub async fn sessions(&self, user_id: &str) -> R<Vec<Value>> {
-        let v = self.call(reqwest::Method::GET, &format!("/users/{user_id}/sessions")).await?;
+        let v = self
+            .call(reqwest::Method::GET, &format!("/users/{user_id}/sessions"))
+            .await?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
     /// Ends every session of the user; Keycloak then sends back-channel
     /// logout tokens to the clients that have a back-channel logout URL.
     pub async fn logout_user(&self, user_id: &str) -> R {
-        self.call(reqwest::Method::POST, &format!("/users/{user_id}/logout")).await.map(|_| ())
+        self.call(reqwest::Method::POST, &format!("/users/{user_id}/logout"))
+            .await
+            .map(|_| ())
     }
 }
