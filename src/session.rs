@@ -54,7 +54,8 @@ impl Session {
         if now >= self.expires_at {
             return Freshness::Expired;
         }
-        let can_refresh = self.refresh_token.is_some();
+        // With refresh off ("0s") a session never outlives its access token.
+        let can_refresh = self.refresh_token.is_some() && refresh_after.is_some();
         if now >= self.access_expires_at {
             return if can_refresh {
                 Freshness::RefreshRequired
@@ -98,7 +99,11 @@ mod tests {
         assert_eq!(s.freshness(1010, five_min), Freshness::Fresh);
         assert_eq!(s.freshness(1060, five_min), Freshness::RefreshDue);
         assert_eq!(s.freshness(1300, five_min), Freshness::RefreshRequired);
-        assert_eq!(s.freshness(1300, None), Freshness::RefreshRequired);
+        assert_eq!(
+            s.freshness(1300, None),
+            Freshness::Expired,
+            "refresh off: tokens expired = session over"
+        );
         assert_eq!(s.freshness(1000 + 12 * 3600, five_min), Freshness::Expired);
     }
 

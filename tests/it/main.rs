@@ -1,1 +1,11 @@
-//! Integration tests.
+//! Integration tests: Portcullis served on 127.0.0.1:0 in-process, against the in-process
+//! Keycloak-shaped test IdP (real RSA/EC/Ed25519 keys, discovery, JWKS, token endpoint, and a
+//! switch for each misbehaviour). One binary, several modules (STYLE.md: ring 3).
+
+mod support;
+
+mod bearer;
+mod config_cli;
+mod endpoints;
+mod login;
+mod session;

@@ -1,0 +1,378 @@
+//! `Authorization: Bearer` on the forward-auth endpoints: RFC 8725 attacks, audiences, key
+//! rotation, JWKS fetch limits and an IdP outage.
+
+use crate::support::*;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use portcullis_test_idp::TestUser;
+use serde_json::json;
+
+async fn bearer(h: &Harness, token: &str) -> reqwest::Response {
+    h.forward_auth(
+        "/api",
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("accept", "application/json"),
+        ],
+    )
+    .await
+}
+
+async fn assert_invalid(r: reqwest::Response) {
+    assert_eq!(r.status(), 401);
+    let w = header(&r, "www-authenticate").unwrap().to_string();
+    assert!(
+        w.starts_with("Bearer") && w.contains("error=\"invalid_token\""),
+        "{w}"
+    );
+    let body = r.text().await.unwrap();
+    for internal in ["kid", "jwks", "panicked", "serde", "127.0.0.1"] {
+        assert!(!body.contains(internal), "leaks {internal}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn valid_tokens_pass_with_identity_headers_for_every_algorithm() {
+    let h = Harness::start().await;
+    for kid in ["rsa-1", "ec-1", "ed-1"] {
+        let t = h.idp.mint_access_token(&TestUser::alice(), json!({}), kid);
+        let r = bearer(&h, &t).await;
+        assert_eq!(r.status(), 200, "{kid}");
+        assert_eq!(header(&r, "x-auth-request-user"), Some("a1b2c3-alice"));
+        assert_eq!(
+            header(&r, "x-auth-request-preferred-username"),
+            Some("alice")
+        );
+        let groups = header(&r, "x-auth-request-groups").unwrap();
+        assert!(
+            groups.contains("admins") && groups.contains("role:platform-user"),
+            "{groups}"
+        );
+    }
+    let ps = h.idp.mint_access_token_ps256(&TestUser::alice(), json!({}));
+    assert_eq!(bearer(&h, &ps).await.status(), 200);
+    // nginx flavour
+    let t = h
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");
+    let r = h
+        .get("/oauth2/auth", &[("authorization", &format!("Bearer {t}"))])
+        .await;
+    assert_eq!(r.status(), 202);
+}
+
+#[tokio::test]
+async fn authz_rules_apply_to_bearer_identities() {
+    let h = Harness::start_with(|t| t + "[authz]\nallowed_groups = [\"admins\"]\n").await;
+    let alice = h
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");
+    assert_eq!(bearer(&h, &alice).await.status(), 200);
+    let bob = h
+        .idp
+        .mint_access_token(&TestUser::bob(), json!({}), "rsa-1");
+    assert_eq!(bearer(&h, &bob).await.status(), 403);
+}
+
+#[tokio::test]
+async fn attacks_and_bad_tokens_are_401_invalid_token() {
+    let h = Harness::start().await;
+    let alice = TestUser::alice();
+    let now = h.clock_now();
+    let claims = serde_json::from_slice::<serde_json::Value>(
+        &B64.decode(
+            h.idp
+                .mint_access_token(&alice, json!({}), "rsa-1")
+                .split('.')
+                .nth(1)
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            h.idp.sign_raw(
+                json!({"alg": "none", "typ": "JWT"}),
+                claims.clone(),
+                "rsa-1",
+            ),
+        ),
+        (
+            "alg none with kid",
+            h.idp.sign_raw(
+                json!({"alg": "none", "kid": "rsa-1"}),
+                claims.clone(),
+                "rsa-1",
+            ),
+        ),
+        (
+            "HS256 keyed with the RSA public key",
+            h.idp.sign_raw(
+                json!({"alg": "HS256", "kid": "rsa-1"}),
+                claims.clone(),
+                "rsa-1",
+            ),
+        ),
+        (
+            "expired",
+            h.idp
+                .mint_access_token(&alice, json!({"exp": now - 120}), "rsa-1"),
+        ),
+        (
+            "no exp",
+            h.idp
+                .mint_access_token(&alice, json!({"exp": null}), "rsa-1"),
+        ),
+        (
+            "nbf in the future",
+            h.idp
+                .mint_access_token(&alice, json!({"nbf": now + 600}), "rsa-1"),
+        ),
+        (
+            "wrong issuer",
+            h.idp.mint_access_token(
+                &alice,
+                json!({"iss": "https://evil.example.com/realms/test"}),
+                "rsa-1",
+            ),
+        ),
+        (
+            "wrong audience",
+            h.idp.mint_access_token(
+                &alice,
+                json!({"aud": ["other-api"], "azp": "other-api"}),
+                "rsa-1",
+            ),
+        ),
+        (
+            "account-only audience",
+            h.idp.mint_access_token(
+                &alice,
+                json!({"aud": "account", "azp": "some-other-client"}),
+                "rsa-1",
+            ),
+        ),
+        (
+            "ID token as access token",
+            h.idp.mint_id_token(&alice, Some("n"), json!({})),
+        ),
+        (
+            "logout token as access token",
+            h.idp.mint_logout_token(json!({})),
+        ),
+        (
+            "unknown key",
+            h.idp.mint_access_token(&alice, json!({}), "rsa-rogue"),
+        ),
+        (
+            "unknown key claiming a published kid",
+            h.idp.sign_raw(
+                json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
+                claims.clone(),
+                "rsa-rogue",
+            ),
+        ),
+        (
+            "PS256 header on the RS256 key",
+            h.idp.sign_raw(
+                json!({"alg": "PS256", "kid": "rsa-1", "typ": "JWT"}),
+                claims.clone(),
+                "rsa-1",
+            ),
+        ),
+        ("garbage", "not-a-token".into()),
+        (
+            "two segments",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0".into(),
+        ),
+        ("four segments", "a.b.c.d".into()),
+        (
+            "64 KiB token",
+            format!("eyJhbGciOiJSUzI1NiJ9.{}.sig", "A".repeat(20 * 1024)),
+        ),
+    ];
+    let fetches_before = h.idp.controls().jwks_fetches();
+    for (name, token) in cases {
+        let r = bearer(&h, &token).await;
+        assert_eq!(r.status(), 401, "{name}");
+        assert_invalid(r).await;
+    }
+    // Only the unknown-key cases may cause a (rate-limited) refetch.
+    assert!(h.idp.controls().jwks_fetches() - fetches_before <= 1);
+}
+
+#[tokio::test]
+async fn a_64_kib_authorization_header_is_431_not_a_crash() {
+    let h = Harness::start().await;
+    let token = "A".repeat(64 * 1024);
+    let r = h
+        .client
+        .get(h.url("/oauth2/forward-auth"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await;
+    match r {
+        Ok(r) => assert_eq!(r.status(), 431),
+        Err(e) => panic!("server dropped the connection instead of answering 431: {e}"),
+    }
+    assert_eq!(h.get("/ping", &[]).await.status(), 200);
+}
+
+#[tokio::test]
+async fn non_bearer_schemes_are_not_credentials() {
+    let h = Harness::start().await;
+    for v in ["Basic YWxpY2U6cHc=", "Negotiate abc", "Bearer", "Token abc"] {
+        let r = h
+            .forward_auth(
+                "/api",
+                &[("authorization", v), ("accept", "application/json")],
+            )
+            .await;
+        assert_eq!(r.status(), 401, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn forty_unknown_kids_cause_at_most_a_handful_of_jwks_fetches() {
+    let h = Harness::start().await;
+    let before = h.idp.controls().jwks_fetches();
+    let alice = TestUser::alice();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &B64.decode(
+            h.idp
+                .mint_access_token(&alice, json!({}), "rsa-1")
+                .split('.')
+                .nth(1)
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let token = h.idp.sign_raw(
+            json!({"alg": "RS256", "kid": format!("attacker-{i}"), "typ": "JWT"}),
+            claims.clone(),
+            "rsa-rogue",
+        );
+        let client = h.client.clone();
+        let url = h.url("/oauth2/forward-auth");
+        tasks.push(tokio::spawn(async move {
+            client
+                .get(url)
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 401);
+    }
+    let fetched = h.idp.controls().jwks_fetches() - before;
+    assert!(fetched <= 2, "{fetched} JWKS fetches for 40 unknown kids");
+}
+
+#[tokio::test]
+async fn key_rotation_passes_new_tokens_after_one_refetch_and_drops_vanished_keys() {
+    let h = Harness::start().await;
+    let old = h.idp.mint_access_token(
+        &TestUser::alice(),
+        json!({"jti": "before-rotation"}),
+        "rsa-1",
+    );
+    h.idp.controls().rotate_to_rsa2();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // past jwks_refetch_interval
+    let before = h.idp.controls().jwks_fetches();
+    let new = h
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({}), "rsa-2");
+    assert_eq!(bearer(&h, &new).await.status(), 200);
+    assert_eq!(h.idp.controls().jwks_fetches() - before, 1, "one refetch");
+    // rsa-1 vanished from the JWKS: tokens signed with it no longer validate.
+    assert_eq!(bearer(&h, &old).await.status(), 401);
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_while_the_idp_is_down() {
+    let h = Harness::start().await;
+    let t1 = h
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({"jti": "one"}), "rsa-1");
+    let t2 = h
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({"jti": "two"}), "ec-1");
+    assert_eq!(bearer(&h, &t1).await.status(), 200);
+    h.idp.stop().await;
+    assert_eq!(bearer(&h, &t1).await.status(), 200, "verified-token cache");
+    assert_eq!(
+        bearer(&h, &t2).await.status(),
+        200,
+        "new token, cached keys"
+    );
+    assert_eq!(h.get("/ping", &[]).await.status(), 200);
+}
+
+#[tokio::test]
+async fn verified_token_cache_is_keyed_by_the_whole_token() {
+    let h = Harness::start().await;
+    let t = h
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");
+    assert_eq!(bearer(&h, &t).await.status(), 200);
+    // Same signature, altered payload: must not hit the cache.
+    let parts: Vec<&str> = t.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = json!("admin");
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64.encode(claims.to_string()),
+        parts[2]
+    );
+    assert_eq!(bearer(&h, &forged).await.status(), 401);
+}
+
+#[tokio::test]
+async fn extra_issuers_are_trusted_with_their_own_audiences() {
+    let other = portcullis_test_idp::TestIdp::start(portcullis_test_idp::IdpOptions {
+        realm: "partners".into(),
+        ..Default::default()
+    })
+    .await;
+    let issuer = other.issuer();
+    let h = Harness::start_with(move |t| {
+        t + &format!(
+            "[[bearer.issuers]]\nissuer_url = \"{issuer}\"\naudiences = [\"partner-api\"]\n"
+        )
+    })
+    .await;
+    let good = other.mint_access_token(&TestUser::bob(), json!({"aud": ["partner-api"]}), "ec-1");
+    let mut ok = false;
+    for _ in 0..50 {
+        if bearer(&h, &good).await.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        ok,
+        "token of the extra issuer passes once its keys are loaded"
+    );
+    let wrong_aud =
+        other.mint_access_token(&TestUser::bob(), json!({"aud": ["portcullis"]}), "ec-1");
+    assert_eq!(bearer(&h, &wrong_aud).await.status(), 401);
+}
+
+impl Harness {
+    fn clock_now(&self) -> u64 {
+        use portcullis::clock::Clock;
+        self.clock.now()
+    }
+}

@@ -1,0 +1,206 @@
+//! Sessions after login: tampering, expiry, refresh (single-flight), key rotation.
+
+use crate::support::*;
+use std::sync::atomic::Ordering;
+
+#[tokio::test]
+async fn tampered_truncated_and_foreign_cookies_are_no_session() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    let value = session.strip_prefix("_portcullis=").unwrap();
+    let mut flipped = value.as_bytes().to_vec();
+    let i = flipped.len() / 2;
+    flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let foreign = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let garbage = "x".repeat(5000);
+    for bad in [
+        format!("_portcullis={flipped}"),
+        format!("_portcullis={}", &value[..value.len() - 10]),
+        format!("_portcullis={foreign}"),
+        format!("_portcullis={garbage}"),
+        "_portcullis=".to_string(),
+        "_portcullis_0=abc; _portcullis_1=def".to_string(),
+        "_portcullis=%00%ff".to_string(),
+    ] {
+        let r = h
+            .forward_auth("/", &[("cookie", &bad), ("accept", "application/json")])
+            .await;
+        assert_eq!(r.status(), 401, "{bad:.40}");
+        assert!(
+            set_cookies(&r).iter().any(|c| c.contains("Max-Age=0")),
+            "dead cookie is cleared"
+        );
+        let r = h
+            .forward_auth("/", &[("cookie", &bad), ("accept", BROWSER_ACCEPT)])
+            .await;
+        assert_eq!(r.status(), 302);
+    }
+}
+
+#[tokio::test]
+async fn with_refresh_off_the_session_ends_with_the_access_token() {
+    let h = Harness::start_with(|t| t.replace("refresh = \"5m\"", "refresh = \"0s\"")).await;
+    let (session, _) = h.login("/").await;
+    assert_eq!(
+        h.forward_auth("/", &[("cookie", &session)]).await.status(),
+        200
+    );
+    // oauth2-proxy #1836: expired tokens must not keep a session alive.
+    h.advance(301);
+    assert_eq!(
+        h.forward_auth("/", &[("cookie", &session)]).await.status(),
+        401
+    );
+    assert_eq!(h.idp.controls().refresh_grants(), 0);
+}
+
+#[tokio::test]
+async fn session_ends_after_expire_even_with_fresh_tokens() {
+    let h = Harness::start_with(|t| t.replace("expire = \"12h\"", "expire = \"20m\"")).await;
+    let (mut session, _) = h.login("/").await;
+    for _ in 0..3 {
+        h.advance(6 * 60);
+        let r = h.forward_auth("/", &[("cookie", &session)]).await;
+        assert_eq!(r.status(), 200);
+        session = session_cookie(&r);
+    }
+    h.advance(3 * 60); // 21 minutes after login
+    let r = h
+        .forward_auth("/", &[("cookie", &session), ("accept", "application/json")])
+        .await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn stale_session_is_refreshed_and_the_new_cookie_returned() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    h.advance(6 * 60);
+    let r = h.forward_auth("/", &[("cookie", &session)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(h.idp.controls().refresh_grants(), 1);
+    let fresh = session_cookie(&r);
+    assert!(
+        !fresh.is_empty() && fresh != session,
+        "refreshed cookie returned"
+    );
+    // The new cookie passes without another refresh.
+    assert_eq!(
+        h.forward_auth("/", &[("cookie", &fresh)]).await.status(),
+        200
+    );
+    assert_eq!(h.idp.controls().refresh_grants(), 1);
+}
+
+#[tokio::test]
+async fn expired_tokens_with_failed_refresh_stop_passing() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    h.idp.controls().revoke_all_refresh_tokens();
+    // Refresh due but the access token still valid: keeps passing on a transient IdP failure,
+    // but a refused refresh (revoked) ends the session.
+    h.advance(6 * 60);
+    let r = h
+        .forward_auth("/", &[("cookie", &session), ("accept", "application/json")])
+        .await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn idp_down_during_refresh_keeps_passing_until_tokens_expire() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    h.idp.controls().set_down(true);
+    h.advance(200); // refresh not yet due
+    assert_eq!(
+        h.forward_auth("/", &[("cookie", &session)]).await.status(),
+        200
+    );
+    let h2 = h; // refresh due (tokens 200s old, refresh 5m): set refresh window
+    h2.advance(110); // 310s: access token (300s) expired, IdP down
+    assert_eq!(
+        h2.forward_auth("/", &[("cookie", &session), ("accept", "application/json")])
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn concurrent_stale_requests_cause_one_refresh_grant() {
+    let h = Harness::start().await;
+    h.idp
+        .controls()
+        .revoke_refresh_token_on_use
+        .store(true, Ordering::SeqCst);
+    h.idp.controls().set_token_delay_ms(150);
+    let (session, _) = h.login("/").await;
+    h.advance(6 * 60);
+    let before = h.idp.controls().refresh_grants();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let client = h.client.clone();
+        let url = h.url("/oauth2/forward-auth");
+        let cookie = session.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        h.idp.controls().refresh_grants() - before,
+        1,
+        "exactly one refresh grant"
+    );
+}
+
+#[tokio::test]
+async fn rotated_cookie_secret_still_opens_old_sessions() {
+    let idp = portcullis_test_idp::TestIdp::start(Default::default()).await;
+    let old = Harness::start_for(idp.clone(), |t| t, true).await;
+    let (session, _) = old.login("/").await;
+    let new_secret = "bmV3LXNlY3JldC1mb3Itcm90YXRpb24tdGVzdC0xMjM=";
+    let rotated = Harness::start_for(
+        idp.clone(),
+        |t| t.replace(&format!("cookie_secret = \"{COOKIE_SECRET}\""), &format!("cookie_secret = \"{new_secret}\"\nprevious_cookie_secrets = [\"{COOKIE_SECRET}\"]")),
+        true,
+    )
+    .await;
+    assert_eq!(
+        rotated
+            .forward_auth("/", &[("cookie", &session)])
+            .await
+            .status(),
+        200
+    );
+    let only_new = Harness::start_for(
+        idp,
+        |t| {
+            t.replace(
+                &format!("cookie_secret = \"{COOKIE_SECRET}\""),
+                &format!("cookie_secret = \"{new_secret}\""),
+            )
+        },
+        true,
+    )
+    .await;
+    assert_eq!(
+        only_new
+            .forward_auth("/", &[("cookie", &session), ("accept", "application/json")])
+            .await
+            .status(),
+        401
+    );
+}
