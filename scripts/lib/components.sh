@@ -99,13 +99,26 @@ ${PORTCULLIS_EXTRA_TOML:-}
 TOML
 }
 
+# run_portcullis NAME BIN ARGS...: run_bg for Portcullis. Portcullis reads
+# every PORTCULLIS_* environment variable as a configuration override and
+# rejects unknown ones, so the harness's own PORTCULLIS_* variables are
+# removed from its environment; the run's settings are all in the TOML file.
+run_portcullis() {
+  local name="$1"; shift
+  local unset=() v
+  for v in $(compgen -e); do
+    if [[ "$v" == PORTCULLIS_* ]]; then unset+=(-u "$v"); fi
+  done
+  run_bg "$name" env "${unset[@]}" RUST_LOG="${RUST_LOG:-info}" "$@"
+}
+
 portcullis_start() {
   _components_defaults
   local bin
   bin="$(portcullis_binary)" || die "no portcullis binary; run cargo build"
   export PORTCULLIS_CONFIG="${PORTCULLIS_CONFIG:-$RUN_DIR/portcullis.toml}"
   [[ -f "$PORTCULLIS_CONFIG" ]] || portcullis_write_config "$PORTCULLIS_CONFIG"
-  run_bg portcullis env RUST_LOG="${RUST_LOG:-info}" "$bin" --config "$PORTCULLIS_CONFIG"
+  run_portcullis portcullis "$bin" --config "$PORTCULLIS_CONFIG"
   wait_http portcullis "$PORTCULLIS_URL/ready" "${PORTCULLIS_START_TIMEOUT:-30}" '^200$' ||
     die "Portcullis did not become ready (log: $RUN_DIR/portcullis.log)"
 }

@@ -195,18 +195,22 @@ impl BrowserLike {
         if let Ok(mut h) = self.history.lock() {
             h.push(format!("{method} {url}"));
         }
-        let mut req = self
-            .http
-            .request(method, url.clone())
-            .header(header::ACCEPT, ACCEPT_HTML);
+        // Browser defaults first; `extra` replaces them (e.g. an API client's
+        // `Accept: application/json`) rather than adding a second value.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_HTML));
         if let Some(c) = self.cookie_header(&url)? {
-            req = req.header(header::COOKIE, c);
-        }
-        if let Some(form) = form {
-            req = req.form(form);
+            headers.insert(header::COOKIE, c);
         }
         for (k, v) in extra {
-            req = req.header(*k, *v);
+            headers.insert(
+                header::HeaderName::from_bytes(k.as_bytes())?,
+                HeaderValue::from_str(v)?,
+            );
+        }
+        let mut req = self.http.request(method, url.clone()).headers(headers);
+        if let Some(form) = form {
+            req = req.form(form);
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
