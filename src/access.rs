@@ -9,6 +9,7 @@ use crate::idp::IdpError;
 use crate::jwt::TokenError;
 use crate::oidc::Oidc;
 use crate::principal::Principal;
+use crate::revocation::Revocations;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
 use crate::session::{Freshness, Session};
@@ -51,6 +52,7 @@ pub struct Gate {
     pub authz: AuthzPolicy,
     pub oidc: Arc<Oidc>,
     pub refresh_after: Option<Duration>,
+    pub revocations: Revocations,
 }
 
 impl Gate {
@@ -102,6 +104,9 @@ impl Gate {
         let dead = || Refused::Unauthenticated {
             clear: self.cookies.clear(cookie_header),
         };
+        if self.revocations.is_revoked(&session) {
+            return Err(dead());
+        }
         match session.freshness(now, self.refresh_after) {
             Freshness::Fresh => Ok(self.granted(&session, Vec::new())),
             Freshness::Expired => Err(dead()),
@@ -143,7 +148,9 @@ impl Gate {
 
     /// The session behind a cookie header, if valid (for `/oauth2/userinfo` and sign-out).
     pub fn session(&self, cookie_header: Option<&str>) -> Option<Session> {
-        self.cookies.read(&self.sealer, cookie_header?)
+        self.cookies
+            .read(&self.sealer, cookie_header?)
+            .filter(|s| !self.revocations.is_revoked(s))
     }
 }
 

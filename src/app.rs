@@ -2,6 +2,7 @@
 //! tasks (discovery, key refresh). Nothing here runs per request.
 
 use crate::access::Gate;
+use crate::backchannel::BackchannelLogout;
 use crate::bearer::{BearerVerifier, TrustedIssuer};
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -10,6 +11,7 @@ use crate::issuer_keys::IssuerKeys;
 use crate::metrics::Metrics;
 use crate::oidc::Oidc;
 use crate::redirect::RedirectPolicy;
+use crate::revocation::Revocations;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ pub struct App {
     pub oidc: Arc<Oidc>,
     pub redirect: RedirectPolicy,
     pub idp: IdpClient,
+    pub backchannel: BackchannelLogout,
 }
 
 impl App {
@@ -81,7 +84,9 @@ impl App {
             authz: config.authz.clone(),
             oidc: oidc.clone(),
             refresh_after: config.session.refresh,
+            revocations: Revocations::new(config.session.expire),
         };
+        let backchannel = BackchannelLogout::new(config.bearer.leeway);
         Ok(Arc::new(App {
             redirect: config.redirect.clone(),
             config,
@@ -90,6 +95,7 @@ impl App {
             gate,
             oidc,
             idp,
+            backchannel,
         }))
     }
 

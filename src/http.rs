@@ -1,6 +1,7 @@
 //! The HTTP edge: routes requests to handlers and turns core results into responses. Handlers
 //! are thin; all decisions live in the core modules.
 
+pub mod backchannel;
 pub mod forward_auth;
 pub mod login;
 pub mod pages;
@@ -17,11 +18,15 @@ use std::time::Instant;
 
 pub type Body = Full<Bytes>;
 
-/// Routes one request. Generic over the body type: no handler reads a body except
-/// back-channel logout, so router tests can call this without a socket.
-pub async fn handle<B>(app: &Arc<App>, req: Request<B>) -> Response<Body> {
+/// Routes one request. Generic over the body type, so router tests can call this without a
+/// socket; only back-channel logout reads a body.
+pub async fn handle<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let started = Instant::now();
-    let (parts, _body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let get = parts.method == Method::GET || parts.method == Method::HEAD;
     let (endpoint, response) = match path {
@@ -50,6 +55,10 @@ pub async fn handle<B>(app: &Arc<App>, req: Request<B>) -> Response<Body> {
         "/oauth2/userinfo" if get => (
             Endpoint::Userinfo,
             forward_auth::userinfo(app, &parts.headers).await,
+        ),
+        "/oauth2/backchannel-logout" if parts.method == Method::POST => (
+            Endpoint::BackchannelLogout,
+            backchannel::backchannel_logout(app, &parts.headers, body).await,
         ),
         "/ping" if get => (Endpoint::Other, text(StatusCode::OK, "OK")),
         "/ready" if get => (Endpoint::Other, ready(app)),

@@ -314,6 +314,63 @@ impl IdTokenRules<'_> {
     }
 }
 
+/// The `events` member that marks a logout token (OIDC Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// What a back-channel logout token must satisfy (OIDC Back-Channel Logout 1.0 §2.6).
+pub struct LogoutTokenRules<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub leeway: u64,
+    /// Tokens issued longer ago than this are refused (bounds the `jti` replay window).
+    pub max_age: u64,
+}
+
+impl LogoutTokenRules<'_> {
+    pub fn check(&self, token: &UnverifiedToken<'_>, now: UnixTime) -> Result<(), TokenError> {
+        let c = &token.claims;
+        if c.iss.as_deref() != Some(self.issuer) {
+            return Err(TokenError::Issuer);
+        }
+        if !c.aud.iter().any(|a| a == self.client_id) {
+            return Err(TokenError::Audience);
+        }
+        let iat = c.iat.ok_or(TokenError::MissingClaim)?;
+        if iat > now.saturating_add(self.leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+        if now.saturating_sub(iat) > self.max_age.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if c.exp.is_some() {
+            check_times(c, now, self.leeway)?;
+        }
+        let header_typ = token.header.typ.as_deref().map(str::to_ascii_lowercase);
+        if header_typ
+            .as_deref()
+            .is_some_and(|t| !matches!(t, "logout+jwt" | "application/logout+jwt" | "jwt"))
+        {
+            return Err(TokenError::TokenType);
+        }
+        let event_ok = c
+            .events
+            .as_ref()
+            .and_then(|e| e.get(BACKCHANNEL_LOGOUT_EVENT))
+            .is_some_and(serde_json::Value::is_object);
+        if !event_ok || c.nonce.is_some() {
+            return Err(TokenError::TokenType);
+        }
+        if c.sid.as_deref().is_none_or(str::is_empty) && c.sub.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(TokenError::MissingClaim);
+        }
+        if c.jti.as_deref().is_none_or(str::is_empty) {
+            return Err(TokenError::MissingClaim);
+        }
+        Ok(())
+    }
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod app;
 pub mod authz;
+pub mod backchannel;
 pub mod bearer;
 pub mod clock;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod principal;
 pub mod redirect;
+pub mod revocation;
 pub mod seal;
 pub mod secret;
 pub mod session;

@@ -91,7 +91,7 @@ impl LoginStateCookies {
         cookie_header: Option<&str>,
         state: Option<&str>,
         now: UnixTime,
-    ) -> (Result<LoginAttempt, StateProblem>, Vec<String>) {
+    ) -> (Result<LoginAttempt, StateProblem>, Vec<String>, usize) {
         let header = cookie_header.unwrap_or("");
         let mut pending: Vec<(String, Option<LoginAttempt>)> =
             cookies_with_prefix(header, &self.prefix)
@@ -108,6 +108,7 @@ impl LoginStateCookies {
                 })
                 .collect();
         let mut clear = Vec::new();
+        let mut matched = false;
         let found = match state.filter(|s| !s.is_empty() && s.len() <= 256) {
             None => Err(StateProblem::Missing),
             Some(state) => {
@@ -116,6 +117,7 @@ impl LoginStateCookies {
                     Some(i) => {
                         let (n, a) = pending.remove(i);
                         clear.push(self.cookie(&n, "", 0));
+                        matched = true;
                         a.filter(|a| constant_time_eq(a.state.as_bytes(), state.as_bytes()))
                             .ok_or(StateProblem::NoMatchingAttempt)
                     }
@@ -130,7 +132,8 @@ impl LoginStateCookies {
                 clear.push(self.cookie(name, "", 0));
             }
         }
-        (found, clear)
+        let dropped = clear.len() - usize::from(matched);
+        (found, clear, dropped)
     }
 
     fn name_for(&self, state: &str) -> String {
@@ -184,10 +187,10 @@ mod tests {
         );
         assert_ne!(c1.split('=').next(), c2.split('=').next());
         let h = header(&[c1, c2]);
-        let (r2, clear2) = c.take(&sealer, Some(&h), Some(&a2.state), 102);
+        let (r2, clear2, _) = c.take(&sealer, Some(&h), Some(&a2.state), 102);
         assert_eq!(r2.unwrap(), a2);
         assert_eq!(clear2.len(), 1);
-        let (r1, _) = c.take(&sealer, Some(&h), Some(&a1.state), 102);
+        let (r1, _, _) = c.take(&sealer, Some(&h), Some(&a1.state), 102);
         assert_eq!(r1.unwrap().return_to, "/one");
     }
 
@@ -232,7 +235,7 @@ mod tests {
             last = Some(a);
         }
         cookies.push("_p_csrf_garbage=xyz".to_string());
-        let (r, clear) = c.take(
+        let (r, clear, dropped) = c.take(
             &sealer,
             Some(&header(&cookies)),
             Some(&last.unwrap().state),
@@ -242,5 +245,6 @@ mod tests {
         // the used one + 3 surplus (8 left, keep 5) + the garbage one
         assert_eq!(clear.len(), 1 + 3 + 1, "{clear:?}");
         assert!(clear.iter().all(|c| c.contains("Max-Age=0")));
+        assert_eq!(dropped, 4);
     }
 }

@@ -80,6 +80,7 @@ pub struct Metrics {
     pub token_cache_misses: AtomicU64,
     pub jwks_refetch_suppressed: AtomicU64,
     pub state_cookies_dropped: AtomicU64,
+    pub backchannel_logouts: AtomicU64,
 }
 
 fn index<T: PartialEq + Copy>(table: &[(T, &str)], v: T) -> usize {
@@ -178,6 +179,11 @@ impl Metrics {
                 "portcullis_jwks_refetch_suppressed_total",
                 "Unknown-kid JWKS refetches refused by the rate limit.",
                 &self.jwks_refetch_suppressed,
+            ),
+            (
+                "portcullis_backchannel_logouts_total",
+                "Back-channel logout tokens accepted.",
+                &self.backchannel_logouts,
             ),
             (
                 "portcullis_state_cookies_dropped_total",

@@ -50,7 +50,7 @@ pub struct CallbackParams {
 
 pub struct Oidc {
     pub client_id: String,
-    issuer: String,
+    pub issuer: String,
     redirect_uri: String,
     scopes: String,
     provider: ArcSwapOption<ProviderMetadata>,
@@ -101,6 +101,10 @@ impl Oidc {
                 || cfg.headers.pass_authorization_header,
             leeway: cfg.bearer.leeway.as_secs(),
         }
+    }
+
+    pub fn idp(&self) -> &IdpClient {
+        &self.idp
     }
 
     pub fn provider(&self) -> Option<Arc<ProviderMetadata>> {
@@ -175,9 +179,12 @@ impl Oidc {
         cookie_header: Option<&str>,
         now: UnixTime,
     ) -> (Result<(Session, String), LoginError>, Vec<String>) {
-        let (attempt, clear) =
+        let (attempt, clear, dropped) =
             self.state_cookies
                 .take(sealer, cookie_header, params.state.as_deref(), now);
+        self.metrics
+            .state_cookies_dropped
+            .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
         let result = async {
             let attempt = attempt.map_err(|p| match p {
                 StateProblem::Missing => LoginError::StateMissing,
@@ -299,7 +306,12 @@ impl Oidc {
         }
         let created_at = previous.map_or(now, |p| p.created_at);
         let expires_at = previous.map_or(now + self.session_expire.as_secs(), |p| p.expires_at);
+        let id = match previous {
+            Some(p) => p.id.clone(),
+            None => Some(self.random_id()?),
+        };
         Ok(Session {
+            id,
             identity,
             created_at,
             tokens_at: now,
@@ -313,6 +325,12 @@ impl Oidc {
                 .or_else(|| previous.and_then(|p| p.id_token.clone())),
             access_token: self.keep_access_token.then_some(tokens.access_token),
         })
+    }
+
+    fn random_id(&self) -> Result<String, LoginError> {
+        let mut b = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut b).map_err(|_| LoginError::IdpUnavailable)?;
+        Ok(B64.encode(b))
     }
 
     /// RP-initiated logout at the IdP (OIDC RP-Initiated Logout 1.0 §2), when it has an

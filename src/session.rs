@@ -11,6 +11,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// Random id of this login (kept across refreshes), for server-side revocation.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     #[serde(rename = "p")]
     pub identity: Identity,
     /// When the user logged in.
@@ -78,6 +81,7 @@ mod tests {
 
     fn session() -> Session {
         Session {
+            id: None,
             identity: Identity {
                 sub: "u".into(),
                 ..Default::default()

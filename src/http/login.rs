@@ -74,6 +74,10 @@ pub fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body
         .as_ref()
         .and_then(|s| app.oidc.logout_url(s.id_token.as_deref(), Some(&absolute)))
         .unwrap_or(target);
+    // A copied cookie must not outlive the sign-out.
+    if let Some(s) = &session {
+        app.gate.revocations.revoke_session(s);
+    }
     let mut resp = redirect(&location);
     add_cookies(&mut resp, &app.gate.cookies.clear(cookies.as_deref()));
     resp

@@ -191,6 +191,7 @@ mod tests {
 
     fn session(token_len: usize) -> Session {
         Session {
+            id: Some("sess-1".into()),
             identity: Identity {
                 sub: "user-1".into(),
                 email: Some("alice@example.com".into()),

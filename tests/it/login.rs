@@ -372,7 +372,13 @@ async fn sign_out_clears_the_session_and_ends_the_idp_session() {
             .iter()
             .any(|c| c.starts_with("_portcullis=;") && c.contains("Max-Age=0"))
     );
+    // The signed-out cookie is dead: signing out with it again goes straight to rd.
+    let r = h
+        .get("/oauth2/sign_out?rd=%2Fagain", &[("cookie", &session)])
+        .await;
+    assert_eq!(location(&r), "/again");
     // Open redirect through sign_out is refused.
+    let (session, _) = h.login("/").await;
     let r = h
         .get(
             "/oauth2/sign_out?rd=https%3A%2F%2Fevil.com%2F",

@@ -9,4 +9,5 @@ mod bearer;
 mod config_cli;
 mod endpoints;
 mod login;
+mod logout;
 mod session;

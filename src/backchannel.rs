@@ -1,0 +1,74 @@
+//! OIDC Back-Channel Logout 1.0: the IdP POSTs a signed `logout_token` when a user's session
+//! ends there (admin action, logout in another app, session expiry). A valid token revokes
+//! every session with that `sid` (or, without `sid`, every session of that `sub`) at once.
+
+use crate::clock::UnixTime;
+use crate::jwt::{LogoutTokenRules, TokenError, UnverifiedToken};
+use crate::metrics::Metrics;
+use crate::oidc::Oidc;
+use crate::revocation::Revocations;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Logout tokens older than this are refused; `jti`s are remembered this long.
+const MAX_AGE: u64 = 600;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogoutError {
+    #[error("logout token rejected: {0}")]
+    Invalid(TokenError),
+    #[error("logout token already used")]
+    Replayed,
+}
+
+pub struct BackchannelLogout {
+    seen_jti: moka::sync::Cache<String, ()>,
+    leeway: u64,
+}
+
+impl BackchannelLogout {
+    pub fn new(leeway: Duration) -> Self {
+        Self {
+            seen_jti: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(MAX_AGE + leeway.as_secs()))
+                .build(),
+            leeway: leeway.as_secs(),
+        }
+    }
+
+    pub async fn accept(
+        &self,
+        token: &str,
+        oidc: &Oidc,
+        revocations: &Revocations,
+        metrics: &Arc<Metrics>,
+        now: UnixTime,
+    ) -> Result<(), LogoutError> {
+        let parsed = UnverifiedToken::parse(token).map_err(LogoutError::Invalid)?;
+        LogoutTokenRules {
+            issuer: &oidc.issuer,
+            client_id: &oidc.client_id,
+            leeway: self.leeway,
+            max_age: MAX_AGE,
+        }
+        .check(&parsed, now)
+        .map_err(LogoutError::Invalid)?;
+        oidc.keys
+            .verify_signature(&parsed, oidc.idp(), metrics)
+            .await
+            .map_err(LogoutError::Invalid)?;
+        let jti = parsed.claims.jti.clone().unwrap_or_default();
+        let entry = self.seen_jti.entry(jti).or_insert(());
+        if !entry.is_fresh() {
+            return Err(LogoutError::Replayed);
+        }
+        match (&parsed.claims.sid, &parsed.claims.sub) {
+            (Some(sid), _) => revocations.revoke_sid(sid),
+            (None, Some(sub)) => revocations.revoke_sub(sub, now),
+            (None, None) => return Err(LogoutError::Invalid(TokenError::MissingClaim)),
+        }
+        tracing::info!(code = "logout.backchannel", sid = ?parsed.claims.sid, "sessions ended by back-channel logout");
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! `POST /oauth2/backchannel-logout` (OIDC Back-Channel Logout 1.0 §2.5, §2.8): a form with
+//! `logout_token`; 200 when sessions were ended, 400 with a JSON error otherwise.
+
+use super::Body;
+use crate::app::App;
+use crate::backchannel::LogoutError;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+
+const MAX_BODY: usize = 32 * 1024;
+
+pub async fn backchannel_logout<B>(app: &Arc<App>, headers: &HeaderMap, body: B) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return error(
+            "invalid_request",
+            "expected application/x-www-form-urlencoded",
+        );
+    }
+    let Ok(collected) = Limited::new(body, MAX_BODY).collect().await else {
+        return error("invalid_request", "request body too large or unreadable");
+    };
+    let bytes = collected.to_bytes();
+    let Some(token) = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return error("invalid_request", "missing logout_token");
+    };
+    match app
+        .backchannel
+        .accept(
+            &token,
+            &app.oidc,
+            &app.gate.revocations,
+            &app.metrics,
+            app.now(),
+        )
+        .await
+    {
+        Ok(()) => {
+            app.metrics
+                .backchannel_logouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut r = Response::new(Full::new(Bytes::new()));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::warn!(code = "logout.backchannel_rejected", reason = %e, "back-channel logout refused");
+            match e {
+                LogoutError::Replayed => error("invalid_request", "logout token already used"),
+                LogoutError::Invalid(_) => error("invalid_request", "invalid logout token"),
+            }
+        }
+    }
+}
+
+fn error(code: &'static str, description: &'static str) -> Response<Body> {
+    let body = serde_json::json!({"error": code, "error_description": description}).to_string();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
