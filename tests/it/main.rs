@@ -11,3 +11,4 @@ mod endpoints;
 mod login;
 mod logout;
 mod session;
+mod traefik;
