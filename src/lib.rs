@@ -26,3 +26,4 @@ pub mod revocation;
 pub mod seal;
 pub mod secret;
 pub mod session;
+pub mod tls;

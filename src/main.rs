@@ -1,9 +1,12 @@
 //! `portcullis --config FILE` (or `PORTCULLIS_CONFIG`): load and validate the configuration
-//! (exit 64 listing every problem), start logging, serve until SIGTERM/SIGINT.
+//! (exit 64 listing every problem), start logging, serve HTTP — or HTTPS when `tls_cert_file`
+//! is set — until SIGTERM/SIGINT.
 
 use portcullis::app::App;
 use portcullis::clock::SystemClock;
 use portcullis::config::Config;
+use portcullis::http::server;
+use portcullis::tls;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -60,6 +63,20 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> ExitCode {
     let listen = config.listen;
     let grace = config.shutdown_grace;
+    // Unreadable or invalid certificate files are a configuration problem, found before
+    // anything listens.
+    let tls = match config
+        .tls
+        .as_ref()
+        .map(|files| tls::acceptor(files, tls::RELOAD_INTERVAL))
+    {
+        None => None,
+        Some(Ok((acceptor, _resolver))) => Some(acceptor),
+        Some(Err(e)) => {
+            eprintln!("portcullis: invalid configuration: tls_cert_file/tls_key_file: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let app = match App::new(config, Arc::new(SystemClock)) {
         Ok(a) => a,
         Err(e) => {
@@ -75,8 +92,11 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(%listen, "portcullis listening");
-    portcullis::http::server::serve(app, listener, shutdown_signal(), grace).await;
+    tracing::info!(%listen, https = tls.is_some(), "portcullis listening");
+    match tls {
+        Some(tls) => server::serve_tls(app, listener, tls, shutdown_signal(), grace).await,
+        None => server::serve(app, listener, shutdown_signal(), grace).await,
+    }
     ExitCode::SUCCESS
 }
 

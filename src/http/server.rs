@@ -1,6 +1,10 @@
 //! Accepting connections: HTTP/1.1 and HTTP/2 (hyper-util auto), a timeout on reading request
 //! headers, a cap on header size (oversized → 431 from hyper), and graceful shutdown: on
 //! SIGTERM stop accepting, let in-flight requests finish within the grace period.
+//!
+//! [`serve`] speaks plain HTTP; [`serve_tls`] first runs a TLS handshake (certificate from
+//! [`crate::tls`], ALPN picks h2 or http/1.1), bounded by [`TLS_HANDSHAKE_TIMEOUT`], off the
+//! accept loop so slow handshakes cannot hold up other clients.
 
 use super::handle;
 use crate::app::App;
@@ -11,11 +15,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// Largest request head we accept (cookies included).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client may take to finish the TLS handshake (slowloris handshakes are dropped).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -30,14 +37,35 @@ pub fn builder() -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Serves until `shutdown` completes, then drains connections for at most `grace`.
+/// Serves plain HTTP until `shutdown` completes, then drains connections for at most `grace`.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let builder = builder();
+    serve_with(app, listener, None, shutdown, grace).await;
+}
+
+/// Serves HTTPS with `tls` (see [`crate::tls::acceptor`]); otherwise the same as [`serve`].
+pub async fn serve_tls(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    serve_with(app, listener, Some(tls), shutdown, grace).await;
+}
+
+async fn serve_with(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let builder = Arc::new(builder());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -52,15 +80,19 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                // Subscribed now, before a shutdown can start: shutdown also waits (within the
+                // grace period) for connections still in their TLS handshake.
+                let watcher = graceful.watcher();
                 let app = app.clone();
-                let svc = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, req).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn.into_owned());
+                let builder = builder.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let Some(tls) = tls else {
+                        return serve_connection(&builder, app, stream, watcher).await;
+                    };
+                    if let Some(stream) = handshake(&tls, stream).await {
+                        serve_connection(&builder, app, stream, watcher).await;
+                    }
                 });
             }
             () = &mut shutdown => break,
@@ -74,4 +106,40 @@ pub async fn serve(
     {
         tracing::warn!("grace period over; closing remaining connections");
     }
+}
+
+/// The TLS handshake, or `None` if it fails or takes longer than [`TLS_HANDSHAKE_TIMEOUT`].
+async fn handshake(
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        // Scanners and clients that distrust the certificate: routine, not a server problem.
+        Ok(Err(e)) => {
+            tracing::debug!(code = "tls.handshake_failed", error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(code = "tls.handshake_timeout", "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one (plain or TLS) connection until it closes or is drained.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    app: Arc<App>,
+    io: I,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(handle(&app, req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let _ = watcher.watch(conn.into_owned()).await;
 }

@@ -11,4 +11,5 @@ mod endpoints;
 mod login;
 mod logout;
 mod session;
+mod tls;
 mod traefik;
