@@ -12,6 +12,8 @@ use crate::principal::Principal;
 use crate::revocation::Revocations;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
+use crate::session::redis::StoreUnavailable;
+use crate::session::store::{RefreshFailure, SessionStore, StoredSession};
 use crate::session::{Freshness, Session};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,8 @@ pub enum Refused {
     InvalidToken(TokenError),
     /// Authenticated, but `[authz]` says no.
     Forbidden(Denied),
+    /// The session store (Redis) is needed and not answering: fail closed, keep the cookie.
+    StoreUnavailable,
 }
 
 pub struct Gate {
@@ -53,6 +57,7 @@ pub struct Gate {
     pub oidc: Arc<Oidc>,
     pub refresh_after: Option<Duration>,
     pub revocations: Revocations,
+    pub store: SessionStore,
 }
 
 impl Gate {
@@ -82,7 +87,12 @@ impl Gate {
             });
         }
         let header = creds.cookie.unwrap_or("");
-        let Some(session) = self.cookies.read(&self.sealer, header) else {
+        let Some(stored) = self
+            .store
+            .load(&self.sealer, &self.cookies, header)
+            .await
+            .map_err(store_unavailable)?
+        else {
             let had_cookie = self.cookies.sealed_value(header).is_some();
             return Err(Refused::Unauthenticated {
                 clear: if had_cookie {
@@ -92,39 +102,47 @@ impl Gate {
                 },
             });
         };
-        self.session_access(session, creds.cookie, now).await
+        self.session_access(stored, creds.cookie, now).await
     }
 
     async fn session_access(
         &self,
-        session: Session,
+        stored: StoredSession,
         cookie_header: Option<&str>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
         let dead = || Refused::Unauthenticated {
             clear: self.cookies.clear(cookie_header),
         };
-        if self.revocations.is_revoked(&session) {
+        let session = &stored.session;
+        if self.revocations.is_revoked(session) {
             return Err(dead());
         }
         match session.freshness(now, self.refresh_after) {
-            Freshness::Fresh => Ok(self.granted(&session, Vec::new())),
+            Freshness::Fresh => Ok(self.granted(session, Vec::new())),
             Freshness::Expired => Err(dead()),
             due @ (Freshness::RefreshDue | Freshness::RefreshRequired) => {
-                match self.oidc.refresh(&session, now).await {
-                    Ok(fresh) => {
-                        let set = self
-                            .cookies
-                            .write(&self.sealer, &fresh, now, cookie_header)
-                            .unwrap_or_default();
-                        Ok(self.granted(&fresh, set))
-                    }
-                    Err(e) => {
+                let refreshed = self
+                    .store
+                    .refresh(
+                        &self.oidc,
+                        &stored,
+                        &self.sealer,
+                        &self.cookies,
+                        now,
+                        cookie_header,
+                    )
+                    .await;
+                match refreshed {
+                    Ok((fresh, set)) => Ok(self.granted(&fresh, set)),
+                    Err(RefreshFailure::Store(e)) => Err(store_unavailable(e)),
+                    Err(RefreshFailure::Ended) => Err(dead()),
+                    Err(RefreshFailure::Idp(e)) => {
                         let soft =
                             due == Freshness::RefreshDue && !matches!(e, IdpError::Refused(_));
                         tracing::info!(code = "session.refresh_failed", error = %e, still_valid = soft, "session refresh failed");
                         if soft {
-                            Ok(self.granted(&session, Vec::new()))
+                            Ok(self.granted(session, Vec::new()))
                         } else {
                             Err(dead())
                         }
@@ -146,12 +164,58 @@ impl Gate {
         }
     }
 
-    /// The session behind a cookie header, if valid (for `/oauth2/userinfo` and sign-out).
-    pub fn session(&self, cookie_header: Option<&str>) -> Option<Session> {
-        self.cookies
-            .read(&self.sealer, cookie_header?)
-            .filter(|s| !self.revocations.is_revoked(s))
+    /// The session behind a cookie header, if valid and the store answers (to name the user
+    /// on the access-denied page).
+    pub async fn session(&self, cookie_header: Option<&str>) -> Option<Session> {
+        self.live_session(cookie_header?)
+            .await
+            .ok()
+            .flatten()
+            .map(|s| s.session)
     }
+
+    async fn live_session(&self, header: &str) -> Result<Option<StoredSession>, StoreUnavailable> {
+        Ok(self
+            .store
+            .load(&self.sealer, &self.cookies, header)
+            .await?
+            .filter(|s| !self.revocations.is_revoked(&s.session)))
+    }
+
+    /// Stores the session of a new login; the `Set-Cookie` values that carry it, `Ok(None)` if
+    /// it can't be encoded.
+    pub async fn start_session(
+        &self,
+        session: &Session,
+        now: UnixTime,
+        request_cookies: Option<&str>,
+    ) -> Result<Option<Vec<String>>, StoreUnavailable> {
+        self.store
+            .create(&self.sealer, &self.cookies, session, now, request_cookies)
+            .await
+    }
+
+    /// Sign-out: ends the session everywhere (a copied cookie must not outlive it) and returns
+    /// it, for the IdP logout's `id_token_hint`.
+    pub async fn end_session(
+        &self,
+        cookie_header: Option<&str>,
+    ) -> Result<Option<Session>, StoreUnavailable> {
+        let Some(header) = cookie_header else {
+            return Ok(None);
+        };
+        let Some(stored) = self.live_session(header).await? else {
+            return Ok(None);
+        };
+        self.store.end(&stored).await?;
+        self.revocations.revoke_session(&stored.session);
+        Ok(Some(stored.session))
+    }
+}
+
+fn store_unavailable(e: StoreUnavailable) -> Refused {
+    tracing::warn!(code = "session.store_unavailable", error = %e, "session store unavailable; request refused");
+    Refused::StoreUnavailable
 }
 
 /// The token of an `Authorization: Bearer` header (scheme case-insensitive, RFC 6750 §2.1).

@@ -14,6 +14,7 @@ use crate::redirect::RedirectPolicy;
 use crate::revocation::Revocations;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
+use crate::session::store::SessionStore;
 use std::sync::Arc;
 
 pub struct App {
@@ -85,6 +86,7 @@ impl App {
             oidc: oidc.clone(),
             refresh_after: config.session.refresh,
             revocations: Revocations::new(config.session.expire),
+            store: SessionStore::new(&config.session, metrics.clone())?,
         };
         let backchannel = BackchannelLogout::new(config.bearer.leeway);
         Ok(Arc::new(App {
@@ -100,6 +102,7 @@ impl App {
     }
 
     pub fn spawn_background(self: &Arc<Self>) {
+        self.gate.store.spawn_background();
         tokio::spawn(self.oidc.clone().run_discovery());
         tokio::spawn(self.oidc.keys.clone().run_refresh_loop(self.idp.clone()));
         if let Some(bearer) = &self.gate.bearer {

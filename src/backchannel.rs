@@ -1,12 +1,14 @@
 //! OIDC Back-Channel Logout 1.0: the IdP POSTs a signed `logout_token` when a user's session
 //! ends there (admin action, logout in another app, session expiry). A valid token revokes
-//! every session with that `sid` (or, without `sid`, every session of that `sub`) at once.
+//! every session with that `sid` (or, without `sid`, every session of that `sub`) at once —
+//! in this process, and with the Redis session store on every replica.
 
 use crate::clock::UnixTime;
 use crate::jwt::{LogoutTokenRules, TokenError, UnverifiedToken};
 use crate::metrics::Metrics;
 use crate::oidc::Oidc;
 use crate::revocation::Revocations;
+use crate::session::store::{Revoke, SessionStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,9 @@ pub enum LogoutError {
     Invalid(TokenError),
     #[error("logout token already used")]
     Replayed,
+    /// Valid, but the shared session store could not record it; the IdP may send it again.
+    #[error("session store unavailable")]
+    StoreUnavailable,
 }
 
 pub struct BackchannelLogout {
@@ -42,6 +47,7 @@ impl BackchannelLogout {
         token: &str,
         oidc: &Oidc,
         revocations: &Revocations,
+        store: &SessionStore,
         metrics: &Arc<Metrics>,
         now: UnixTime,
     ) -> Result<(), LogoutError> {
@@ -58,15 +64,24 @@ impl BackchannelLogout {
             .verify_signature(&parsed, oidc.idp(), metrics)
             .await
             .map_err(LogoutError::Invalid)?;
+        let what = match (&parsed.claims.sid, &parsed.claims.sub) {
+            (Some(sid), _) => Revoke::Sid(sid),
+            (None, Some(sub)) => Revoke::Sub(sub),
+            (None, None) => return Err(LogoutError::Invalid(TokenError::MissingClaim)),
+        };
         let jti = parsed.claims.jti.clone().unwrap_or_default();
-        let entry = self.seen_jti.entry(jti).or_insert(());
+        let entry = self.seen_jti.entry(jti.clone()).or_insert(());
         if !entry.is_fresh() {
             return Err(LogoutError::Replayed);
         }
-        match (&parsed.claims.sid, &parsed.claims.sub) {
-            (Some(sid), _) => revocations.revoke_sid(sid),
-            (None, Some(sub)) => revocations.revoke_sub(sub, now),
-            (None, None) => return Err(LogoutError::Invalid(TokenError::MissingClaim)),
+        if store.revoke(what, now).await.is_err() {
+            // Not recorded: the same token must be accepted when it comes again.
+            self.seen_jti.invalidate(&jti);
+            return Err(LogoutError::StoreUnavailable);
+        }
+        match what {
+            Revoke::Sid(sid) => revocations.revoke_sid(sid),
+            Revoke::Sub(sub) => revocations.revoke_sub(sub, now),
         }
         tracing::info!(code = "logout.backchannel", sid = ?parsed.claims.sid, "sessions ended by back-channel logout");
         Ok(())

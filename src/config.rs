@@ -70,6 +70,42 @@ pub struct SessionConfig {
     pub expire: Duration,
     /// Refresh tokens once they are older than this; `None` = never.
     pub refresh: Option<Duration>,
+    /// Where sessions live: in the cookie itself, or in Redis behind an opaque cookie.
+    pub store: StoreConfig,
+}
+
+/// `session.store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The whole session, sealed, in the cookie (no server state).
+    Cookie,
+    /// The session in Redis, shared by every replica; the cookie holds an id and a key.
+    Redis(RedisConfig),
+}
+
+/// `session.redis_*`: how to reach the Redis that holds sessions.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `rediss://…` (TLS).
+    pub url: Url,
+    /// Extra CA (PEM) trusted for `rediss://`, instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// `AUTH` password (from `session.redis_password_file`), overriding one in the URL.
+    pub password: Option<Secret<String>>,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut url = self.url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("..."));
+        }
+        f.debug_struct("RedisConfig")
+            .field("url", &url.as_str())
+            .field("ca_file", &self.ca_file)
+            .field("password", &self.password)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -205,6 +241,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
     let oidc_timeout = p.duration("oidc.timeout", raw.oidc.timeout, "5s");
 
     // [session]
+    let store = store_config(&mut p, &raw.session);
     let mut keys = Vec::new();
     if let Some(secret) = p.secret(
         "session.cookie_secret",
@@ -394,6 +431,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
                 cookie_secure,
                 expire,
                 refresh,
+                store,
             },
             redirect,
             authz,
@@ -401,6 +439,83 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             bearer,
         }),
         _ => Err(p.0),
+    }
+}
+
+/// `session.store` and the `session.redis_*` keys that go with it.
+fn store_config(p: &mut Problems, raw: &raw::RawSession) -> StoreConfig {
+    let redis = match raw.store.as_deref().map(str::trim) {
+        None | Some("cookie") => false,
+        Some("redis") => true,
+        Some(_) => {
+            p.add("session.store", "must be \"cookie\" or \"redis\"");
+            return StoreConfig::Cookie;
+        }
+    };
+    if !redis {
+        for (key, set) in [
+            ("session.redis_url", raw.redis_url.is_some()),
+            ("session.redis_ca_file", raw.redis_ca_file.is_some()),
+            (
+                "session.redis_password_file",
+                raw.redis_password_file.is_some(),
+            ),
+        ] {
+            if set {
+                p.add(key, "is only used with session.store = \"redis\"");
+            }
+        }
+        return StoreConfig::Cookie;
+    }
+    let url = match raw.redis_url.as_deref().map(str::trim) {
+        None | Some("") => p.missing(
+            "session.redis_url",
+            "with session.store = \"redis\", e.g. rediss://redis.portcullis.svc:6379/0",
+        ),
+        Some(s) => match Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => Some(u),
+            _ => p.bad(
+                "session.redis_url",
+                "must be redis://host:port/db or rediss://host:port/db (TLS)",
+            ),
+        },
+    };
+    if let Some(ca) = &raw.redis_ca_file {
+        if url.as_ref().is_some_and(|u| u.scheme() != "rediss") {
+            p.add(
+                "session.redis_ca_file",
+                "is only used with a rediss:// (TLS) session.redis_url",
+            );
+        } else if !ca.is_file() {
+            p.add(
+                "session.redis_ca_file",
+                &format!("cannot read {}", ca.display()),
+            );
+        }
+    }
+    let password = match &raw.redis_password_file {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(s) if !s.trim().is_empty() => {
+                Some(Secret::new(s.trim_end_matches(['\n', '\r']).to_string()))
+            }
+            Ok(_) => p.bad(
+                "session.redis_password_file",
+                &format!("{} is empty", path.display()),
+            ),
+            Err(e) => p.bad(
+                "session.redis_password_file",
+                &format!("cannot read {}: {e}", path.display()),
+            ),
+        },
+    };
+    match url {
+        Some(url) => StoreConfig::Redis(RedisConfig {
+            url,
+            ca_file: raw.redis_ca_file.clone(),
+            password,
+        }),
+        None => StoreConfig::Cookie,
     }
 }
 

@@ -50,7 +50,7 @@ where
         ),
         "/oauth2/sign_out" if get || parts.method == Method::POST => (
             Endpoint::SignOut,
-            login::sign_out(app, &parts.uri, &parts.headers),
+            login::sign_out(app, &parts.uri, &parts.headers).await,
         ),
         "/oauth2/userinfo" if get => (
             Endpoint::Userinfo,
@@ -96,13 +96,18 @@ fn decision_of(status: StatusCode) -> Decision {
 }
 
 fn ready(app: &App) -> Response<Body> {
-    if app.oidc.is_ready() {
-        text(StatusCode::OK, "ready")
-    } else {
+    if !app.oidc.is_ready() {
         text(
             StatusCode::SERVICE_UNAVAILABLE,
             "identity provider discovery or keys not loaded",
         )
+    } else if !app.gate.store.is_ready() {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session store (Redis) unreachable",
+        )
+    } else {
+        text(StatusCode::OK, "ready")
     }
 }
 

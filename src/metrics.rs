@@ -81,6 +81,12 @@ pub struct Metrics {
     pub jwks_refetch_suppressed: AtomicU64,
     pub state_cookies_dropped: AtomicU64,
     pub backchannel_logouts: AtomicU64,
+    store_buckets: [AtomicU64; BUCKETS_US.len()],
+    store_count: AtomicU64,
+    store_sum_us: AtomicU64,
+    pub store_errors: AtomicU64,
+    /// Refreshes that waited for another replica's refresh of the same session.
+    pub refresh_waits: AtomicU64,
 }
 
 fn index<T: PartialEq + Copy>(table: &[(T, &str)], v: T) -> usize {
@@ -97,6 +103,19 @@ impl Metrics {
         }
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// One session-store (Redis) command and whether it succeeded.
+    pub fn store_op(&self, elapsed: Duration, ok: bool) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.store_buckets[i].fetch_add(1, Relaxed);
+        }
+        self.store_count.fetch_add(1, Relaxed);
+        self.store_sum_us.fetch_add(us, Relaxed);
+        if !ok {
+            self.store_errors.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn idp_call(&self, call: IdpCall, ok: bool) {
@@ -152,6 +171,29 @@ impl Metrics {
         let _ = writeln!(out, "portcullis_request_duration_seconds_count {count}");
         let _ = writeln!(
             out,
+            "# HELP portcullis_session_store_duration_seconds Time of each session-store (Redis) command."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE portcullis_session_store_duration_seconds histogram"
+        );
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.store_buckets[i].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "portcullis_session_store_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *b as f64 / 1e6
+            );
+        }
+        let count = self.store_count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "portcullis_session_store_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nportcullis_session_store_duration_seconds_sum {}\nportcullis_session_store_duration_seconds_count {count}",
+            self.store_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
             "# HELP portcullis_idp_requests_total Calls to the identity provider by kind and outcome."
         );
         let _ = writeln!(out, "# TYPE portcullis_idp_requests_total counter");
@@ -184,6 +226,16 @@ impl Metrics {
                 "portcullis_backchannel_logouts_total",
                 "Back-channel logout tokens accepted.",
                 &self.backchannel_logouts,
+            ),
+            (
+                "portcullis_session_store_errors_total",
+                "Session-store (Redis) commands that failed or timed out.",
+                &self.store_errors,
+            ),
+            (
+                "portcullis_session_refresh_waits_total",
+                "Session refreshes that waited for another replica's refresh.",
+                &self.refresh_waits,
             ),
             (
                 "portcullis_state_cookies_dropped_total",
@@ -219,7 +271,12 @@ mod tests {
             Duration::from_millis(3),
         );
         m.idp_call(IdpCall::Jwks, false);
+        m.store_op(Duration::from_micros(300), true);
+        m.store_op(Duration::from_millis(500), false);
         let text = m.render();
+        assert!(text.contains("portcullis_session_store_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("portcullis_session_store_duration_seconds_count 2"));
+        assert!(text.contains("portcullis_session_store_errors_total 1"));
         assert!(text.contains(
             "portcullis_requests_total{endpoint=\"forward_auth\",decision=\"allowed\"} 1"
         ));

@@ -1,8 +1,10 @@
 //! Sessions that must stop passing before their cookie expires: ended by OIDC Back-Channel
 //! Logout (by Keycloak session `sid`, or every session of a `sub`) or by sign-out (our own
 //! session id). Entries live as long as a session can (`session.expire`), so a revoked cookie
-//! can never come back. This store is per process; with several replicas, back-channel logout
-//! reaches one of them (see README: Sessions).
+//! can never come back. This store is per process: with the cookie session store and several
+//! replicas, back-channel logout reaches one of them (see README: Sessions). With the Redis
+//! session store, revocations are also written to Redis and checked by every replica
+//! ([`crate::session::store`]).
 
 use crate::clock::UnixTime;
 use crate::session::Session;

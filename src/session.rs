@@ -1,8 +1,12 @@
 //! The session a browser carries: who the user is, when the session ends, and the tokens
 //! needed to refresh it and to log out. Stored AEAD-encrypted in an `HttpOnly; Secure;
-//! SameSite=Lax` cookie ([`cookies`]); nothing in it is readable without the key.
+//! SameSite=Lax` cookie ([`cookies`]), or encrypted in Redis behind an opaque cookie
+//! ([`store`], [`ticket`], [`redis`]); nothing in it is readable without the key.
 
 pub mod cookies;
+pub mod redis;
+pub mod store;
+pub mod ticket;
 
 use crate::clock::UnixTime;
 use crate::identity::Identity;

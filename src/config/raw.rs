@@ -41,6 +41,10 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("session", "cookie_secure", Kind::Bool),
     ("session", "expire", Kind::Str),
     ("session", "refresh", Kind::Str),
+    ("session", "store", Kind::Str),
+    ("session", "redis_url", Kind::Str),
+    ("session", "redis_ca_file", Kind::Str),
+    ("session", "redis_password_file", Kind::Str),
     ("redirect", "allowed_domains", Kind::List),
     ("authz", "email_domains", Kind::List),
     ("authz", "allowed_groups", Kind::List),
@@ -98,6 +102,10 @@ pub struct RawSession {
     pub cookie_secure: Option<bool>,
     pub expire: Option<String>,
     pub refresh: Option<String>,
+    pub store: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_ca_file: Option<PathBuf>,
+    pub redis_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

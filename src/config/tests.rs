@@ -203,3 +203,78 @@ fn refresh_zero_means_never() {
     .unwrap();
     assert_eq!(cfg.session.refresh, None);
 }
+
+#[test]
+fn session_store_defaults_to_cookie_and_redis_needs_a_url() {
+    let cfg = Config::from_toml(MINIMAL, &[]).unwrap();
+    assert_eq!(cfg.session.store, StoreConfig::Cookie);
+    let errs = Config::from_toml(
+        &MINIMAL.replace("[session]", "[session]\nstore = \"redis\""),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.starts_with("session.redis_url:")),
+        "{errs:?}"
+    );
+    for (extra, key) in [
+        ("store = \"memcached\"", "session.store:"),
+        (
+            "store = \"redis\"\nredis_url = \"http://redis:6379\"",
+            "session.redis_url:",
+        ),
+        (
+            "store = \"redis\"\nredis_url = \"redis://redis:6379\"\nredis_ca_file = \"/etc/hosts\"",
+            "session.redis_ca_file:",
+        ),
+        ("redis_url = \"redis://redis:6379\"", "session.redis_url:"),
+        (
+            "store = \"redis\"\nredis_url = \"redis://r:6379\"\nredis_password_file = \"/nonexistent/pw\"",
+            "session.redis_password_file:",
+        ),
+    ] {
+        let errs = Config::from_toml(
+            &MINIMAL.replace("[session]", &format!("[session]\n{extra}")),
+            &[],
+        )
+        .unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with(key)), "{extra}: {errs:?}");
+    }
+}
+
+#[test]
+fn redis_store_with_password_file_and_secret_kept_out_of_debug() {
+    let dir = std::env::temp_dir().join(format!("portcullis-redis-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("redis-password");
+    std::fs::File::create(&pw)
+        .unwrap()
+        .write_all(b"hunter2\n")
+        .unwrap();
+    let text = MINIMAL.replace(
+        "[session]",
+        &format!(
+            "[session]\nstore = \"redis\"\nredis_url = \"rediss://:inline-pw@redis.svc:6380/2\"\nredis_password_file = {pw:?}"
+        ),
+    );
+    let cfg = Config::from_toml(&text, &[]).unwrap();
+    let StoreConfig::Redis(r) = &cfg.session.store else {
+        panic!("redis store expected");
+    };
+    assert_eq!(r.url.host_str(), Some("redis.svc"));
+    assert_eq!(r.password.as_ref().unwrap().expose(), "hunter2");
+    let debug = format!("{cfg:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("inline-pw"),
+        "{debug}"
+    );
+    let from_env = Config::from_toml(
+        MINIMAL,
+        &env(&[
+            ("PORTCULLIS_SESSION_STORE", "redis"),
+            ("PORTCULLIS_SESSION_REDIS_URL", "redis://127.0.0.1:6379"),
+        ]),
+    )
+    .unwrap();
+    assert!(matches!(from_env.session.store, StoreConfig::Redis(_)));
+}

@@ -42,6 +42,7 @@ where
             &token,
             &app.oidc,
             &app.gate.revocations,
+            &app.gate.store,
             &app.metrics,
             app.now(),
         )
@@ -61,6 +62,11 @@ where
             match e {
                 LogoutError::Replayed => error("invalid_request", "logout token already used"),
                 LogoutError::Invalid(_) => error("invalid_request", "invalid logout token"),
+                LogoutError::StoreUnavailable => {
+                    let mut r = error("temporarily_unavailable", "session store unavailable");
+                    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    r
+                }
             }
         }
     }

@@ -67,10 +67,12 @@ pub async fn forward_auth(app: &Arc<App>, headers: &HeaderMap, flavor: Flavor) -
             let who = app
                 .gate
                 .session(cookies.as_deref())
+                .await
                 .map(|s| s.identity.preferred_username.unwrap_or(s.identity.sub));
             Problem::Forbidden(d, who).response(wants_html(headers))
         }
         Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(false),
+        Err(r @ Refused::StoreUnavailable) => Problem::from(r).response(wants_html(headers)),
     }
 }
 

@@ -38,13 +38,14 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
             let mut resp = redirect(&app.redirect.or_fallback(Some(&return_to)));
             match app
                 .gate
-                .cookies
-                .write(&app.gate.sealer, &session, now, cookies.as_deref())
+                .start_session(&session, now, cookies.as_deref())
+                .await
             {
-                Some(set) => add_cookies(&mut resp, &set),
-                None => {
+                Ok(Some(set)) => add_cookies(&mut resp, &set),
+                Ok(None) => {
                     return Problem::BadRequest("The session could not be stored.").response(true);
                 }
+                Err(_) => return Problem::StoreUnavailable.response(true),
             }
             resp
         }
@@ -55,10 +56,15 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
 }
 
 /// Clears the session and, when the IdP supports it, ends the IdP session too (RP-initiated
-/// logout with `id_token_hint` and `post_logout_redirect_uri`).
-pub fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+/// logout with `id_token_hint` and `post_logout_redirect_uri`). A copied cookie must not
+/// outlive the sign-out: the session is ended in the store (every replica, with Redis) before
+/// answering, and if the store can't be reached the sign-out fails closed with a 503.
+pub async fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
     let cookies = cookie_header(headers);
-    let session = app.gate.session(cookies.as_deref());
+    let session = match app.gate.end_session(cookies.as_deref()).await {
+        Ok(s) => s,
+        Err(_) => return Problem::StoreUnavailable.response(true),
+    };
     let target = app.redirect.or_fallback(query_param(uri, "rd").as_deref());
     // The IdP needs an absolute return address; relative targets are on our public host.
     let absolute = if target.starts_with('/') {
@@ -74,10 +80,6 @@ pub fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body
         .as_ref()
         .and_then(|s| app.oidc.logout_url(s.id_token.as_deref(), Some(&absolute)))
         .unwrap_or(target);
-    // A copied cookie must not outlive the sign-out.
-    if let Some(s) = &session {
-        app.gate.revocations.revoke_session(s);
-    }
     let mut resp = redirect(&location);
     add_cookies(&mut resp, &app.gate.cookies.clear(cookies.as_deref()));
     resp

@@ -24,6 +24,8 @@ pub enum Problem {
     Login(LoginError),
     /// The IdP is needed and unreachable: 503.
     IdpUnavailable,
+    /// The session store (Redis) is needed and not answering: 503, fail closed.
+    StoreUnavailable,
     BadRequest(&'static str),
     NotFound,
     MethodNotAllowed,
@@ -35,6 +37,7 @@ impl From<Refused> for Problem {
             Refused::Unauthenticated { .. } => Problem::Unauthenticated,
             Refused::InvalidToken(e) => Problem::InvalidToken(e),
             Refused::Forbidden(d) => Problem::Forbidden(d, None),
+            Refused::StoreUnavailable => Problem::StoreUnavailable,
         }
     }
 }
@@ -105,6 +108,12 @@ impl Problem {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Sign-in unavailable",
                     "The identity provider is not available. Try again in a moment.".into(),
+                    None,
+                ),
+                Problem::StoreUnavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in temporarily unavailable",
+                    "Sessions can't be checked right now. Try again in a moment.".into(),
                     None,
                 ),
                 Problem::BadRequest(why) => {

@@ -63,11 +63,25 @@ impl SessionCookies {
     ) -> Option<Vec<String>> {
         let json = serde_json::to_vec(session).ok()?;
         let sealed = sealer.seal(Purpose::Session, &json).ok()?;
-        let max_age = session.expires_at.saturating_sub(now);
+        self.write_sealed(
+            &sealed,
+            session.expires_at.saturating_sub(now),
+            request_cookies,
+        )
+    }
+
+    /// `Set-Cookie` values that store an already sealed value (chunked when large), clearing
+    /// chunks the request carried that the new value no longer uses.
+    pub fn write_sealed(
+        &self,
+        sealed: &str,
+        max_age: u64,
+        request_cookies: Option<&str>,
+    ) -> Option<Vec<String>> {
         let mut out = Vec::new();
         let present = |name: &str| request_cookies.is_some_and(|h| find_cookie(h, name).is_some());
         if sealed.len() <= CHUNK_SIZE {
-            out.push(self.set_cookie(&self.name, &sealed, max_age));
+            out.push(self.set_cookie(&self.name, sealed, max_age));
             for i in 0..MAX_CHUNKS {
                 if present(&self.chunk_name(i)) {
                     out.push(self.set_cookie(&self.chunk_name(i), "", 0));
@@ -186,6 +200,7 @@ mod tests {
             cookie_secure: true,
             expire: Duration::from_secs(3600),
             refresh: None,
+            store: crate::config::StoreConfig::Cookie,
         }
     }
 

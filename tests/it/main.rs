@@ -10,6 +10,7 @@ mod config_cli;
 mod endpoints;
 mod login;
 mod logout;
+mod redis_sessions;
 mod session;
 mod tls;
 mod traefik;

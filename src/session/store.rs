@@ -1,0 +1,482 @@
+//! Where sessions live (`session.store`): sealed whole in the cookie, or in Redis behind an
+//! opaque [`SessionTicket`] so every replica sees the same session. In Redis mode this also
+//! holds what must be shared between replicas: sign-out (the record is deleted), back-channel
+//! revocations (`portcullis:revoked:sid:<sid>` / `:sub:<sub>`, checked on every load) and the
+//! cross-replica single-flight refresh (`SET portcullis:lock:refresh:<h> NX PX`).
+//!
+//! The cookie store never touches Redis code; every method's `Cookie` arm is what Portcullis
+//! did before Redis existed.
+
+use super::Session;
+use super::cookies::SessionCookies;
+use super::redis::{RedisIo, StoreUnavailable};
+use super::ticket::{RecordVersion, SessionTicket};
+use crate::clock::UnixTime;
+use crate::config::{SessionConfig, StoreConfig};
+use crate::idp::IdpError;
+use crate::metrics::Metrics;
+use crate::oidc::Oidc;
+use crate::seal::Sealer;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How long a replica may hold a session's refresh lock (longer than any token call).
+const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How long a replica without the lock waits for the winner's rewritten session.
+const WAIT_FOR_REFRESH: Duration = Duration::from_secs(3);
+const POLL_INTERVAL: Duration = Duration::from_millis(40);
+/// Deletes the lock only if we still hold it.
+const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+pub enum SessionStore {
+    Cookie,
+    Redis(RedisStore),
+}
+
+pub struct RedisStore {
+    io: Arc<RedisIo>,
+    /// `session.expire`: how long revocations are kept.
+    lifetime: Duration,
+    metrics: Arc<Metrics>,
+    /// In-process single-flight of the cross-replica refresh, keyed by record version.
+    refreshes: moka::future::Cache<String, Result<Arc<Session>, RefreshFailure>>,
+}
+
+/// A session as loaded, with what is needed to write it back.
+#[derive(Debug)]
+pub struct StoredSession {
+    pub session: Session,
+    origin: Origin,
+}
+
+#[derive(Debug)]
+enum Origin {
+    Cookie,
+    Redis {
+        ticket: SessionTicket,
+        version: RecordVersion,
+    },
+}
+
+/// Why a refresh did not produce a session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshFailure {
+    #[error("refresh failed: {0}")]
+    Idp(IdpError),
+    /// Signed out or revoked while the refresh was pending.
+    #[error("session ended during refresh")]
+    Ended,
+    #[error(transparent)]
+    Store(StoreUnavailable),
+}
+
+/// What a back-channel logout ends (OIDC Back-Channel Logout 1.0 §2.4).
+#[derive(Debug, Clone, Copy)]
+pub enum Revoke<'a> {
+    /// Every session of this IdP session.
+    Sid(&'a str),
+    /// Every session of this user that started before the logout.
+    Sub(&'a str),
+}
+
+impl SessionStore {
+    pub fn new(cfg: &SessionConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+        Ok(match &cfg.store {
+            StoreConfig::Cookie => SessionStore::Cookie,
+            StoreConfig::Redis(r) => SessionStore::Redis(RedisStore {
+                io: Arc::new(RedisIo::new(r, metrics.clone())?),
+                lifetime: cfg.expire,
+                metrics,
+                refreshes: moka::future::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(30))
+                    .build(),
+            }),
+        })
+    }
+
+    /// Starts connecting to Redis (needs a Tokio runtime); nothing for the cookie store.
+    pub fn spawn_background(&self) {
+        if let SessionStore::Redis(r) = self {
+            tokio::spawn(r.io.clone().run());
+        }
+    }
+
+    /// Whether sessions can be served (always, for cookies).
+    pub fn is_ready(&self) -> bool {
+        match self {
+            SessionStore::Cookie => true,
+            SessionStore::Redis(r) => r.io.is_healthy(),
+        }
+    }
+
+    /// The session a `Cookie` header points to, if any is valid and not revoked.
+    pub async fn load(
+        &self,
+        sealer: &Sealer,
+        cookies: &SessionCookies,
+        header: &str,
+    ) -> Result<Option<StoredSession>, StoreUnavailable> {
+        match self {
+            SessionStore::Cookie => Ok(cookies.read(sealer, header).map(|session| StoredSession {
+                session,
+                origin: Origin::Cookie,
+            })),
+            SessionStore::Redis(r) => {
+                let Some(ticket) = cookies
+                    .sealed_value(header)
+                    .and_then(|v| SessionTicket::open(sealer, &v))
+                else {
+                    return Ok(None);
+                };
+                r.load(ticket).await
+            }
+        }
+    }
+
+    /// Stores a new session (login) and returns the `Set-Cookie` values for it; `Ok(None)` when
+    /// it can't be encoded.
+    pub async fn create(
+        &self,
+        sealer: &Sealer,
+        cookies: &SessionCookies,
+        session: &Session,
+        now: UnixTime,
+        request_cookies: Option<&str>,
+    ) -> Result<Option<Vec<String>>, StoreUnavailable> {
+        match self {
+            SessionStore::Cookie => Ok(cookies.write(sealer, session, now, request_cookies)),
+            SessionStore::Redis(r) => {
+                let Ok(ticket) = SessionTicket::generate() else {
+                    return Ok(None);
+                };
+                let (Ok(record), Ok(value)) = (ticket.seal_record(session), ticket.seal(sealer))
+                else {
+                    return Ok(None);
+                };
+                let ttl = ttl_ms(session, now);
+                r.io.query::<()>(
+                    redis::cmd("SET")
+                        .arg(ticket.storage_key())
+                        .arg(record)
+                        .arg("PX")
+                        .arg(ttl)
+                        .clone(),
+                )
+                .await?;
+                Ok(cookies.write_sealed(
+                    &value,
+                    session.expires_at.saturating_sub(now),
+                    request_cookies,
+                ))
+            }
+        }
+    }
+
+    /// Refreshes a session's tokens (single-flight in-process, and across replicas in Redis
+    /// mode) and stores the result. Returns the fresh session and the `Set-Cookie` values to
+    /// send (none in Redis mode: the cookie does not change).
+    pub async fn refresh(
+        &self,
+        oidc: &Oidc,
+        stored: &StoredSession,
+        sealer: &Sealer,
+        cookies: &SessionCookies,
+        now: UnixTime,
+        request_cookies: Option<&str>,
+    ) -> Result<(Arc<Session>, Vec<String>), RefreshFailure> {
+        match (self, &stored.origin) {
+            (SessionStore::Redis(r), Origin::Redis { ticket, version }) => {
+                let key = format!("{}:{}", ticket.storage_key(), hex(version));
+                let fresh = r
+                    .refreshes
+                    .get_with(key, r.refresh(oidc, ticket, *version, &stored.session, now))
+                    .await?;
+                Ok((fresh, Vec::new()))
+            }
+            (SessionStore::Cookie | SessionStore::Redis(_), _) => {
+                let fresh = oidc
+                    .refresh(&stored.session, now)
+                    .await
+                    .map_err(RefreshFailure::Idp)?;
+                let set = cookies
+                    .write(sealer, &fresh, now, request_cookies)
+                    .unwrap_or_default();
+                Ok((fresh, set))
+            }
+        }
+    }
+
+    /// Ends a session in the store (sign-out): in Redis mode the record is deleted, so a copied
+    /// cookie stops working on every replica.
+    pub async fn end(&self, stored: &StoredSession) -> Result<(), StoreUnavailable> {
+        match (self, &stored.origin) {
+            (SessionStore::Redis(r), Origin::Redis { ticket, .. }) => {
+                r.io.query::<()>(redis::cmd("DEL").arg(ticket.storage_key()).clone())
+                    .await
+            }
+            (SessionStore::Cookie | SessionStore::Redis(_), _) => Ok(()),
+        }
+    }
+
+    /// Records a back-channel revocation where every replica sees it (Redis mode); the cookie
+    /// store has only the per-process [`crate::revocation::Revocations`].
+    pub async fn revoke(&self, what: Revoke<'_>, now: UnixTime) -> Result<(), StoreUnavailable> {
+        match self {
+            SessionStore::Cookie => Ok(()),
+            SessionStore::Redis(r) => {
+                let key = match what {
+                    Revoke::Sid(sid) => revoked_sid_key(sid),
+                    Revoke::Sub(sub) => revoked_sub_key(sub),
+                };
+                r.io.query::<()>(
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(now)
+                        .arg("EX")
+                        .arg(r.lifetime.as_secs().max(1))
+                        .clone(),
+                )
+                .await
+            }
+        }
+    }
+}
+
+impl RedisStore {
+    async fn load(&self, ticket: SessionTicket) -> Result<Option<StoredSession>, StoreUnavailable> {
+        let record: Option<Vec<u8>> = self
+            .io
+            .query(redis::cmd("GET").arg(ticket.storage_key()).clone())
+            .await?;
+        let Some((session, version)) = record.and_then(|r| ticket.open_record(&r)) else {
+            return Ok(None);
+        };
+        if self.is_revoked(&session).await? {
+            return Ok(None);
+        }
+        Ok(Some(StoredSession {
+            session,
+            origin: Origin::Redis { ticket, version },
+        }))
+    }
+
+    /// Was this session ended by a back-channel logout received by any replica?
+    async fn is_revoked(&self, s: &Session) -> Result<bool, StoreUnavailable> {
+        let sid_key = s.identity.sid.as_deref().map(revoked_sid_key);
+        let (sid, sub): (Option<UnixTime>, Option<UnixTime>) = self
+            .io
+            .query(
+                redis::cmd("MGET")
+                    .arg(sid_key.unwrap_or_else(|| "portcullis:revoked:sid:".into()))
+                    .arg(revoked_sub_key(&s.identity.sub))
+                    .clone(),
+            )
+            .await?;
+        Ok((s.identity.sid.is_some() && sid.is_some()) || sub.is_some_and(|at| s.created_at <= at))
+    }
+
+    /// One refresh of one record version: take the lock and refresh, or wait for whoever has it.
+    async fn refresh(
+        &self,
+        oidc: &Oidc,
+        ticket: &SessionTicket,
+        version: RecordVersion,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<Arc<Session>, RefreshFailure> {
+        let lock = ticket.refresh_lock_key();
+        let Ok(token) = random_token() else {
+            return Err(RefreshFailure::Idp(IdpError::Unreachable));
+        };
+        let acquired: Option<String> = self
+            .io
+            .query(
+                redis::cmd("SET")
+                    .arg(&lock)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(u64::try_from(LOCK_TTL.as_millis()).unwrap_or(10_000))
+                    .clone(),
+            )
+            .await
+            .map_err(RefreshFailure::Store)?;
+        if acquired.is_none() {
+            self.metrics.refresh_waits.fetch_add(1, Ordering::Relaxed);
+            return self.wait_for_refresh(ticket, version, &lock).await;
+        }
+        let result = self
+            .refresh_holding_lock(oidc, ticket, version, session, now)
+            .await;
+        let released = self
+            .io
+            .query::<i64>(
+                redis::cmd("EVAL")
+                    .arg(RELEASE_LOCK)
+                    .arg(1)
+                    .arg(&lock)
+                    .arg(&token)
+                    .clone(),
+            )
+            .await;
+        if released.is_err() {
+            tracing::warn!(
+                code = "store.lock_release_failed",
+                "refresh lock not released; it expires by itself"
+            );
+        }
+        result
+    }
+
+    async fn refresh_holding_lock(
+        &self,
+        oidc: &Oidc,
+        ticket: &SessionTicket,
+        version: RecordVersion,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<Arc<Session>, RefreshFailure> {
+        // Another replica may have refreshed between our read and our lock.
+        let key = ticket.storage_key();
+        let current: Option<Vec<u8>> = self
+            .io
+            .query(redis::cmd("GET").arg(&key).clone())
+            .await
+            .map_err(RefreshFailure::Store)?;
+        match current.and_then(|r| ticket.open_record(&r)) {
+            None => return Err(RefreshFailure::Ended),
+            Some((s, v)) if v != version => return Ok(Arc::new(s)),
+            Some(_) => {}
+        }
+        match oidc.refresh(session, now).await {
+            Ok(fresh) => {
+                // XX: a session signed out meanwhile is not brought back.
+                let written = match ticket.seal_record(&fresh) {
+                    Ok(record) => self
+                        .io
+                        .query::<Option<String>>(
+                            redis::cmd("SET")
+                                .arg(&key)
+                                .arg(record)
+                                .arg("XX")
+                                .arg("PX")
+                                .arg(ttl_ms(&fresh, now))
+                                .clone(),
+                        )
+                        .await
+                        .map(|_| ()),
+                    Err(_) => Err(StoreUnavailable("cannot encode")),
+                };
+                if let Err(e) = written {
+                    // The tokens are fresh: this request passes; the next one retries.
+                    tracing::warn!(code = "store.refresh_not_saved", error = %e, "refreshed session could not be stored");
+                }
+                Ok(fresh)
+            }
+            Err(e @ IdpError::Refused(_)) => {
+                // The refresh token is dead, so is the session, on every replica.
+                let _ = self
+                    .io
+                    .query::<()>(redis::cmd("DEL").arg(&key).clone())
+                    .await;
+                Err(RefreshFailure::Idp(e))
+            }
+            Err(e) => Err(RefreshFailure::Idp(e)),
+        }
+    }
+
+    /// Polls until the lock holder rewrote the record (use its session), deleted it (ended),
+    /// or gave up without rewriting (a transient failure, like an unreachable IdP).
+    async fn wait_for_refresh(
+        &self,
+        ticket: &SessionTicket,
+        version: RecordVersion,
+        lock: &str,
+    ) -> Result<Arc<Session>, RefreshFailure> {
+        let deadline = Instant::now() + WAIT_FOR_REFRESH;
+        let key = ticket.storage_key();
+        loop {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            // EXISTS before GET: the holder writes, then unlocks, so "unlocked" followed by
+            // "unchanged" really means it gave up.
+            let (locked, record): (bool, Option<Vec<u8>>) = self
+                .io
+                .query_pipeline(
+                    redis::pipe()
+                        .cmd("EXISTS")
+                        .arg(lock)
+                        .cmd("GET")
+                        .arg(&key)
+                        .clone(),
+                )
+                .await
+                .map_err(RefreshFailure::Store)?;
+            match record.and_then(|r| ticket.open_record(&r)) {
+                None => return Err(RefreshFailure::Ended),
+                Some((s, v)) if v != version => return Ok(Arc::new(s)),
+                Some(_) => {}
+            }
+            if !locked || Instant::now() >= deadline {
+                tracing::info!(
+                    code = "refresh.wait_gave_up",
+                    "another replica's refresh did not complete"
+                );
+                return Err(RefreshFailure::Idp(IdpError::Unreachable));
+            }
+        }
+    }
+}
+
+/// Remaining session lifetime in milliseconds (at least 1: Redis refuses `PX 0`).
+fn ttl_ms(s: &Session, now: UnixTime) -> u64 {
+    s.expires_at.saturating_sub(now).saturating_mul(1000).max(1)
+}
+
+fn revoked_sid_key(sid: &str) -> String {
+    format!("portcullis:revoked:sid:{sid}")
+}
+
+fn revoked_sub_key(sub: &str) -> String {
+    format!("portcullis:revoked:sub:{sub}")
+}
+
+fn random_token() -> Result<String, ()> {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| ())?;
+    Ok(hex(&b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_and_ttls() {
+        assert_eq!(revoked_sid_key("kc-1"), "portcullis:revoked:sid:kc-1");
+        assert_eq!(revoked_sub_key("alice"), "portcullis:revoked:sub:alice");
+        let s = Session {
+            id: None,
+            identity: Default::default(),
+            created_at: 0,
+            tokens_at: 0,
+            access_expires_at: 300,
+            expires_at: 1000,
+            refresh_token: None,
+            id_token: None,
+            access_token: None,
+        };
+        assert_eq!(ttl_ms(&s, 400), 600_000);
+        assert_eq!(ttl_ms(&s, 2000), 1);
+        assert_eq!(random_token().unwrap().len(), 32);
+    }
+}

@@ -1,0 +1,393 @@
+//! `session.store = "redis"`: two Portcullis replicas sharing one test IdP and one real
+//! `redis-server` (started here on a free port, killed on drop). Sessions, sign-out, back-channel
+//! logout and refresh must behave as one service; Redis going away must fail closed (503) and
+//! coming back must heal without restarting Portcullis.
+
+use crate::support::*;
+use portcullis::clock::Clock;
+use portcullis_test_idp::TestIdp;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// A throwaway `redis-server` on a free port, without persistence.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// `None` (with a loud message) only when `redis-server` is not installed; `scripts/setup`
+    /// installs it, so CI always runs these tests.
+    pub fn start() -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !! SKIPPED: redis-server is not installed; Redis session tests did not run. !!\n\
+                 !! Install it (scripts/setup, or apt-get install redis-server).           !!\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = RedisServer { port, child: None };
+        server.restart();
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Two replicas, one IdP, one Redis, one cookie secret, one clock reading.
+struct Replicas {
+    a: Harness,
+    b: Harness,
+    redis: RedisServer,
+}
+
+impl Replicas {
+    async fn start() -> Option<Replicas> {
+        let redis = RedisServer::start()?;
+        let idp = TestIdp::start(Default::default()).await;
+        let url = redis.url();
+        let edit = |t: String| {
+            t.replace(
+                "refresh = \"5m\"",
+                &format!("refresh = \"5m\"\nstore = \"redis\"\nredis_url = \"{url}\""),
+            )
+        };
+        let a = Harness::start_for(idp.clone(), edit, true).await;
+        let b = Harness::start_for(idp, edit, true).await;
+        b.clock.set(a.clock.now());
+        let r = Replicas { a, b, redis };
+        for h in [&r.a, &r.b] {
+            wait_for_ready(h, 200).await;
+        }
+        Some(r)
+    }
+
+    fn advance(&self, secs: u64) {
+        self.a.advance(secs);
+        self.b.clock.set(self.a.clock.now());
+    }
+}
+
+async fn ready_status(h: &Harness) -> u16 {
+    h.get("/ready", &[]).await.status().as_u16()
+}
+
+async fn wait_for_ready(h: &Harness, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = ready_status(h).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/ready stayed {got}, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status(h: &Harness, cookie: &str) -> u16 {
+    h.forward_auth("/", &[("cookie", cookie), ("accept", "application/json")])
+        .await
+        .status()
+        .as_u16()
+}
+
+async fn session_keys(redis: &RedisServer) -> Vec<String> {
+    let mut c = redis.connection().await;
+    redis::cmd("KEYS")
+        .arg("portcullis:session:*")
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_login_on_one_replica_passes_on_the_other_with_a_small_opaque_cookie() {
+    let Some(r) = Replicas::start().await else {
+        return;
+    };
+    let start = r.a.forward_auth("/", &[("accept", BROWSER_ACCEPT)]).await;
+    let authorize = location(&start);
+    let callback = r.a.follow_idp(&authorize).await;
+    let resp =
+        r.a.get(&callback, &[("cookie", &cookie_pairs(&start))])
+            .await;
+    assert_eq!(resp.status(), 302);
+    let set: Vec<String> = set_cookies(&resp)
+        .into_iter()
+        .filter(|c| c.starts_with("_portcullis="))
+        .collect();
+    assert_eq!(set.len(), 1, "one session cookie, no chunks: {set:?}");
+    let line = &set[0];
+    eprintln!(
+        "redis-mode Set-Cookie is {} bytes (value {} bytes)",
+        line.len(),
+        line.split(';').next().unwrap().len() - "_portcullis=".len()
+    );
+    assert!(line.len() < 400, "{line}");
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Max-Age=43200"] {
+        assert!(line.contains(attr), "{line} lacks {attr}");
+    }
+    assert!(!line.contains("eyJ"), "no JWT in the cookie");
+    let session = session_cookie(&resp);
+
+    let on_b = r.b.forward_auth("/", &[("cookie", &session)]).await;
+    assert_eq!(on_b.status(), 200);
+    assert_eq!(header(&on_b, "x-auth-request-user"), Some("a1b2c3-alice"));
+    assert_eq!(status(&r.a, &session).await, 200);
+
+    // Redis holds one record: encrypted, living as long as the session.
+    let keys = session_keys(&r.redis).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let mut c = r.redis.connection().await;
+    let record: Vec<u8> = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&record);
+    for secret in ["eyJ", "alice", "a1b2c3"] {
+        assert!(!text.contains(secret), "{secret} readable in Redis");
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 12 * 3600 * 1000 - 60_000 && ttl <= 12 * 3600 * 1000,
+        "{ttl}"
+    );
+    // A cookie-store cookie (or any other value) is no session here.
+    assert_eq!(
+        status(&r.a, "_portcullis=AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn back_channel_logout_received_by_one_replica_ends_the_session_on_the_other() {
+    let Some(r) = Replicas::start().await else {
+        return;
+    };
+    let (session, _) = r.a.login("/").await;
+    assert_eq!(status(&r.b, &session).await, 200);
+    r.a.idp
+        .controls()
+        .set_backchannel_logout_url(Some(&r.a.url("/oauth2/backchannel-logout")));
+    let sid = r.a.idp.last_session_id().expect("IdP session");
+    assert!(r.a.idp.logout_session(&sid).await);
+    assert_eq!(r.a.idp.controls().last_backchannel_result(), Some(Ok(200)));
+    assert_eq!(status(&r.b, &session).await, 401);
+    assert_eq!(status(&r.a, &session).await, 401);
+
+    // By `sub`: every session of the user, on every replica; a later login passes.
+    let (s1, _) = r.a.login("/").await;
+    let (s2, _) = r.b.login("/").await;
+    r.advance(1);
+    let token =
+        r.a.idp
+            .mint_logout_token(json!({"sid": null, "sub": "a1b2c3-alice"}));
+    let resp =
+        r.a.client
+            .post(r.a.url("/oauth2/backchannel-logout"))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 200);
+    for s in [&s1, &s2] {
+        assert_eq!(status(&r.b, s).await, 401);
+        assert_eq!(status(&r.a, s).await, 401);
+    }
+    r.advance(5);
+    let (s3, _) = r.b.login("/").await;
+    assert_eq!(status(&r.a, &s3).await, 200);
+}
+
+#[tokio::test]
+async fn sign_out_on_one_replica_ends_the_session_on_the_other() {
+    let Some(r) = Replicas::start().await else {
+        return;
+    };
+    let (session, _) = r.a.login("/").await;
+    assert_eq!(session_keys(&r.redis).await.len(), 1);
+    let out = r.b.get("/oauth2/sign_out", &[("cookie", &session)]).await;
+    assert_eq!(out.status(), 302);
+    assert!(
+        location(&out).contains("id_token_hint="),
+        "the IdP logout gets the ID token from Redis"
+    );
+    assert!(
+        set_cookies(&out)
+            .iter()
+            .any(|c| c.starts_with("_portcullis=;") && c.contains("Max-Age=0"))
+    );
+    assert!(session_keys(&r.redis).await.is_empty(), "record deleted");
+    assert_eq!(status(&r.a, &session).await, 401);
+    assert_eq!(status(&r.b, &session).await, 401);
+}
+
+#[tokio::test]
+async fn concurrent_stale_requests_on_both_replicas_cause_one_refresh_grant() {
+    let Some(r) = Replicas::start().await else {
+        return;
+    };
+    let idp = r.a.idp.controls();
+    idp.revoke_refresh_token_on_use
+        .store(true, Ordering::SeqCst);
+    idp.set_token_delay_ms(150);
+    let (session, _) = r.a.login("/").await;
+    r.advance(6 * 60);
+    let before = idp.refresh_grants();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let h = if i % 2 == 0 { &r.a } else { &r.b };
+        let client = h.client.clone();
+        let url = h.url("/oauth2/forward-auth");
+        let cookie = session.clone();
+        tasks.push(tokio::spawn(async move {
+            let resp = client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), session_cookie(&resp))
+        }));
+    }
+    for t in tasks {
+        let (s, new_cookie) = t.await.unwrap();
+        assert_eq!(s, 200);
+        assert!(
+            new_cookie.is_empty(),
+            "the cookie does not change on refresh"
+        );
+    }
+    assert_eq!(
+        idp.refresh_grants() - before,
+        1,
+        "exactly one refresh grant"
+    );
+    // The rewritten session is fresh on both replicas: no further grant.
+    assert_eq!(status(&r.a, &session).await, 200);
+    assert_eq!(status(&r.b, &session).await, 200);
+    assert_eq!(idp.refresh_grants() - before, 1);
+    // And the next refresh (with the rotated refresh token) works too.
+    r.advance(6 * 60);
+    assert_eq!(status(&r.b, &session).await, 200);
+    assert_eq!(idp.refresh_grants() - before, 2);
+    let m = r.b.get("/metrics", &[]).await.text().await.unwrap();
+    assert!(
+        m.contains("portcullis_session_store_duration_seconds_count"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn redis_down_fails_closed_quickly_and_recovery_needs_no_restart() {
+    let Some(mut r) = Replicas::start().await else {
+        return;
+    };
+    let (session, _) = r.a.login("/").await;
+    assert_eq!(status(&r.b, &session).await, 200);
+
+    r.redis.stop();
+    for h in [&r.a, &r.b] {
+        let started = Instant::now();
+        let resp = h
+            .forward_auth("/", &[("cookie", &session), ("accept", BROWSER_ACCEPT)])
+            .await;
+        let took = started.elapsed();
+        assert_eq!(resp.status(), 503);
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(
+            set_cookies(&resp).is_empty(),
+            "the cookie is kept for when Redis is back"
+        );
+        assert!(resp.text().await.unwrap().contains("Try again in a moment"));
+    }
+    for h in [&r.a, &r.b] {
+        wait_for_ready(h, 503).await;
+    }
+    // A browser without a session is still sent to log in (no store needed for that)...
+    let fresh = r.a.forward_auth("/", &[("accept", BROWSER_ACCEPT)]).await;
+    assert_eq!(fresh.status(), 302);
+    // ...but signing out fails closed.
+    let out = r.b.get("/oauth2/sign_out", &[("cookie", &session)]).await;
+    assert_eq!(out.status(), 503);
+    let m = r.a.get("/metrics", &[]).await.text().await.unwrap();
+    assert!(
+        !m.contains("portcullis_session_store_errors_total 0"),
+        "{m}"
+    );
+
+    r.redis.restart();
+    for h in [&r.a, &r.b] {
+        wait_for_ready(h, 200).await;
+    }
+    // Redis ran without persistence: the old session is gone (401, not 503); a new login
+    // works on both replicas.
+    assert_eq!(status(&r.a, &session).await, 401);
+    let (again, _) = r.b.login("/").await;
+    assert_eq!(status(&r.a, &again).await, 200);
+    assert_eq!(status(&r.b, &again).await, 200);
+}
