@@ -39,8 +39,9 @@ pub struct RedisStore {
     /// `session.expire`: how long revocations are kept.
     lifetime: Duration,
     metrics: Arc<Metrics>,
-    /// In-process single-flight of the cross-replica refresh, keyed by record version.
-    refreshes: moka::future::Cache<String, Result<Arc<Session>, RefreshFailure>>,
+    /// In-process single-flight of the cross-replica refresh, keyed by record version. Only
+    /// successes are kept: a failure (Redis blip, IdP down) is retried by the next request.
+    refreshes: moka::future::Cache<String, Arc<Session>>,
 }
 
 /// A session as loaded, with what is needed to write it back.
@@ -191,8 +192,9 @@ impl SessionStore {
                 let key = format!("{}:{}", ticket.storage_key(), hex(version));
                 let fresh = r
                     .refreshes
-                    .get_with(key, r.refresh(oidc, ticket, *version, &stored.session, now))
-                    .await?;
+                    .try_get_with(key, r.refresh(oidc, ticket, *version, &stored.session, now))
+                    .await
+                    .map_err(|e| (*e).clone())?;
                 Ok((fresh, Vec::new()))
             }
             (SessionStore::Cookie | SessionStore::Redis(_), _) => {
