@@ -18,6 +18,9 @@ use std::time::Instant;
 
 pub type Body = Full<Bytes>;
 
+/// The `path_prefix` to configure in Envoy's ext_authz HTTP service.
+pub const EXT_AUTHZ_PREFIX: &str = "/oauth2/ext-authz";
+
 /// Routes one request. Generic over the body type, so router tests can call this without a
 /// socket; only back-channel logout reads a body.
 pub async fn handle<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
@@ -30,16 +33,50 @@ where
     let path = parts.uri.path();
     let get = parts.method == Method::GET || parts.method == Method::HEAD;
     let (endpoint, response) = match path {
-        "/oauth2/forward-auth" if get => (
-            Endpoint::ForwardAuth,
-            forward_auth::forward_auth(app, &parts.headers, forward_auth::Flavor::ForwardAuth)
-                .await,
-        ),
-        "/oauth2/auth" if get => (
-            Endpoint::Auth,
-            forward_auth::forward_auth(app, &parts.headers, forward_auth::Flavor::AuthRequest)
-                .await,
-        ),
+        "/oauth2/forward-auth" if get => {
+            let original = forward_auth::OriginalRequest::from_forwarded_headers(&parts.headers);
+            let r = forward_auth::forward_auth(
+                app,
+                &parts.headers,
+                original,
+                forward_auth::Flavor::ForwardAuth,
+            )
+            .await;
+            (Endpoint::ForwardAuth, r)
+        }
+        "/oauth2/auth" if get => {
+            let original = forward_auth::OriginalRequest::from_forwarded_headers(&parts.headers);
+            let r = forward_auth::forward_auth(
+                app,
+                &parts.headers,
+                original,
+                forward_auth::Flavor::AuthRequest,
+            )
+            .await;
+            (Endpoint::Auth, r)
+        }
+        // Envoy ext_authz (HTTP service, `path_prefix: /oauth2/ext-authz`): the check request
+        // keeps the original method, path and Host.
+        p if p.starts_with(EXT_AUTHZ_PREFIX) && p[EXT_AUTHZ_PREFIX.len()..].starts_with('/') => {
+            let uri = parts
+                .uri
+                .path_and_query()
+                .map(|pq| &pq.as_str()[EXT_AUTHZ_PREFIX.len()..]);
+            let original = forward_auth::OriginalRequest {
+                method: Some(parts.method.as_str()),
+                proto: header_str(&parts.headers, "x-forwarded-proto"),
+                host: header_str(&parts.headers, header::HOST).or(parts.uri.host()),
+                uri,
+            };
+            let r = forward_auth::forward_auth(
+                app,
+                &parts.headers,
+                original,
+                forward_auth::Flavor::ForwardAuth,
+            )
+            .await;
+            (Endpoint::ForwardAuth, r)
+        }
         "/oauth2/start" if get => (
             Endpoint::Start,
             login::start(app, &parts.uri, &parts.headers),

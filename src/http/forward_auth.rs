@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
-    /// 200 on success; browsers without a session are redirected to the IdP.
+    /// 200 on success; browsers without a session are redirected to the IdP (Traefik, Caddy,
+    /// and Envoy ext_authz, which all return non-2xx answers to the client verbatim).
     ForwardAuth,
     /// 202 on success; never redirects (nginx turns any non-401/403 denial into a 500).
     AuthRequest,
@@ -35,7 +36,33 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
-pub async fn forward_auth(app: &Arc<App>, headers: &HeaderMap, flavor: Flavor) -> Response<Body> {
+/// The request the proxy is asking about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OriginalRequest<'a> {
+    pub method: Option<&'a str>,
+    pub proto: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub uri: Option<&'a str>,
+}
+
+impl<'a> OriginalRequest<'a> {
+    /// Traefik, Caddy and nginx describe it in `X-Forwarded-Method/Proto/Host/Uri`.
+    pub fn from_forwarded_headers(headers: &'a HeaderMap) -> Self {
+        Self {
+            method: header_str(headers, &X_FORWARDED_METHOD),
+            proto: header_str(headers, &X_FORWARDED_PROTO),
+            host: header_str(headers, &X_FORWARDED_HOST),
+            uri: header_str(headers, &X_FORWARDED_URI),
+        }
+    }
+}
+
+pub async fn forward_auth(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    original: OriginalRequest<'_>,
+    flavor: Flavor,
+) -> Response<Body> {
     let cookies = cookie_header(headers);
     let creds = Credentials {
         authorization: header_str(headers, header::AUTHORIZATION),
@@ -54,12 +81,14 @@ pub async fn forward_auth(app: &Arc<App>, headers: &HeaderMap, flavor: Flavor) -
             resp
         }
         Err(Refused::Unauthenticated { clear }) => {
-            let mut resp =
-                if flavor == Flavor::ForwardAuth && wants_html(headers) && is_navigation(headers) {
-                    login_redirect(app, headers, now)
-                } else {
-                    Problem::Unauthenticated.response(false)
-                };
+            let mut resp = if flavor == Flavor::ForwardAuth
+                && wants_html(headers)
+                && is_navigation(original)
+            {
+                login_redirect(app, original, now)
+            } else {
+                Problem::Unauthenticated.response(false)
+            };
             add_cookies(&mut resp, &clear);
             resp
         }
@@ -77,17 +106,16 @@ pub async fn forward_auth(app: &Arc<App>, headers: &HeaderMap, flavor: Flavor) -
 }
 
 /// Only safe methods are sent to log in; a POST can't be replayed after the redirect.
-fn is_navigation(headers: &HeaderMap) -> bool {
-    header_str(headers, &X_FORWARDED_METHOD)
+fn is_navigation(original: OriginalRequest<'_>) -> bool {
+    original
+        .method
         .is_none_or(|m| m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("HEAD"))
 }
 
-fn login_redirect(app: &Arc<App>, headers: &HeaderMap, now: u64) -> Response<Body> {
-    let target = app.redirect.forwarded_target(
-        header_str(headers, &X_FORWARDED_PROTO),
-        header_str(headers, &X_FORWARDED_HOST),
-        header_str(headers, &X_FORWARDED_URI),
-    );
+fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>, now: u64) -> Response<Body> {
+    let target = app
+        .redirect
+        .forwarded_target(original.proto, original.host, original.uri);
     match app.oidc.begin_login(&app.gate.sealer, target, now) {
         Ok((authorize_url, state_cookie)) => {
             let mut resp = redirect(&authorize_url);
@@ -107,16 +135,16 @@ fn identity_response(
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     let id = &p.identity;
+    // All four are always sent (empty when unknown): Caddy 2.6 forwards a missing copied
+    // header as literal placeholder text.
     put(h, &X_AUTH_USER, &id.sub);
-    if let Some(e) = &id.email {
-        put(h, &X_AUTH_EMAIL, e);
-    }
-    if let Some(u) = &id.preferred_username {
-        put(h, &X_AUTH_USERNAME, u);
-    }
-    if !p.groups_header.is_empty() {
-        put(h, &X_AUTH_GROUPS, &p.groups_header);
-    }
+    put(h, &X_AUTH_EMAIL, id.email.as_deref().unwrap_or(""));
+    put(
+        h,
+        &X_AUTH_USERNAME,
+        id.preferred_username.as_deref().unwrap_or(""),
+    );
+    put(h, &X_AUTH_GROUPS, &p.groups_header);
     if let Some(token) = &p.access_token {
         if app.config.headers.pass_access_token {
             put(h, &X_AUTH_TOKEN, token);

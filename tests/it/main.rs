@@ -8,6 +8,7 @@ mod support;
 mod bearer;
 mod config_cli;
 mod endpoints;
+mod envoy;
 mod login;
 mod logout;
 mod redis_sessions;
