@@ -13,8 +13,10 @@
 //! Run directly without that environment, every test fails with a message
 //! saying so (rather than passing without having checked anything).
 
+mod instance;
 mod support;
 
+mod authz;
 mod backchannel;
 mod bearer;
 mod browser;

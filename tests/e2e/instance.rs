@@ -1,0 +1,231 @@
+//! A Portcullis of a test's own: the binary `scripts/e2e` built (`E2E_PORTCULLIS_BIN`), run
+//! with a config the test writes (other `[authz]` rules, a short refresh interval), against
+//! the run's Keycloak. No reverse proxy in front: tests call `/oauth2/forward-auth` directly
+//! with `X-Forwarded-*` headers, as Traefik does, and browsers sign in at its own
+//! `/oauth2/start` and `/oauth2/callback`.
+//!
+//! Its public URL is `http://127.0.0.1:PORT`, which the realm's `portcullis` client accepts
+//! as a redirect URI (`http://127.0.0.1:*`). Keycloak's back-channel logout URL points at
+//! Portcullis A, never at these. The process is killed when the value is dropped; its log is
+//! `$E2E_RUN_DIR/NAME.log`.
+
+use std::io::Read as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::support::browser_like::{BrowserLike, Response};
+use crate::support::env::Env;
+use crate::support::{R, err, keycloak, snippet};
+
+pub struct Instance {
+    pub name: String,
+    /// `http://127.0.0.1:PORT`, its public URL.
+    pub url: String,
+    pub log: String,
+    child: Child,
+}
+
+/// Settings that differ between the tests' instances; everything else is the harness's
+/// contract (see `portcullis_write_config` in scripts/lib/components.sh).
+#[derive(Debug, Clone, Default)]
+pub struct Settings<'a> {
+    pub allowed_groups: &'a [&'a str],
+    pub allowed_roles: &'a [&'a str],
+    /// `session.refresh` ("30s" when `None`, as on the harness's instances).
+    pub refresh: Option<&'a str>,
+}
+
+fn toml_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn free_port() -> R<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn cookie_secret() -> R<String> {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(b))
+}
+
+impl Instance {
+    /// Starts it and waits until `/ready` answers 200 (discovery and keys loaded).
+    pub async fn start(env: &Env, name: &str, s: &Settings<'_>) -> R<Self> {
+        let bin = std::env::var("E2E_PORTCULLIS_BIN").map_err(|_| {
+            err("E2E_PORTCULLIS_BIN is not set: run the suite through scripts/e2e (it exports \
+                 the binary it built)")
+        })?;
+        let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let config = format!(
+            r#"listen = "127.0.0.1:{port}"
+public_url = "{url}"
+
+[oidc]
+issuer_url = "{issuer}"
+client_id = "portcullis"
+client_secret = "portcullis-demo-secret"
+
+[session]
+cookie_secret = "{secret}"
+cookie_secure = false
+refresh = "{refresh}"
+
+[redirect]
+allowed_domains = ["127.0.0.1"]
+
+[authz]
+allowed_groups = {groups}
+allowed_roles = {roles}
+
+[bearer]
+enabled = true
+audiences = ["portcullis"]
+"#,
+            issuer = env.keycloak_issuer,
+            secret = cookie_secret()?,
+            refresh = s.refresh.unwrap_or("30s"),
+            groups = toml_list(s.allowed_groups),
+            roles = toml_list(s.allowed_roles),
+        );
+        let config_path = format!("{}/{name}.toml", env.run_dir);
+        std::fs::write(&config_path, config)?;
+        let log = format!("{}/{name}.log", env.run_dir);
+        let out = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .env("RUST_LOG", "info,portcullis=debug");
+        // Portcullis treats every PORTCULLIS_* variable as configuration and refuses unknown
+        // ones; the harness's own (PORTCULLIS_BIN, ...) must not reach it.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("PORTCULLIS_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| err(format!("cannot start {bin}: {e}")))?;
+        let mut me = Self {
+            name: name.to_owned(),
+            url,
+            log,
+            child,
+        };
+        me.wait_ready().await?;
+        Ok(me)
+    }
+
+    async fn wait_ready(&mut self) -> R {
+        let http = reqwest::Client::new();
+        for _ in 0..120 {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(err(format!(
+                    "{} exited ({status}) before it was ready; log:\n{}",
+                    self.name,
+                    self.log_tail()
+                )));
+            }
+            if let Ok(r) = http
+                .get(format!("{}/ready", self.url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(err(format!(
+            "{} not ready after 30 s; log:\n{}",
+            self.name,
+            self.log_tail()
+        )))
+    }
+
+    /// The last lines of its log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// A client that reaches it (and Keycloak, also on 127.0.0.1).
+    pub fn browser(&self) -> R<BrowserLike> {
+        BrowserLike::new(&[])
+    }
+
+    /// Signs `user` in through its `/oauth2/start` at the HTTP level (Keycloak's real login
+    /// form). Afterwards the browser holds the session cookie. Returns the last answer (the
+    /// return address `/signed-in`, which this app-less instance answers with 404).
+    pub async fn login(&self, b: &BrowserLike, env: &Env, user: (&str, &str)) -> R<Response> {
+        let start = format!("{}/oauth2/start?rd=%2Fsigned-in", self.url);
+        let last = keycloak::login_via(b, env, &start, user).await?;
+        if last.url.as_str() != format!("{}/signed-in", self.url) {
+            return Err(err(format!(
+                "{}: login of {} ended at {} instead of the return address\n  trail: {}\n  log:\n{}",
+                self.name,
+                user.0,
+                last.describe(),
+                b.trail(),
+                self.log_tail()
+            )));
+        }
+        Ok(last)
+    }
+
+    /// `GET /oauth2/forward-auth` as Traefik sends it for a request to
+    /// `http://app.localhost/{uri}`, with the browser's cookies and the given `Accept`.
+    pub async fn forward_auth(&self, b: &BrowserLike, uri: &str, accept: &str) -> R<Response> {
+        b.get_with(
+            &format!("{}/oauth2/forward-auth", self.url),
+            &[
+                ("accept", accept),
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "app.localhost"),
+                ("x-forwarded-uri", uri),
+            ],
+        )
+        .await
+    }
+
+    /// The value of one sample of `/metrics` (exact series text, labels included), 0 if
+    /// absent.
+    pub async fn metric(&self, series: &str) -> R<f64> {
+        metric(&self.url, series).await
+    }
+}
+
+/// One sample from `BASE/metrics`, e.g.
+/// `portcullis_idp_requests_total{kind="refresh",outcome="ok"}`; 0 if absent.
+pub async fn metric(base: &str, series: &str) -> R<f64> {
+    let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(series)
+            && let Some(v) = rest.strip_prefix(' ')
+        {
+            return v
+                .trim()
+                .parse()
+                .map_err(|_| err(format!("metric {series}: bad value in {}", snippet(line))));
+        }
+    }
+    Ok(0.0)
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
