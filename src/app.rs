@@ -104,6 +104,7 @@ impl App {
     pub fn spawn_background(self: &Arc<Self>) {
         self.gate.store.spawn_background();
         tokio::spawn(self.oidc.clone().run_discovery());
+        tokio::spawn(self.oidc.clone().run_health_probe());
         tokio::spawn(self.oidc.keys.clone().run_refresh_loop(self.idp.clone()));
         if let Some(bearer) = &self.gate.bearer {
             for issuer in bearer.issuers().iter().skip(1) {

@@ -143,6 +143,13 @@ fn ready(app: &App) -> Response<Body> {
             StatusCode::SERVICE_UNAVAILABLE,
             "session store (Redis) unreachable",
         )
+    } else if app.metrics.idp_is_down() {
+        // Still ready: sessions and cached keys keep working while the IdP is down, and taking
+        // every replica out of service would turn an IdP outage into a full outage.
+        text(
+            StatusCode::OK,
+            "ready (degraded): identity provider unreachable; existing sessions and cached keys are served, new logins fail",
+        )
     } else {
         text(StatusCode::OK, "ready")
     }

@@ -99,7 +99,7 @@ impl IdpClient {
     pub async fn discover(&self, issuer: &str) -> Result<ProviderMetadata, IdpError> {
         let url = format!("{issuer}/.well-known/openid-configuration");
         let result = self.get_json::<ProviderMetadata>(&url).await;
-        self.metrics.idp_call(IdpCall::Discovery, result.is_ok());
+        self.record(IdpCall::Discovery, &result);
         let meta = result?;
         // OIDC Discovery §4.3: the issuer must match exactly, or tokens could be swapped.
         if meta.issuer != issuer {
@@ -130,7 +130,7 @@ impl IdpClient {
             Ok(JwksDocument { body, max_age })
         }
         .await;
-        self.metrics.idp_call(IdpCall::Jwks, result.is_ok());
+        self.record(IdpCall::Jwks, &result);
         result
     }
 
@@ -149,7 +149,7 @@ impl IdpClient {
             ("redirect_uri", redirect_uri),
         ];
         let result = self.token_call(token_endpoint, &form).await;
-        self.metrics.idp_call(IdpCall::Code, result.is_ok());
+        self.record(IdpCall::Code, &result);
         result
     }
 
@@ -163,8 +163,26 @@ impl IdpClient {
             ("refresh_token", refresh_token),
         ];
         let result = self.token_call(token_endpoint, &form).await;
-        self.metrics.idp_call(IdpCall::Refresh, result.is_ok());
+        self.record(IdpCall::Refresh, &result);
         result
+    }
+
+    /// Counts the call, and tracks whether the IdP is reachable at all: an OAuth error
+    /// (`invalid_grant`…) means it answered; a connection failure or a 5xx means it is down.
+    fn record<T>(&self, call: IdpCall, result: &Result<T, IdpError>) {
+        self.metrics.idp_call(call, result.is_ok());
+        let reachable = !matches!(
+            result,
+            Err(IdpError::Unreachable) | Err(IdpError::BadResponse(500..))
+        );
+        if reachable == self.metrics.idp_is_down() {
+            if reachable {
+                tracing::info!(code = "idp.up", "identity provider reachable again");
+            } else {
+                tracing::warn!(code = "idp.down", "identity provider unreachable");
+            }
+        }
+        self.metrics.idp_reachable(reachable);
     }
 
     async fn token_call(

@@ -81,6 +81,7 @@ pub struct Metrics {
     pub jwks_refetch_suppressed: AtomicU64,
     pub state_cookies_dropped: AtomicU64,
     pub backchannel_logouts: AtomicU64,
+    idp_down: std::sync::atomic::AtomicBool,
     store_buckets: [AtomicU64; BUCKETS_US.len()],
     store_count: AtomicU64,
     store_sum_us: AtomicU64,
@@ -120,6 +121,15 @@ impl Metrics {
 
     pub fn idp_call(&self, call: IdpCall, ok: bool) {
         self.idp[index(&IDP_CALLS, call)][usize::from(!ok)].fetch_add(1, Relaxed);
+    }
+
+    /// Records whether the last call reached the IdP (an OAuth error answer counts as reached).
+    pub fn idp_reachable(&self, reachable: bool) {
+        self.idp_down.store(!reachable, Relaxed);
+    }
+
+    pub fn idp_is_down(&self) -> bool {
+        self.idp_down.load(Relaxed)
     }
 
     pub fn idp_calls(&self, call: IdpCall, ok: bool) -> u64 {
@@ -249,6 +259,11 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_idp_up Whether the last call to the identity provider reached it.\n# TYPE portcullis_idp_up gauge\nportcullis_idp_up {}",
+            u8::from(!self.idp_is_down())
+        );
         out
     }
 }

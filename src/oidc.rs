@@ -137,6 +137,17 @@ impl Oidc {
         }
     }
 
+    /// Asks the IdP for its discovery document every 10 s once it was loaded, so `/ready` and
+    /// `portcullis_idp_up` notice an outage (and the recovery) without waiting for a user.
+    pub async fn run_health_probe(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if self.provider.load().is_some() {
+                let _ = self.idp.discover(&self.issuer).await;
+            }
+        }
+    }
+
     /// Starts a login: the absolute authorization URL and the state cookie to set.
     pub fn begin_login(
         &self,

@@ -34,7 +34,7 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
         .await;
     let mut resp = match result {
         Ok((session, return_to)) => {
-            tracing::info!(code = "login.ok", sub = %session.identity.sub, "user logged in");
+            tracing::info!(code = "login.ok", sub = %session.identity.sub, sid = ?session.identity.sid, "user logged in");
             let mut resp = redirect(&app.redirect.or_fallback(Some(&return_to)));
             match app
                 .gate

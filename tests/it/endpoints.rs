@@ -108,3 +108,37 @@ async fn garbage_requests_never_crash_the_server() {
     }
     assert_eq!(h.get("/ping", &[]).await.status(), 200);
 }
+
+#[tokio::test]
+async fn idp_outage_after_start_is_reported_but_sessions_keep_passing() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    let start = h.forward_auth("/", &[("accept", BROWSER_ACCEPT)]).await;
+    let state = cookie_pairs(&start);
+    let cb = h.follow_idp(&location(&start)).await;
+    h.idp.stop().await;
+    // A login that needs the IdP now gets a clear 502 page.
+    let r = h.get(&cb, &[("cookie", &state)]).await;
+    assert_eq!(r.status(), 502);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("identity provider is not answering")
+    );
+    // Existing sessions keep passing; readiness stays up but says it is degraded.
+    assert_eq!(
+        h.forward_auth("/", &[("cookie", &session)]).await.status(),
+        200
+    );
+    let r = h.get("/ready", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("identity provider unreachable")
+    );
+    let m = h.get("/metrics", &[]).await.text().await.unwrap();
+    assert!(m.contains("portcullis_idp_up 0"), "{m}");
+}
