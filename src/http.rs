@@ -33,28 +33,14 @@ where
     let path = parts.uri.path();
     let get = parts.method == Method::GET || parts.method == Method::HEAD;
     let (endpoint, response) = match path {
-        "/oauth2/forward-auth" if get => {
-            let original = forward_auth::OriginalRequest::from_forwarded_headers(&parts.headers);
-            let r = forward_auth::forward_auth(
-                app,
-                &parts.headers,
-                original,
-                forward_auth::Flavor::ForwardAuth,
-            )
-            .await;
-            (Endpoint::ForwardAuth, r)
-        }
-        "/oauth2/auth" if get => {
-            let original = forward_auth::OriginalRequest::from_forwarded_headers(&parts.headers);
-            let r = forward_auth::forward_auth(
-                app,
-                &parts.headers,
-                original,
-                forward_auth::Flavor::AuthRequest,
-            )
-            .await;
-            (Endpoint::Auth, r)
-        }
+        "/oauth2/forward-auth" if get => (
+            Endpoint::ForwardAuth,
+            forwarded(app, &parts.headers, forward_auth::Flavor::ForwardAuth).await,
+        ),
+        "/oauth2/auth" if get => (
+            Endpoint::Auth,
+            forwarded(app, &parts.headers, forward_auth::Flavor::AuthRequest).await,
+        ),
         // Envoy ext_authz (HTTP service, `path_prefix: /oauth2/ext-authz`): the check request
         // keeps the original method, path and Host.
         p if p.starts_with(EXT_AUTHZ_PREFIX) && p[EXT_AUTHZ_PREFIX.len()..].starts_with('/') => {
@@ -119,6 +105,16 @@ where
             .request(endpoint, decision_of(response.status()), started.elapsed());
     }
     response
+}
+
+/// Forward-auth for proxies that describe the original request in `X-Forwarded-*`.
+async fn forwarded(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    flavor: forward_auth::Flavor,
+) -> Response<Body> {
+    let original = forward_auth::OriginalRequest::from_forwarded_headers(headers);
+    forward_auth::forward_auth(app, headers, original, flavor).await
 }
 
 fn decision_of(status: StatusCode) -> Decision {

@@ -222,6 +222,17 @@ pub fn check_times(c: &TokenClaims, now: UnixTime, leeway: u64) -> Result<(), To
     Ok(())
 }
 
+/// `iss` is exactly `issuer` and `aud` contains `client_id`: tokens the IdP issued to us.
+fn check_issued_to(c: &TokenClaims, issuer: &str, client_id: &str) -> Result<(), TokenError> {
+    if c.iss.as_deref() != Some(issuer) {
+        return Err(TokenError::Issuer);
+    }
+    if !c.aud.iter().any(|a| a == client_id) {
+        return Err(TokenError::Audience);
+    }
+    Ok(())
+}
+
 /// What an access token must satisfy (RFC 9068 §4, adapted to Keycloak).
 pub struct AccessTokenRules<'a> {
     pub issuer: &'a str,
@@ -286,12 +297,7 @@ pub struct IdTokenRules<'a> {
 impl IdTokenRules<'_> {
     pub fn check(&self, token: &UnverifiedToken<'_>, now: UnixTime) -> Result<(), TokenError> {
         let c = &token.claims;
-        if c.iss.as_deref() != Some(self.issuer) {
-            return Err(TokenError::Issuer);
-        }
-        if !c.aud.iter().any(|a| a == self.client_id) {
-            return Err(TokenError::Audience);
-        }
+        check_issued_to(c, self.issuer, self.client_id)?;
         if (c.aud.len() > 1 && c.azp.is_none())
             || c.azp.as_deref().is_some_and(|azp| azp != self.client_id)
         {
@@ -329,12 +335,7 @@ pub struct LogoutTokenRules<'a> {
 impl LogoutTokenRules<'_> {
     pub fn check(&self, token: &UnverifiedToken<'_>, now: UnixTime) -> Result<(), TokenError> {
         let c = &token.claims;
-        if c.iss.as_deref() != Some(self.issuer) {
-            return Err(TokenError::Issuer);
-        }
-        if !c.aud.iter().any(|a| a == self.client_id) {
-            return Err(TokenError::Audience);
-        }
+        check_issued_to(c, self.issuer, self.client_id)?;
         let iat = c.iat.ok_or(TokenError::MissingClaim)?;
         if iat > now.saturating_add(self.leeway) {
             return Err(TokenError::NotYetValid);
