@@ -113,7 +113,10 @@ async fn authz_allowed_roles_lets_alice_in_without_an_allowed_group() -> R {
         p.log_tail()
     );
     let id = identity(&ok);
-    assert_eq!(id.header("x-auth-request-preferred-username"), Some("alice"));
+    assert_eq!(
+        id.header("x-auth-request-preferred-username"),
+        Some("alice")
+    );
     let groups = id.header("x-auth-request-groups").unwrap_or_default();
     assert!(
         groups.split(',').any(|g| g == "role:platform-user"),

@@ -57,8 +57,10 @@ impl Instance {
     /// Starts it and waits until `/ready` answers 200 (discovery and keys loaded).
     pub async fn start(env: &Env, name: &str, s: &Settings<'_>) -> R<Self> {
         let bin = std::env::var("E2E_PORTCULLIS_BIN").map_err(|_| {
-            err("E2E_PORTCULLIS_BIN is not set: run the suite through scripts/e2e (it exports \
-                 the binary it built)")
+            err(
+                "E2E_PORTCULLIS_BIN is not set: run the suite through scripts/e2e (it exports \
+                 the binary it built)",
+            )
         })?;
         let port = free_port()?;
         let url = format!("http://127.0.0.1:{port}");
@@ -209,7 +211,10 @@ audiences = ["portcullis"]
 /// One sample from `BASE/metrics`, e.g.
 /// `portcullis_idp_requests_total{kind="refresh",outcome="ok"}`; 0 if absent.
 pub async fn metric(base: &str, series: &str) -> R<f64> {
-    let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix(series)
             && let Some(v) = rest.strip_prefix(' ')

@@ -22,4 +22,5 @@ mod bearer;
 mod browser;
 mod health;
 mod http_login;
+mod refresh;
 mod sign_out;
