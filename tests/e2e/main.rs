@@ -20,6 +20,7 @@ mod authz;
 mod backchannel;
 mod bearer;
 mod browser;
+mod error_pages;
 mod health;
 mod http_login;
 mod refresh;
