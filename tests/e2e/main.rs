@@ -25,3 +25,4 @@ mod health;
 mod http_login;
 mod refresh;
 mod sign_out;
+mod z1_key_rotation;
