@@ -26,3 +26,4 @@ mod http_login;
 mod refresh;
 mod sign_out;
 mod z1_key_rotation;
+mod z2_keycloak_outage;
