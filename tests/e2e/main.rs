@@ -16,12 +16,12 @@
 mod instance;
 mod support;
 
-mod authz;
 mod backchannel;
 mod bearer;
 mod browser;
 mod error_pages;
 mod health;
+mod http_authz;
 mod http_login;
 mod refresh;
 mod sign_out;

@@ -4,6 +4,9 @@
 //!
 //! Each rule set runs in a Portcullis of its own (`crate::instance`), asked directly the way
 //! Traefik's ForwardAuth asks.
+//!
+//! Runs after `backchannel` (name order) on purpose: that test needs alice to have a single
+//! Keycloak session, and these logins leave sessions behind.
 
 use crate::instance::{Instance, Settings};
 use crate::support::browser_like::Response;
