@@ -23,9 +23,16 @@ pub struct TrustedIssuer {
     pub keys: Arc<IssuerKeys>,
 }
 
+/// The verified-token cache, keyed by the whole token. Hashed with foldhash, not std's SipHash:
+/// hashing the ~1 KB key is most of the cost of a hit, and foldhash halves the lookup
+/// (`benches/hot_path.rs`, `token_cache/*`). Its randomly seeded, non-cryptographic hash is
+/// enough here because only tokens whose signature we verified are ever inserted: a caller
+/// cannot choose keys that collide.
+type TokenCache = moka::sync::Cache<Box<str>, Arc<Principal>, foldhash::fast::RandomState>;
+
 pub struct BearerVerifier {
     issuers: Vec<TrustedIssuer>,
-    cache: moka::sync::Cache<Box<str>, Arc<Principal>>,
+    cache: TokenCache,
     leeway: u64,
     pass_token: bool,
     idp: IdpClient,
@@ -65,7 +72,7 @@ impl BearerVerifier {
                 max: cfg.cache_max_ttl,
                 clock,
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
             issuers,
             cache,

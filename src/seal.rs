@@ -93,26 +93,37 @@ impl Sealer {
         if sealed.len() > 64 * 1024 {
             return None;
         }
-        let raw = B64.decode(sealed.as_bytes()).ok()?;
+        let mut raw = B64.decode(sealed.as_bytes()).ok()?;
         let (&version, rest) = raw.split_first()?;
         if version != VERSION || rest.len() < NONCE_LEN + 16 {
             return None;
         }
-        let (nonce, ct) = rest.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
-        for key in &self.keys {
-            let mut buf = ct.to_vec();
-            if let Ok(plain) = key.open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(purpose.aad()),
-                &mut buf,
-            ) {
-                let n = plain.len();
-                buf.truncate(n);
+        let nonce: [u8; NONCE_LEN] = rest.get(..NONCE_LEN)?.try_into().ok()?;
+        // The ciphertext and tag follow the version byte and the nonce.
+        let body = 1 + NONCE_LEN..;
+        let open = |key: &LessSafeKey, buf: &mut Vec<u8>| {
+            let n = key
+                .open_within(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(purpose.aad()),
+                    buf,
+                    body.clone(),
+                )
+                .ok()?
+                .len();
+            buf.truncate(n);
+            Some(())
+        };
+        // A failed open may leave its buffer overwritten, so every key but the last works on a
+        // copy; the last (with a single key, the only one) decrypts in place.
+        let (last, earlier) = self.keys.split_last()?;
+        for key in earlier {
+            let mut buf = raw.clone();
+            if open(key, &mut buf).is_some() {
                 return Some(buf);
             }
         }
-        None
+        open(last, &mut raw).map(|()| raw)
     }
 
     /// Random bytes, base64url: for state, nonce, PKCE verifiers and session ids.
