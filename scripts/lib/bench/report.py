@@ -119,7 +119,7 @@ def parse_cpu(path, clk_tck):
     server: the server process itself (all threads); kernel_irq: interrupt and softirq
     time on the server CPU (mostly loopback TCP); others: everything else that ran on the
     server CPU (other processes, steal); wrk: wrk's own CPU time; client_busy: the client
-    CPU's total busy share (wrk plus whatever else ran there)."""
+    CPU's total busy share; client_irq / client_others: the same split on the client CPU."""
     if not os.path.exists(path):
         return None
     stat = {"before": [], "after": []}
@@ -145,18 +145,21 @@ def parse_cpu(path, clk_tck):
         return total, busy, irq + softirq
 
     s_total, s_busy, s_irq = split(stat["before"][0], stat["after"][0])
-    c_total, c_busy, _ = split(stat["before"][1], stat["after"][1])
+    c_total, c_busy, c_irq = split(stat["before"][1], stat["after"][1])
     server_ticks = int(rows["server_process_after"]) - int(rows["server_process_before"])
     wall = s_total / clk_tck
     server = server_ticks / s_total
     wrk_seconds = bash_times(rows.get("wrk_after", "")) - bash_times(rows.get("wrk_before", ""))
+    wrk = min(wrk_seconds / wall, 1.0) if wall > 0 else float("nan")
     return {
         "server": min(server, 1.0),
         "server_seconds": server_ticks / clk_tck,
         "kernel_irq": s_irq / s_total,
         "others": max(s_busy / s_total - server - s_irq / s_total, 0.0),
         "client_busy": c_busy / c_total,
-        "wrk": min(wrk_seconds / wall, 1.0) if wall > 0 else float("nan"),
+        "wrk": wrk,
+        "client_irq": c_irq / c_total,
+        "client_others": max(c_busy / c_total - wrk - c_irq / c_total, 0.0),
     }
 
 
@@ -223,7 +226,10 @@ def summarise(run_dir, meta):
             k: statistics.median(run[k] for run in runs)
             for k in ("rps", "p50_us", "p99_us", "p999_us", "mean_us")
         }
-        for k in ("server", "kernel_irq", "others", "client_busy", "wrk", "us_per_request"):
+        for k in (
+            "server", "kernel_irq", "others", "client_busy", "wrk", "client_irq",
+            "client_others", "us_per_request",
+        ):
             vals = [run["cpu"][k] for run in runs if run["cpu"]]
             med["cpu_" + k] = statistics.median(vals) if vals else float("nan")
         cache = None
@@ -270,6 +276,25 @@ def rss(meta):
         if key.startswith("rss."):
             hwm, cur = (int(x) for x in value.split())
             out[key[4:]] = {"peak_kib": hwm, "current_kib": cur}
+    return out
+
+
+def warnings(summary):
+    out = []
+    cache = summary.get("p_cold", {}).get("cache")
+    if cache and cache["hits"] + cache["misses"]:
+        miss = cache["misses"] / (cache["hits"] + cache["misses"])
+        if miss < 0.99:
+            out.append(
+                f"only {miss:.1%} of the unique-token requests were cache misses: the token "
+                "file came round within the cache lifetime; raise BENCH_TOKENS."
+            )
+    for s, x in summary.items():
+        if x["unexpected"] + x["wrong_decisions"]:
+            out.append(
+                f"{x['label']}: {x['unexpected'] + x['wrong_decisions']} unexpected responses "
+                "or errors; its numbers are not comparable."
+            )
     return out
 
 
@@ -337,6 +362,9 @@ def markdown(meta, scenarios, summary, rat, mem, svg_name):
         "CPUs take the rest (see *Every round*)."
     )
     L.append("")
+    for w in warnings(summary):
+        L.append(f"> **Warning:** {w}")
+        L.append("")
     L.append("## Targets")
     L.append("")
     L.append("| target | value | |")
@@ -385,26 +413,31 @@ def markdown(meta, scenarios, summary, rat, mem, svg_name):
     L.append("## Every round")
     L.append("")
     L.append(
+        f"CPU columns are shares of the run's wall time on the server CPU ({meta['server_cpu']}) and the "
+        f"client CPU ({meta['client_cpu']}): the process under test, interrupt and softirq time "
+        "(loopback TCP delivery, mostly), and everything else that ran there (other processes, steal)."
+    )
+    L.append("")
+    L.append(
         "| scenario | round | req/s | p50 ms | p99 ms | p99.9 ms | max ms | server µs/req | "
-        "server CPU | irq on server CPU | others on server CPU | wrk CPU | client CPU busy | "
+        "CPU 0: server / irq / others | CPU 1: wrk / irq / others | "
         "Portcullis decisions | token cache hit / miss |"
     )
-    L.append(
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
-    )
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for s in scenarios:
         for run in summary[s]["runs"]:
             met = run["metrics"]
             dec = ", ".join(f"{k} {v}" for k, v in sorted(met["decisions"].items())) if met else ""
             cache = f"{met['cache_hits']} / {met['cache_misses']}" if met else ""
             cpu = run["cpu"] or dict.fromkeys(
-                ("us_per_request", "server", "kernel_irq", "others", "wrk", "client_busy")
+                ("us_per_request", "server", "kernel_irq", "others", "wrk", "client_irq", "client_others")
             )
             L.append(
                 f"| {s} | {run['round']} | {fmt_int(run['rps'])} | {fmt_ms(run['p50_us'])} | "
                 f"{fmt_ms(run['p99_us'])} | {fmt_ms(run['p999_us'])} | {fmt_ms(run['max_us'])} | "
-                f"{fmt_us(cpu['us_per_request'])} | {pct(cpu['server'])} | {pct(cpu['kernel_irq'])} | "
-                f"{pct(cpu['others'])} | {pct(cpu['wrk'])} | {pct(cpu['client_busy'])} | "
+                f"{fmt_us(cpu['us_per_request'])} | "
+                f"{pct(cpu['server'])} / {pct(cpu['kernel_irq'])} / {pct(cpu['others'])} | "
+                f"{pct(cpu['wrk'])} / {pct(cpu['client_irq'])} / {pct(cpu['client_others'])} | "
                 f"{dec} | {cache} |"
             )
     L.append("")
@@ -448,6 +481,15 @@ def markdown(meta, scenarios, summary, rat, mem, svg_name):
             "(`scripts/lib/bench/wrk.lua` prints p99.9 too). Each figure in the results table is "
             "the median of that figure over the rounds. wrk is closed-loop: with every "
             "connection busy, latency is mostly queueing, and is roughly connections ÷ req/s.",
+            "- Scheduling: each server and each wrk run is its own session, so with the kernel's "
+            "autogroup scheduling each is a group with a fair share of its CPU against the other "
+            "sessions on the machine; "
+            + (
+                f"their autogroup nice was {meta['nice']}, which gives them most of the CPU when "
+                "other work is running."
+                if meta.get("nice", "0") != "0"
+                else "their nice was left at 0."
+            ),
             f"- Peak RSS is `VmHWM` from `/proc/PID/status` after all runs (logins and warm-up "
             f"included). Tokens minted at {meta['mint_seconds']} s for {int(meta['tokens']):,}; "
             f"whole run {meta.get('total_seconds', '?')} s.",
@@ -579,6 +621,8 @@ def main():
         shutil.copyfile(os.path.join(a.run_dir, "report.svg"), a.write + ".svg")
         print(f"report: wrote {a.write}.md and {a.write}.svg", file=sys.stderr)
 
+    for w in warnings(summary):
+        print(f"WARNING: {w}", file=sys.stderr)
     # A short human summary on stderr, the machine-readable line last on stdout.
     for s in scenarios:
         m = summary[s]["median"]
