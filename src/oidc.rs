@@ -63,8 +63,10 @@ pub struct Oidc {
     /// Single-flight refresh, keyed by the refresh token: concurrent requests with one stale
     /// session share one refresh grant (Keycloak's "revoke refresh token" kills a session
     /// whose refresh token is used twice).
-    refreshes: moka::future::Cache<String, Result<Arc<Session>, IdpError>>,
+    refreshes: moka::future::Cache<String, Arc<Session>>,
     session_expire: Duration,
+    /// Wakes the health probe.
+    probe_now: tokio::sync::Notify,
     keep_access_token: bool,
     leeway: u64,
 }
@@ -97,6 +99,7 @@ impl Oidc {
                 .time_to_live(Duration::from_secs(30))
                 .build(),
             session_expire: cfg.session.expire,
+            probe_now: tokio::sync::Notify::new(),
             keep_access_token: cfg.headers.pass_access_token
                 || cfg.headers.pass_authorization_header,
             leeway: cfg.bearer.leeway.as_secs(),
@@ -139,9 +142,14 @@ impl Oidc {
 
     /// Asks the IdP for its discovery document every 10 s once it was loaded, so `/ready` and
     /// `portcullis_idp_up` notice an outage (and the recovery) without waiting for a user.
+    /// A login refused because the IdP looked down wakes it early (at most once a second).
     pub async fn run_health_probe(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(Duration::from_secs(10)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                () = self.probe_now.notified() => {}
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
             if self.provider.load().is_some() {
                 let _ = self.idp.discover(&self.issuer).await;
             }
@@ -155,6 +163,12 @@ impl Oidc {
         return_to: String,
         now: UnixTime,
     ) -> Result<(String, String), LoginError> {
+        // While the IdP is known to be down, say so here instead of sending the browser to an
+        // error at the IdP (the health probe notices the recovery within 10 s).
+        if self.metrics.idp_is_down() {
+            self.probe_now.notify_one();
+            return Err(LoginError::IdpUnavailable);
+        }
         let provider = self.provider().ok_or(LoginError::IdpUnavailable)?;
         let (attempt, cookie) = self
             .state_cookies
@@ -244,17 +258,20 @@ impl Oidc {
         };
         let key = B64.encode(digest::digest(&digest::SHA256, rt.as_bytes()));
         let session = session.clone();
+        // try_get_with shares one grant between concurrent callers but caches only successes:
+        // a failure during an IdP outage must not be replayed once the IdP is back.
         self.refreshes
-            .get_with(key, async move {
+            .try_get_with(key, async move {
                 let provider = self.provider().ok_or(IdpError::Unreachable)?;
                 let tokens = self.idp.refresh(&provider.token_endpoint, &rt).await?;
                 let refreshed = self.session_from_tokens(tokens, None, Some(&session), now).await.map_err(|e| {
                     tracing::warn!(code = "refresh.bad_tokens", error = %e, "refreshed tokens rejected");
                     IdpError::BadResponse(200)
                 })?;
-                Ok(Arc::new(refreshed))
+                Ok::<_, IdpError>(Arc::new(refreshed))
             })
             .await
+            .map_err(|e| (*e).clone())
     }
 
     /// Builds a session from a token response. At login the ID token is required and must

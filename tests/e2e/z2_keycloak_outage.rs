@@ -276,6 +276,23 @@ async fn z2_keycloak_outage_and_recovery() -> R {
 
     drop(frozen);
     wait_keycloak(&env).await?;
+    // Portcullis refuses new logins with a 503 page while it believes the IdP is down; such a
+    // refusal wakes its health probe, which notices the recovery within about a second.
+    let probe = p.browser()?;
+    let refused = p.forward_auth(&probe, "/", "text/html").await?;
+    eprintln!(
+        "first login attempt right after the recovery: {}",
+        refused.status
+    );
+    let mut recovered = false;
+    for _ in 0..40 {
+        if ready(&p.url).await?.1 == "ready" {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "/ready did not report the recovery within 10 s");
 
     // Back: a new login works without restarting Portcullis...
     let again = p.browser()?;

@@ -141,4 +141,8 @@ async fn idp_outage_after_start_is_reported_but_sessions_keep_passing() {
     );
     let m = h.get("/metrics", &[]).await.text().await.unwrap();
     assert!(m.contains("portcullis_idp_up 0"), "{m}");
+    // New visitors get a clear 503 page here rather than an error at the IdP.
+    let r = h.forward_auth("/", &[("accept", BROWSER_ACCEPT)]).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("not available"));
 }

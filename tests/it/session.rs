@@ -204,3 +204,20 @@ async fn rotated_cookie_secret_still_opens_old_sessions() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_refresh_that_failed_during_an_outage_is_retried_once_the_idp_is_back() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    h.advance(6 * 60); // refresh due, access token still valid for 0 s more: 360 > 300 → required
+    h.idp.controls().set_down(true);
+    let r = h
+        .forward_auth("/", &[("cookie", &session), ("accept", "application/json")])
+        .await;
+    assert_eq!(r.status(), 401, "expired tokens and no refresh possible");
+    h.idp.controls().set_down(false);
+    let before = h.idp.controls().refresh_grants();
+    let r = h.forward_auth("/", &[("cookie", &session)]).await;
+    assert_eq!(r.status(), 200, "the failure was not cached");
+    assert_eq!(h.idp.controls().refresh_grants() - before, 1);
+}
