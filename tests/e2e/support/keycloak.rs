@@ -171,6 +171,14 @@ impl Admin {
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
+    /// Ends one SSO session (what an admin does in the console's Sessions tab); Keycloak then
+    /// sends a back-channel logout token for it.
+    pub async fn end_session(&self, session_id: &str) -> R {
+        self.call(reqwest::Method::DELETE, &format!("/sessions/{session_id}"))
+            .await
+            .map(|_| ())
+    }
+
     /// Ends every session of the user; Keycloak then sends back-channel
     /// logout tokens to the clients that have a back-channel logout URL.
     pub async fn logout_user(&self, user_id: &str) -> R {
