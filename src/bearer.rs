@@ -37,6 +37,8 @@ pub struct BearerVerifier {
     pass_token: bool,
     idp: IdpClient,
     metrics: Arc<Metrics>,
+    /// Sum of the issuers' key withdrawals when the cache was last known good.
+    key_epoch: std::sync::atomic::AtomicU64,
 }
 
 /// Per-entry lifetime: until the token's `exp`, at most `cache_max_ttl`.
@@ -74,6 +76,9 @@ impl BearerVerifier {
             })
             .build_with_hasher(foldhash::fast::RandomState::default());
         Self {
+            key_epoch: std::sync::atomic::AtomicU64::new(
+                issuers.iter().map(|i| i.keys.removals()).sum(),
+            ),
             issuers,
             cache,
             leeway: cfg.leeway.as_secs(),
@@ -90,6 +95,13 @@ impl BearerVerifier {
     /// Cache lookup only: the synchronous, lock-free part of the hot path.
     #[inline]
     pub fn cached(&self, token: &str, now: UnixTime) -> Option<Arc<Principal>> {
+        // A key withdrawn from an issuer's JWKS must stop validating at once, cached tokens
+        // included (one or two atomic loads per request).
+        let epoch = self.issuers.iter().map(|i| i.keys.removals()).sum::<u64>();
+        if epoch != self.key_epoch.load(Relaxed) {
+            self.cache.invalidate_all();
+            self.key_epoch.store(epoch, Relaxed);
+        }
         let hit = self.cache.get(token).filter(|p| p.valid_until > now);
         if hit.is_some() {
             self.metrics.token_cache_hits.fetch_add(1, Relaxed);

@@ -29,6 +29,8 @@ pub struct IssuerKeys {
     /// Serialises fetches; `generation` tells a waiter that someone else fetched meanwhile.
     fetch_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    /// Counts refreshes that withdrew a key: tokens verified before must be checked again.
+    removals: AtomicU64,
     /// Milliseconds since `epoch` of the last unknown-kid refetch (0 = never).
     last_kid_fetch_ms: AtomicU64,
     epoch: Instant,
@@ -51,6 +53,7 @@ impl IssuerKeys {
             loaded: AtomicBool::new(false),
             fetch_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            removals: AtomicU64::new(0),
             last_kid_fetch_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             refetch_interval,
@@ -61,6 +64,10 @@ impl IssuerKeys {
     /// The current keys (lock-free).
     pub fn current(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.keys.load()
+    }
+
+    pub fn removals(&self) -> u64 {
+        self.removals.load(Ordering::Acquire)
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -89,6 +96,10 @@ impl IssuerKeys {
         let set = KeySet::parse(&doc.body).map_err(|_| IdpError::BadResponse(200))?;
         if set.skipped > 0 {
             tracing::debug!(issuer = %self.issuer, skipped = set.skipped, "JWKS keys skipped (not for signatures, or of unknown type)");
+        }
+        if self.current().loses_keys_in(&set) {
+            self.removals.fetch_add(1, Ordering::AcqRel);
+            tracing::info!(issuer = %self.issuer, "signing keys withdrawn from the JWKS; tokens verified with them are forgotten");
         }
         self.keys.store(Arc::new(set));
         self.loaded.store(true, Ordering::Release);

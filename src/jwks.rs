@@ -93,6 +93,13 @@ impl KeySet {
             .find(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
     }
 
+    /// Whether some key of `self` is gone from `newer` (a key was withdrawn, not just added).
+    pub fn loses_keys_in(&self, newer: &KeySet) -> bool {
+        self.keys
+            .iter()
+            .any(|k| !newer.keys.iter().any(|n| n.kid == k.kid && n.alg == k.alg))
+    }
+
     /// Whether any key carries this `kid` (to tell "unknown key" from "wrong algorithm").
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))

@@ -293,7 +293,7 @@ async fn key_rotation_passes_new_tokens_after_one_refetch_and_drops_vanished_key
         .mint_access_token(&TestUser::alice(), json!({}), "rsa-2");
     assert_eq!(bearer(&h, &new).await.status(), 200);
     assert_eq!(h.idp.controls().jwks_fetches() - before, 1, "one refetch");
-    // rsa-1 vanished from the JWKS: tokens signed with it no longer validate.
+    // rsa-1 vanished from the JWKS: tokens signed with it no longer validate, cached or not.
     assert_eq!(bearer(&h, &old).await.status(), 401);
 }
 
