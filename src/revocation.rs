@@ -82,20 +82,15 @@ mod tests {
     use crate::identity::Identity;
 
     fn session(id: &str, sid: &str, sub: &str, created_at: UnixTime) -> Session {
+        let base = crate::session::test_session(created_at);
         Session {
             id: Some(id.into()),
             identity: Identity {
                 sub: sub.into(),
                 sid: Some(sid.into()),
-                ..Default::default()
+                ..base.identity.clone()
             },
-            created_at,
-            tokens_at: created_at,
-            access_expires_at: created_at + 300,
-            expires_at: created_at + 3600,
-            refresh_token: None,
-            id_token: None,
-            access_token: None,
+            ..base
         }
     }
 

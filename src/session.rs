@@ -79,6 +79,27 @@ impl Session {
     }
 }
 
+/// A session for unit tests: user-1 (alice@example.com), logged in at `at`, tokens valid for
+/// 5 minutes, session for an hour.
+#[cfg(test)]
+pub(crate) fn test_session(at: UnixTime) -> Session {
+    Session {
+        id: Some("sess-1".into()),
+        identity: Identity {
+            sub: "user-1".into(),
+            email: Some("alice@example.com".into()),
+            ..Default::default()
+        },
+        created_at: at,
+        tokens_at: at,
+        access_expires_at: at + 300,
+        expires_at: at + 3600,
+        refresh_token: Some("refresh-token".into()),
+        id_token: None,
+        access_token: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

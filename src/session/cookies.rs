@@ -188,7 +188,6 @@ pub fn cookies_with_prefix<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Identity;
     use crate::secret::Secret;
     use std::time::Duration;
 
@@ -206,19 +205,8 @@ mod tests {
 
     fn session(token_len: usize) -> Session {
         Session {
-            id: Some("sess-1".into()),
-            identity: Identity {
-                sub: "user-1".into(),
-                email: Some("alice@example.com".into()),
-                ..Default::default()
-            },
-            created_at: 100,
-            tokens_at: 100,
-            access_expires_at: 400,
-            expires_at: 3700,
             refresh_token: Some("r".repeat(token_len)),
-            id_token: None,
-            access_token: None,
+            ..crate::session::test_session(100)
         }
     }
 

@@ -151,23 +151,13 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Identity;
 
     fn session() -> Session {
         Session {
             id: Some("login-1".into()),
-            identity: Identity {
-                sub: "user-1".into(),
-                email: Some("alice@example.com".into()),
-                ..Default::default()
-            },
-            created_at: 100,
-            tokens_at: 100,
-            access_expires_at: 400,
-            expires_at: 3700,
             refresh_token: Some("refresh-token-secret".into()),
             id_token: Some("id-token".into()),
-            access_token: None,
+            ..crate::session::test_session(100)
         }
     }
 
