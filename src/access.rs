@@ -15,6 +15,7 @@ use crate::session::cookies::SessionCookies;
 use crate::session::redis::StoreUnavailable;
 use crate::session::store::{RefreshFailure, SessionStore, StoredSession};
 use crate::session::{Freshness, Session};
+use crate::verified_cache::{ValidUntil, VerifiedCache};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,28 @@ pub enum Refused {
     StoreUnavailable,
 }
 
+/// A session cookie already decrypted and found fresh, with its principal ready.
+pub struct DecodedSession {
+    session: Session,
+    principal: Arc<Principal>,
+}
+
+impl ValidUntil for DecodedSession {
+    fn valid_until(&self) -> UnixTime {
+        self.principal.valid_until
+    }
+}
+
+/// Decoded session cookies kept (cookie store only): a repeated cookie skips base64, AES-GCM,
+/// JSON and building the identity headers. Revocation and freshness are still checked on
+/// every request.
+const DECODED_SESSIONS: u64 = 10_000;
+const DECODED_SESSION_TTL: Duration = Duration::from_secs(60);
+
+pub fn decoded_session_cache(clock: crate::clock::SharedClock) -> VerifiedCache<DecodedSession> {
+    VerifiedCache::new(DECODED_SESSIONS, DECODED_SESSION_TTL, clock)
+}
+
 pub struct Gate {
     pub sealer: Arc<Sealer>,
     pub cookies: SessionCookies,
@@ -58,6 +81,8 @@ pub struct Gate {
     pub refresh_after: Option<Duration>,
     pub revocations: Revocations,
     pub store: SessionStore,
+    /// `Some` with the cookie store (a Redis session must be read from Redis every time).
+    pub decoded: Option<VerifiedCache<DecodedSession>>,
 }
 
 impl Gate {
@@ -87,6 +112,19 @@ impl Gate {
             });
         }
         let header = creds.cookie.unwrap_or("");
+        let cache_key = self.decoded.as_ref().and(self.cookies.sealed_value(header));
+        if let (Some(cache), Some(key)) = (&self.decoded, &cache_key) {
+            if let Some(d) = cache.get(key, now) {
+                if !self.revocations.is_revoked(&d.session)
+                    && d.session.freshness(now, self.refresh_after) == Freshness::Fresh
+                {
+                    return Ok(Granted {
+                        principal: d.principal.clone(),
+                        set_cookies: Vec::new(),
+                    });
+                }
+            }
+        }
         let Some(stored) = self
             .store
             .load(&self.sealer, &self.cookies, header)
@@ -102,13 +140,15 @@ impl Gate {
                 },
             });
         };
-        self.session_access(stored, creds.cookie, now).await
+        self.session_access(stored, creds.cookie, cache_key.as_deref(), now)
+            .await
     }
 
     async fn session_access(
         &self,
         stored: StoredSession,
         cookie_header: Option<&str>,
+        cache_key: Option<&str>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
         let dead = || Refused::Unauthenticated {
@@ -119,7 +159,17 @@ impl Gate {
             return Err(dead());
         }
         match session.freshness(now, self.refresh_after) {
-            Freshness::Fresh => Ok(self.granted(session, Vec::new())),
+            Freshness::Fresh => {
+                let granted = self.granted(session, Vec::new());
+                if let (Some(cache), Some(key)) = (&self.decoded, cache_key) {
+                    let decoded = DecodedSession {
+                        session: stored.session.clone(),
+                        principal: granted.principal.clone(),
+                    };
+                    cache.insert(key, Arc::new(decoded));
+                }
+                Ok(granted)
+            }
             Freshness::Expired => Err(dead()),
             due @ (Freshness::RefreshDue | Freshness::RefreshRequired) => {
                 // Boxed: the refresh future is large, and inlining it would make every

@@ -87,6 +87,8 @@ impl App {
             refresh_after: config.session.refresh,
             revocations: Revocations::new(config.session.expire),
             store: SessionStore::new(&config.session, metrics.clone())?,
+            decoded: matches!(config.session.store, crate::config::StoreConfig::Cookie)
+                .then(|| crate::access::decoded_session_cache(clock.clone())),
         };
         let backchannel = BackchannelLogout::new(config.bearer.leeway);
         Ok(Arc::new(App {

@@ -14,49 +14,24 @@ use crate::issuer_keys::IssuerKeys;
 use crate::jwt::{AccessTokenRules, TokenError, UnverifiedToken};
 use crate::metrics::Metrics;
 use crate::principal::Principal;
+use crate::verified_cache::VerifiedCache;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 pub struct TrustedIssuer {
     pub config: IssuerConfig,
     pub keys: Arc<IssuerKeys>,
 }
 
-/// The verified-token cache, keyed by the whole token. Hashed with foldhash, not std's SipHash:
-/// hashing the ~1 KB key is most of the cost of a hit, and foldhash halves the lookup
-/// (`benches/hot_path.rs`, `token_cache/*`). Its randomly seeded, non-cryptographic hash is
-/// enough here because only tokens whose signature we verified are ever inserted: a caller
-/// cannot choose keys that collide.
-type TokenCache = moka::sync::Cache<Box<str>, Arc<Principal>, foldhash::fast::RandomState>;
-
 pub struct BearerVerifier {
     issuers: Vec<TrustedIssuer>,
-    cache: TokenCache,
+    cache: VerifiedCache<Principal>,
     leeway: u64,
     pass_token: bool,
     idp: IdpClient,
     metrics: Arc<Metrics>,
     /// Sum of the issuers' key withdrawals when the cache was last known good.
     key_epoch: std::sync::atomic::AtomicU64,
-}
-
-/// Per-entry lifetime: until the token's `exp`, at most `cache_max_ttl`.
-struct UntilExp {
-    max: Duration,
-    clock: crate::clock::SharedClock,
-}
-
-impl moka::Expiry<Box<str>, Arc<Principal>> for UntilExp {
-    fn expire_after_create(
-        &self,
-        _k: &Box<str>,
-        v: &Arc<Principal>,
-        _at: std::time::Instant,
-    ) -> Option<Duration> {
-        let left = Duration::from_secs(v.valid_until.saturating_sub(self.clock.now()));
-        Some(left.min(self.max))
-    }
 }
 
 impl BearerVerifier {
@@ -68,13 +43,7 @@ impl BearerVerifier {
         metrics: Arc<Metrics>,
         clock: crate::clock::SharedClock,
     ) -> Self {
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(cfg.cache_capacity)
-            .expire_after(UntilExp {
-                max: cfg.cache_max_ttl,
-                clock,
-            })
-            .build_with_hasher(foldhash::fast::RandomState::default());
+        let cache = VerifiedCache::new(cfg.cache_capacity, cfg.cache_max_ttl, clock);
         Self {
             key_epoch: std::sync::atomic::AtomicU64::new(
                 issuers.iter().map(|i| i.keys.removals()).sum(),
@@ -102,7 +71,7 @@ impl BearerVerifier {
             self.cache.invalidate_all();
             self.key_epoch.store(epoch, Relaxed);
         }
-        let hit = self.cache.get(token).filter(|p| p.valid_until > now);
+        let hit = self.cache.get(token, now);
         if hit.is_some() {
             self.metrics.token_cache_hits.fetch_add(1, Relaxed);
         }
@@ -150,12 +119,11 @@ impl BearerVerifier {
             self.pass_token.then(|| token.to_string()),
             exp.saturating_add(self.leeway),
         ));
-        self.cache.insert(token.into(), principal.clone());
+        self.cache.insert(token, principal.clone());
         Ok(principal)
     }
 
     pub fn cache_len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.cache.len()
     }
 }

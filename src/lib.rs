@@ -27,3 +27,4 @@ pub mod seal;
 pub mod secret;
 pub mod session;
 pub mod tls;
+pub mod verified_cache;

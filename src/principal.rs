@@ -26,3 +26,9 @@ impl Principal {
         }
     }
 }
+
+impl crate::verified_cache::ValidUntil for Principal {
+    fn valid_until(&self) -> UnixTime {
+        self.valid_until
+    }
+}

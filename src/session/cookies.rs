@@ -6,6 +6,7 @@ use super::Session;
 use crate::clock::UnixTime;
 use crate::config::SessionConfig;
 use crate::seal::{Purpose, Sealer};
+use std::borrow::Cow;
 
 /// Largest value per cookie; browsers allow ~4096 bytes for name, value and attributes.
 pub const CHUNK_SIZE: usize = 3800;
@@ -37,9 +38,9 @@ impl SessionCookies {
     }
 
     /// The sealed value, reassembled from chunks when needed.
-    pub fn sealed_value(&self, cookie_header: &str) -> Option<String> {
+    pub fn sealed_value<'a>(&self, cookie_header: &'a str) -> Option<Cow<'a, str>> {
         if let Some(v) = find_cookie(cookie_header, &self.name) {
-            return Some(v.to_string());
+            return Some(Cow::Borrowed(v));
         }
         let mut out = String::new();
         for i in 0..MAX_CHUNKS {
@@ -49,7 +50,7 @@ impl SessionCookies {
                 None => break,
             }
         }
-        Some(out)
+        Some(Cow::Owned(out))
     }
 
     /// `Set-Cookie` values that store `session`, clearing chunks the request carried that the
