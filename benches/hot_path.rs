@@ -5,8 +5,10 @@
 //!   `parse/*` is the parse step alone.
 //! * `decision/bearer_cached` — `Gate::check` for a bearer token already in the
 //!   verified-token cache (the common case behind a proxy).
-//! * `decision/session_cookie` — `Gate::check` for a fresh session cookie: find, base64,
-//!   AES-GCM open, JSON, freshness, principal, authz.
+//! * `decision/session_cookie` — `Gate::check` for a fresh session cookie seen before: find,
+//!   hash, decoded-session cache hit, revocation and freshness checks, authz.
+//! * `decision/session_cookie_first_sight` — what a cookie costs the first time (and every
+//!   time without the cache): find, base64, AES-GCM open, JSON, freshness, principal, authz.
 //! * `bearer/unknown_kid_rate_limited` — `BearerVerifier::verify` for a token naming a key the
 //!   IdP never published, after the one allowed refetch: must answer without the network
 //!   (asserted with the IdP's JWKS fetch counter).
@@ -32,7 +34,7 @@ use portcullis::identity::Identity;
 use portcullis::jwks::KeySet;
 use portcullis::jwt::{TokenError, UnverifiedToken};
 use portcullis::principal::Principal;
-use portcullis::session::Session;
+use portcullis::session::{Freshness, Session};
 use portcullis_test_idp::{IdpOptions, TestIdp, TestUser};
 use serde_json::json;
 use std::collections::HashMap;
@@ -208,6 +210,21 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     println!("session cookie header: {} bytes", cookie.len());
     g.bench_function("session_cookie", |b| {
         b.iter(|| poll_ready(gate.check(black_box(creds), f.app.now())).is_ok())
+    });
+    g.bench_function("session_cookie_first_sight", |b| {
+        b.iter(|| {
+            let s = gate.cookies.read(&gate.sealer, black_box(&cookie)).unwrap();
+            assert_eq!(
+                s.freshness(f.app.now(), gate.refresh_after),
+                Freshness::Fresh
+            );
+            let p = Principal::new(
+                s.identity,
+                s.access_token,
+                s.access_expires_at.min(s.expires_at),
+            );
+            gate.authz.check(&p.identity).is_ok()
+        })
     });
     g.finish();
 }
