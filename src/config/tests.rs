@@ -278,3 +278,48 @@ fn redis_store_with_password_file_and_secret_kept_out_of_debug() {
     .unwrap();
     assert!(matches!(from_env.session.store, StoreConfig::Redis(_)));
 }
+
+/// The configurations shipped in deploy/kubernetes must be accepted by this binary (the
+/// manifest checker only reads them as TOML). Mounted files are replaced by temp files.
+#[test]
+fn shipped_kubernetes_configs_are_valid() {
+    let dir = std::env::temp_dir().join(format!("portcullis-k8s-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "q2J1dW1seS1ub3QtYS1yZWFsLXNlY3JldC0xMjM0NTY=\n").unwrap();
+    let ca = dir.join("ca.crt");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    for (name, text) in [
+        (
+            "base",
+            include_str!("../../deploy/kubernetes/base/portcullis.toml"),
+        ),
+        (
+            "overlays/local",
+            include_str!("../../deploy/kubernetes/overlays/local/portcullis.toml"),
+        ),
+        (
+            "overlays/ha-redis",
+            include_str!("../../deploy/kubernetes/overlays/ha-redis/portcullis.toml"),
+        ),
+    ] {
+        let mut t = text.to_string();
+        for f in ["client-secret", "cookie-secret", "redis-password"] {
+            t = t.replace(
+                &format!("/run/secrets/portcullis/{f}"),
+                secret.to_str().unwrap(),
+            );
+        }
+        t = t.replace("/etc/portcullis/ca/ca.crt", ca.to_str().unwrap());
+        if let Err(problems) = Config::from_toml(&t, &[]) {
+            panic!(
+                "deploy/kubernetes/{name}/portcullis.toml is refused by Portcullis:\n{}",
+                problems.join("\n")
+            );
+        }
+    }
+}
