@@ -171,7 +171,10 @@ async fn after_sign_out_a_copied_cookie_no_longer_works() {
     let (session, _) = h.login("/").await;
     let copy = session.clone();
     // Used once, so the decoded session is cached: the sign-out must still win.
-    assert_eq!(h.forward_auth("/", &[("cookie", &copy)]).await.status(), 200);
+    assert_eq!(
+        h.forward_auth("/", &[("cookie", &copy)]).await.status(),
+        200
+    );
     assert_eq!(
         h.get("/oauth2/sign_out", &[("cookie", &session)])
             .await
