@@ -466,6 +466,11 @@ def markdown(meta, scenarios, summary, rat, mem, svg_name):
             "likewise sets GOMAXPROCS to 1. hyper-baseline serves connections exactly like "
             "Portcullis (hyper-util `auto` builder, keep-alive, `TCP_NODELAY`) and answers "
             "200 with an empty body (`benches/hyper_baseline.rs`).",
+            "- Portcullis runs with its defaults except `session.refresh = "
+            f"\"{meta.get('session_refresh', '5m')}\"` (default 5m): a refresh during a run "
+            "answers every later request with a new `Set-Cookie` that wrk, unlike a browser, "
+            "never takes up, so each request would pay for re-sealing the session. "
+            "oauth2-proxy's cookie refresh is off by default.",
             "- Every request carries the `X-Forwarded-*` headers Traefik adds, the same for all "
             "servers. Credentials: the session cookie from a real login through the test IdP "
             "(`/oauth2/start` → IdP → `/oauth2/callback`) for each proxy; one RS256 access "
