@@ -86,9 +86,11 @@ impl AuthzPolicy {
 
     pub fn check(&self, id: &Identity) -> Result<(), Denied> {
         if let Some(domains) = &self.email_domains {
+            // An unverified address proves nothing: anyone can type any email in a profile.
             let domain = id
                 .email
                 .as_deref()
+                .filter(|_| id.email_verified)
                 .and_then(email_domain)
                 .ok_or(Denied::EmailDomain)?;
             if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
@@ -136,6 +138,7 @@ mod tests {
         Identity {
             sub: "a".into(),
             email: Some("alice@Example.com".into()),
+            email_verified: true,
             groups: vec!["admins".into()],
             realm_roles: vec!["platform-user".into()],
             client_roles: vec![("portcullis".into(), "reader".into())],
@@ -173,6 +176,17 @@ mod tests {
             }),
             Err(Denied::EmailDomain)
         );
+    }
+
+    #[test]
+    fn unverified_emails_never_match_a_domain() {
+        let p = AuthzPolicy::new(vec!["example.com".into()], vec![], vec![]).unwrap();
+        let unverified = Identity {
+            email_verified: false,
+            ..alice()
+        };
+        assert_eq!(p.check(&unverified), Err(Denied::EmailDomain));
+        assert_eq!(AuthzPolicy::allow_all().check(&unverified), Ok(()));
     }
 
     #[test]

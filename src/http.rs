@@ -33,11 +33,13 @@ where
     let path = parts.uri.path();
     let get = parts.method == Method::GET || parts.method == Method::HEAD;
     let (endpoint, response) = match path {
-        "/oauth2/forward-auth" if get => (
+        // Any method: Traefik's `preserveRequestMethod` sends the original one; the decision
+        // reads it from X-Forwarded-Method either way.
+        "/oauth2/forward-auth" => (
             Endpoint::ForwardAuth,
             forwarded(app, &parts.headers, forward_auth::Flavor::ForwardAuth).await,
         ),
-        "/oauth2/auth" if get => (
+        "/oauth2/auth" => (
             Endpoint::Auth,
             forwarded(app, &parts.headers, forward_auth::Flavor::AuthRequest).await,
         ),
@@ -86,15 +88,8 @@ where
         "/ping" if get => (Endpoint::Other, text(StatusCode::OK, "OK")),
         "/ready" if get => (Endpoint::Other, ready(app)),
         "/metrics" if get => (Endpoint::Other, metrics(app)),
-        "/oauth2/forward-auth"
-        | "/oauth2/auth"
-        | "/oauth2/start"
-        | "/oauth2/callback"
-        | "/oauth2/sign_out"
-        | "/oauth2/userinfo"
-        | "/ping"
-        | "/ready"
-        | "/metrics" => (
+        "/oauth2/start" | "/oauth2/callback" | "/oauth2/sign_out" | "/oauth2/userinfo"
+        | "/ping" | "/ready" | "/metrics" => (
             Endpoint::Other,
             problem::Problem::MethodNotAllowed.response(false),
         ),

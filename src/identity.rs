@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 pub struct IdentityClaims {
     pub sub: Option<String>,
     pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: Option<bool>,
     pub preferred_username: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
@@ -34,6 +36,9 @@ pub struct Identity {
     pub sub: String,
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The IdP's `email_verified`: only a verified address counts for `authz.email_domains`.
+    #[serde(rename = "v", default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
     /// Group names, without Keycloak's leading `/` when full paths are mapped.
@@ -62,14 +67,27 @@ impl Identity {
         Some(Identity {
             sub,
             email: c.email,
+            email_verified: c.email_verified == Some(true),
             preferred_username: c.preferred_username,
+            // `X-Auth-Request-Groups` is comma-joined and marks roles with `role:`: a group
+            // name with a comma or that prefix could pass for another group or a role.
             groups: c
                 .groups
                 .into_iter()
                 .map(|g| g.trim_start_matches('/').to_string())
+                .filter(|g| !g.is_empty() && !g.contains(',') && !g.starts_with("role:"))
                 .collect(),
-            realm_roles: c.realm_access.map(|r| r.roles).unwrap_or_default(),
-            client_roles,
+            realm_roles: c
+                .realm_access
+                .map(|r| r.roles)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| !r.contains(','))
+                .collect(),
+            client_roles: client_roles
+                .into_iter()
+                .filter(|(c, r)| !c.contains([',', ':']) && !r.contains(','))
+                .collect(),
             sid: c.sid,
         })
     }
@@ -94,6 +112,9 @@ impl Identity {
         }
         if self.email.is_none() {
             self.email = other.email;
+            self.email_verified = other.email_verified;
+        } else if self.email == other.email {
+            self.email_verified |= other.email_verified;
         }
         if self.preferred_username.is_none() {
             self.preferred_username = other.preferred_username;
@@ -133,7 +154,7 @@ mod tests {
     fn keycloak_claims_become_identity_and_groups_header() {
         let claims: IdentityClaims = serde_json::from_value(serde_json::json!({
             "sub": "u1", "email": "a@example.com", "preferred_username": "alice",
-            "groups": ["/admins", "dev"],
+            "groups": ["/admins", "dev", "role:admin", "a,b"],
             "realm_access": {"roles": ["platform-user"]},
             "resource_access": {"portcullis": {"roles": ["reader"]}, "account": {"roles": ["view-profile"]}},
             "sid": "s-1"

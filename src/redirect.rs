@@ -37,6 +37,16 @@ impl RedirectPolicy {
             };
             let subdomains = hostpart.starts_with('.');
             let host = hostpart.trim_start_matches('.').to_string();
+            // ".com" would allow every .com host: a bare label is only accepted as an exact
+            // host (or "localhost").
+            if subdomains && !host.contains('.') && host != "localhost" {
+                return Err(format!("{d:?} covers a whole top-level domain"));
+            }
+            // ".com" would allow every .com host: a bare label is only accepted as an exact
+            // host (or ".localhost" for local demos).
+            if subdomains && !host.contains('.') && host != "localhost" {
+                return Err(format!("{d:?} covers a whole top-level domain"));
+            }
             if host.is_empty() || host.contains(['/', '@', '\\', '*', ' ']) {
                 return Err(format!(
                     "{d:?} is not a domain (use app.example.com or .example.com)"
@@ -66,7 +76,9 @@ impl RedirectPolicy {
     /// Returns the target to redirect to if it is safe, else `None`.
     pub fn check(&self, target: &str) -> Option<String> {
         if target.is_empty()
-            || target.len() > 4096
+            // Longer targets would not fit the login-state cookie (and browsers drop cookies
+            // over 4 KB): such a deep link lands on `/` rather than failing the login.
+            || target.len() > 2048
             || target
                 .chars()
                 .any(|c| c.is_control() || c.is_whitespace() || c == '\\')

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 
 const MAX_BODY: usize = 32 * 1024;
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn backchannel_logout<B>(app: &Arc<App>, headers: &HeaderMap, body: B) -> Response<Body>
 where
@@ -26,7 +27,9 @@ where
             "expected application/x-www-form-urlencoded",
         );
     }
-    let Ok(collected) = Limited::new(body, MAX_BODY).collect().await else {
+    // A slow body (1 byte a minute) must not hold a task forever.
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await;
+    let Ok(Ok(collected)) = read else {
         return error("invalid_request", "request body too large or unreadable");
     };
     let bytes = collected.to_bytes();

@@ -31,9 +31,12 @@ pub fn builder() -> auto::Builder<TokioExecutor> {
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
+    // HTTP/2 has no header-read timeout: ping idle connections and drop dead ones.
     b.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     b
 }
 

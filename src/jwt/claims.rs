@@ -25,6 +25,7 @@ pub struct TokenClaims {
     /// Present on logout tokens (OIDC Back-Channel Logout §2.4).
     pub events: Option<serde_json::Map<String, serde_json::Value>>,
     pub email: Option<String>,
+    pub email_verified: Option<bool>,
     pub preferred_username: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
@@ -38,6 +39,7 @@ impl TokenClaims {
         IdentityClaims {
             sub: self.sub.clone(),
             email: self.email.take(),
+            email_verified: self.email_verified,
             preferred_username: self.preferred_username.take(),
             groups: std::mem::take(&mut self.groups),
             realm_access: self.realm_access.take(),

@@ -98,4 +98,6 @@ fn forwarded_host_outside_allowed_domains_never_becomes_target() {
 fn bad_rules_are_config_errors() {
     assert!(RedirectPolicy::new(vec!["*.example.com".into()]).is_err());
     assert!(RedirectPolicy::new(vec!["example.com:notaport".into()]).is_err());
+    assert!(RedirectPolicy::new(vec![".com".into()]).is_err());
+    assert!(RedirectPolicy::new(vec![".localhost".into(), "intranet".into()]).is_ok());
 }

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 /// How long a replica may hold a session's refresh lock (longer than any token call).
 const LOCK_TTL: Duration = Duration::from_secs(10);
 /// How long a replica without the lock waits for the winner's rewritten session.
-const WAIT_FOR_REFRESH: Duration = Duration::from_secs(3);
+/// Longer than `oidc.timeout`'s default (5 s), so a waiting replica outlasts a slow IdP.
+const WAIT_FOR_REFRESH: Duration = Duration::from_secs(7);
 const POLL_INTERVAL: Duration = Duration::from_millis(40);
 /// Deletes the lock only if we still hold it.
 const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";

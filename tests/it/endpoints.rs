@@ -63,12 +63,29 @@ async fn userinfo_returns_the_user_or_401() {
 }
 
 #[tokio::test]
+async fn traefik_preserve_request_method_is_answered_like_get() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    let r = h
+        .client
+        .post(h.url("/oauth2/forward-auth"))
+        .header("cookie", &session)
+        .header("x-forwarded-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = h.client.put(h.url("/oauth2/auth")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
 async fn unknown_paths_and_methods() {
     let h = Harness::start().await;
     assert_eq!(h.get("/nope", &[]).await.status(), 404);
     let r = h
         .client
-        .delete(h.url("/oauth2/forward-auth"))
+        .delete(h.url("/oauth2/start"))
         .send()
         .await
         .unwrap();
