@@ -44,8 +44,9 @@ pub enum Refused {
     Unauthenticated { clear: Vec<String> },
     /// A bearer token was presented and is not acceptable (RFC 6750 §3.1 `invalid_token`).
     InvalidToken(TokenError),
-    /// Authenticated, but `[authz]` says no.
-    Forbidden(Denied),
+    /// Authenticated, but `[authz]` says no. Carries refreshed cookies: the browser must get
+    /// them even with a 403, or every request would refresh again.
+    Forbidden(Denied, Vec<String>),
     /// The session store (Redis) is needed and not answering: fail closed, keep the cookie.
     StoreUnavailable,
 }
@@ -88,10 +89,10 @@ pub struct Gate {
 impl Gate {
     pub async fn check(&self, creds: Credentials<'_>, now: UnixTime) -> Result<Granted, Refused> {
         let granted = self.authenticate(creds, now).await?;
-        self.authz
-            .check(&granted.principal.identity)
-            .map_err(Refused::Forbidden)?;
-        Ok(granted)
+        match self.authz.check(&granted.principal.identity) {
+            Ok(()) => Ok(granted),
+            Err(denied) => Err(Refused::Forbidden(denied, granted.set_cookies)),
+        }
     }
 
     async fn authenticate(
@@ -193,8 +194,12 @@ impl Gate {
                         tracing::info!(code = "session.refresh_failed", error = %e, still_valid = soft, "session refresh failed");
                         if soft {
                             Ok(self.granted(session, Vec::new()))
-                        } else {
+                        } else if matches!(e, IdpError::Refused(_)) {
                             Err(dead())
+                        } else {
+                            // The IdP is unreachable: refuse for now but keep the cookie, so
+                            // the session can refresh once the IdP is back.
+                            Err(Refused::Unauthenticated { clear: Vec::new() })
                         }
                     }
                 }

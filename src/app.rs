@@ -66,6 +66,11 @@ impl App {
                             config.bearer.jwks_refetch_interval,
                         ))
                     },
+                    idp: if i == 0 {
+                        idp.clone()
+                    } else {
+                        idp.for_extra_issuer()
+                    },
                 })
                 .collect();
             let pass = config.headers.pass_access_token || config.headers.pass_authorization_header;
@@ -73,7 +78,6 @@ impl App {
                 &config.bearer,
                 issuers,
                 pass,
-                idp.clone(),
                 metrics.clone(),
                 clock.clone(),
             )
@@ -111,7 +115,7 @@ impl App {
         if let Some(bearer) = &self.gate.bearer {
             for issuer in bearer.issuers().iter().skip(1) {
                 let keys = issuer.keys.clone();
-                let idp = self.idp.clone();
+                let idp = self.idp.for_extra_issuer();
                 if !keys.has_jwks_url() {
                     let issuer_url = issuer.config.issuer_url.clone();
                     let (k, i) = (keys.clone(), idp.clone());

@@ -74,14 +74,17 @@ impl BackchannelLogout {
         if !entry.is_fresh() {
             return Err(LogoutError::Replayed);
         }
-        if store.revoke(what, now).await.is_err() {
+        // Sessions that started before the logout was issued end; a replayed or delayed token
+        // can't reach sessions that started after it.
+        let cutoff = parsed.claims.iat.unwrap_or(now).min(now);
+        if store.revoke(what, cutoff).await.is_err() {
             // Not recorded: the same token must be accepted when it comes again.
             self.seen_jti.invalidate(&jti);
             return Err(LogoutError::StoreUnavailable);
         }
         match what {
             Revoke::Sid(sid) => revocations.revoke_sid(sid),
-            Revoke::Sub(sub) => revocations.revoke_sub(sub, now),
+            Revoke::Sub(sub) => revocations.revoke_sub(sub, cutoff),
         }
         tracing::info!(code = "logout.backchannel", sid = ?parsed.claims.sid, "sessions ended by back-channel logout");
         Ok(())

@@ -21,6 +21,8 @@ use std::sync::atomic::Ordering::Relaxed;
 pub struct TrustedIssuer {
     pub config: IssuerConfig,
     pub keys: Arc<IssuerKeys>,
+    /// The client its keys are refetched with (extra issuers don't drive `portcullis_idp_up`).
+    pub idp: IdpClient,
 }
 
 pub struct BearerVerifier {
@@ -28,7 +30,6 @@ pub struct BearerVerifier {
     cache: VerifiedCache<Principal>,
     leeway: u64,
     pass_token: bool,
-    idp: IdpClient,
     metrics: Arc<Metrics>,
     /// Sum of the issuers' key withdrawals when the cache was last known good.
     key_epoch: std::sync::atomic::AtomicU64,
@@ -39,7 +40,6 @@ impl BearerVerifier {
         cfg: &BearerConfig,
         issuers: Vec<TrustedIssuer>,
         pass_token: bool,
-        idp: IdpClient,
         metrics: Arc<Metrics>,
         clock: crate::clock::SharedClock,
     ) -> Self {
@@ -52,7 +52,6 @@ impl BearerVerifier {
             cache,
             leeway: cfg.leeway.as_secs(),
             pass_token,
-            idp,
             metrics,
         }
     }
@@ -100,7 +99,7 @@ impl BearerVerifier {
         rules.check(&parsed, now)?;
         issuer
             .keys
-            .verify_signature(&parsed, &self.idp, &self.metrics)
+            .verify_signature(&parsed, &issuer.idp, &self.metrics)
             .await?;
         self.admit(token, parsed, now)
     }

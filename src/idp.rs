@@ -58,6 +58,9 @@ pub struct IdpClient {
     client_id: String,
     client_secret: crate::secret::Secret<String>,
     metrics: Arc<Metrics>,
+    /// Whether this client's calls say if *the* IdP (the OIDC issuer) is up; extra bearer
+    /// issuers use a copy that doesn't, so one of them being down never blocks logins.
+    tracks_health: bool,
 }
 
 impl std::fmt::Debug for IdpClient {
@@ -93,7 +96,16 @@ impl IdpClient {
             client_id: cfg.client_id.clone(),
             client_secret: cfg.client_secret.clone(),
             metrics,
+            tracks_health: true,
         })
+    }
+
+    /// The same client for an extra bearer issuer: its failures don't mark the IdP down.
+    pub fn for_extra_issuer(&self) -> IdpClient {
+        IdpClient {
+            tracks_health: false,
+            ..self.clone()
+        }
     }
 
     pub async fn discover(&self, issuer: &str) -> Result<ProviderMetadata, IdpError> {
@@ -171,6 +183,9 @@ impl IdpClient {
     /// (`invalid_grant`…) means it answered; a connection failure or a 5xx means it is down.
     fn record<T>(&self, call: IdpCall, result: &Result<T, IdpError>) {
         self.metrics.idp_call(call, result.is_ok());
+        if !self.tracks_health {
+            return;
+        }
         let reachable = !matches!(
             result,
             Err(IdpError::Unreachable) | Err(IdpError::BadResponse(500..))

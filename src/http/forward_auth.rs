@@ -92,13 +92,15 @@ pub async fn forward_auth(
             add_cookies(&mut resp, &clear);
             resp
         }
-        Err(Refused::Forbidden(d)) => {
+        Err(Refused::Forbidden(d, refreshed)) => {
             let who = app
                 .gate
                 .session(cookies.as_deref())
                 .await
                 .map(|s| s.identity.preferred_username.unwrap_or(s.identity.sub));
-            Problem::Forbidden(d, who).response(wants_html(headers))
+            let mut resp = Problem::Forbidden(d, who).response(wants_html(headers));
+            add_cookies(&mut resp, &refreshed);
+            resp
         }
         Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(false),
         Err(r @ Refused::StoreUnavailable) => Problem::from(r).response(wants_html(headers)),

@@ -36,7 +36,7 @@ impl From<Refused> for Problem {
         match r {
             Refused::Unauthenticated { .. } => Problem::Unauthenticated,
             Refused::InvalidToken(e) => Problem::InvalidToken(e),
-            Refused::Forbidden(d) => Problem::Forbidden(d, None),
+            Refused::Forbidden(d, _) => Problem::Forbidden(d, None),
             Refused::StoreUnavailable => Problem::StoreUnavailable,
         }
     }

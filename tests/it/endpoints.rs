@@ -163,3 +163,19 @@ async fn idp_outage_after_start_is_reported_but_sessions_keep_passing() {
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("not available"));
 }
+
+#[tokio::test]
+async fn an_unreachable_extra_bearer_issuer_never_blocks_logins() {
+    let h = Harness::start_with(|t| {
+        t + "[[bearer.issuers]]\nissuer_url = \"http://127.0.0.1:9/realms/gone\"\naudiences = [\"x\"]\n"
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await; // a few failed discoveries
+    assert_eq!(
+        h.forward_auth("/", &[("accept", BROWSER_ACCEPT)])
+            .await
+            .status(),
+        302
+    );
+    assert_eq!(h.get("/ready", &[]).await.text().await.unwrap(), "ready");
+}

@@ -411,6 +411,19 @@ async fn authz_denies_with_403_for_authenticated_users_outside_groups() {
     );
     let r = h.get("/oauth2/auth", &[("cookie", &session)]).await;
     assert_eq!(r.status(), 403);
+    // A refresh done while checking still reaches the browser with the 403, so the next
+    // request does not refresh again (Louketo #568).
+    h.advance(6 * 60);
+    let r = h.forward_auth("/", &[("cookie", &session)]).await;
+    assert_eq!(r.status(), 403);
+    let fresh = session_cookie(&r);
+    assert!(!fresh.is_empty(), "refreshed cookie sent with the 403");
+    let grants = h.idp.controls().refresh_grants();
+    assert_eq!(
+        h.forward_auth("/", &[("cookie", &fresh)]).await.status(),
+        403
+    );
+    assert_eq!(h.idp.controls().refresh_grants(), grants);
 }
 
 #[tokio::test]

@@ -215,6 +215,10 @@ async fn a_refresh_that_failed_during_an_outage_is_retried_once_the_idp_is_back(
         .forward_auth("/", &[("cookie", &session), ("accept", "application/json")])
         .await;
     assert_eq!(r.status(), 401, "expired tokens and no refresh possible");
+    assert!(
+        set_cookies(&r).is_empty(),
+        "an unreachable IdP does not destroy the session"
+    );
     h.idp.controls().set_down(false);
     let before = h.idp.controls().refresh_grants();
     let r = h.forward_auth("/", &[("cookie", &session)]).await;
