@@ -302,7 +302,7 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
-def markdown(meta, scenarios, summary, rat, mem, svg_name):
+def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
     L = []
     quick = "--quick" in meta["command"]
     L.append("# Portcullis load benchmark" + (" (quick run)" if quick else ""))
@@ -410,6 +410,24 @@ def markdown(meta, scenarios, summary, rat, mem, svg_name):
         "and the **smaller** of the two is reported, so it is the worse case for Portcullis."
     )
     L.append("")
+    L.append("The same ratios round by round (each round's own runs), to show the spread:")
+    L.append("")
+    L.append("| round | cookie ÷ hyper | bearer ÷ hyper | cookie ÷ oauth2-proxy | bearer ÷ oauth2-proxy | p99 oauth2-proxy ÷ Portcullis |")
+    L.append("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for i in range(len(summary["hyper"]["runs"])):
+        def run(s):
+            return summary[s]["runs"][i]
+        p99 = min(
+            run("o_cookie")["p99_us"] / run("p_cookie")["p99_us"],
+            run("o_bearer")["p99_us"] / run("p_bearer")["p99_us"],
+        )
+        L.append(
+            f"| {i + 1} | {run('p_cookie')['rps'] / run('hyper')['rps']:.2f} | "
+            f"{run('p_bearer')['rps'] / run('hyper')['rps']:.2f} | "
+            f"{run('p_cookie')['rps'] / run('o_cookie')['rps']:.2f} | "
+            f"{run('p_bearer')['rps'] / run('o_bearer')['rps']:.2f} | {p99:.2f} |"
+        )
+    L.append("")
     L.append("## Peak memory (VmHWM after all runs)")
     L.append("")
     L.append("| server | peak RSS | RSS at the end |")
@@ -452,6 +470,12 @@ def markdown(meta, scenarios, summary, rat, mem, svg_name):
                 f"{dec} | {cache} |"
             )
     L.append("")
+    profile = os.path.join(run_dir, "profile-summary.md")
+    if os.path.exists(profile):
+        with open(profile, encoding="utf-8") as f:
+            body = f.read().split("\n", 1)[1]
+        L.append("## Where the server CPU goes (`--profile`)")
+        L.append(body)
     L.append("## How it is measured")
     L.append("")
     cold = summary.get("p_cold", {})
@@ -623,7 +647,7 @@ def main():
     mem = rss(meta)
 
     svg_name = os.path.basename(a.write) + ".svg" if a.write else "report.svg"
-    md = markdown(meta, scenarios, summary, rat, mem, svg_name)
+    md = markdown(a.run_dir, meta, scenarios, summary, rat, mem, svg_name)
     svg = svg_chart(meta, scenarios, summary)
     with open(os.path.join(a.run_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(md.replace(f"]({svg_name})", "](report.svg)"))
