@@ -566,7 +566,7 @@ def svg_chart(meta, scenarios, summary):
     lat_values = [
         summary[s]["median"][k] / 1000.0 for s in scenarios for k in ("p50_us", "p99_us", "p999_us")
     ]
-    lo = 10 ** math.floor(math.log10(max(min(lat_values), 0.001)))
+    lo = 10 ** math.floor(math.log10(max(min(lat_values) * 0.5, 0.001)))
     hi = 10 ** math.ceil(math.log10(max(lat_values)))
 
     def lat_x(ms):
