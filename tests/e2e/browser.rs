@@ -3,40 +3,12 @@
 
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
+use fantoccini::{Client, Locator};
 
+use crate::support::chromium::chromium;
 use crate::support::env::Env;
 use crate::support::keycloak::Admin;
 use crate::support::{Echo, R, err};
-
-/// A fresh Chromium session with its own profile directory.
-async fn chromium(env: &Env, label: &str) -> R<Client> {
-    let webdriver = env.webdriver_url.clone().ok_or_else(|| {
-        err("E2E_WEBDRIVER_URL is not set: chromedriver was not started (E2E_SKIP_BROWSER?)")
-    })?;
-    let profile = format!("{}/chromium-{label}", env.run_dir);
-    std::fs::create_dir_all(&profile)?;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": env.chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--no-default-browser-check",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--window-size=1280,900",
-                format!("--user-data-dir={profile}"),
-            ],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    Ok(ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&webdriver)
-        .await?)
-}
 
 /// Waits until the browser's URL starts with `prefix`.
 async fn wait_for_url(c: &Client, prefix: &str, what: &str) -> R<String> {
@@ -83,7 +55,7 @@ async fn run(front: &str) -> R {
         .find(|(n, _)| *n == front)
         .map(|(_, u)| (*u).to_owned())
         .ok_or_else(|| err("front end"))?;
-    let c = chromium(&env, front).await?;
+    let c = chromium(&env, front, (1280, 900)).await?;
     let outcome = sign_in_and_read(&c, &env, &base).await;
     if outcome.is_err()
         && let Ok(png) = c.screenshot().await

@@ -4,40 +4,12 @@
 
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
+use fantoccini::{Client, Locator};
 
 use crate::instance::{Instance, Settings};
+use crate::support::chromium::chromium;
 use crate::support::env::Env;
 use crate::support::{R, err};
-
-/// A fresh headless Chromium with its own profile.
-async fn chromium(env: &Env, label: &str) -> R<Client> {
-    let webdriver = env.webdriver_url.clone().ok_or_else(|| {
-        err("E2E_WEBDRIVER_URL is not set: chromedriver was not started (E2E_SKIP_BROWSER?)")
-    })?;
-    let profile = format!("{}/chromium-{label}", env.run_dir);
-    std::fs::create_dir_all(&profile)?;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": env.chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--no-default-browser-check",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--window-size=1024,640",
-                format!("--user-data-dir={profile}"),
-            ],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    Ok(ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&webdriver)
-        .await?)
-}
 
 async fn screenshot(c: &Client, env: &Env, name: &str) -> R<String> {
     let dir = format!("{}/screenshots", env.run_dir);
@@ -71,7 +43,7 @@ async fn with_browser<F>(env: &Env, label: &str, f: F) -> R
 where
     F: AsyncFnOnce(&Client) -> R,
 {
-    let c = chromium(env, label).await?;
+    let c = chromium(env, label, (1024, 640)).await?;
     let outcome = f(&c).await;
     if outcome.is_err() {
         let _ = screenshot(&c, env, &format!("{label}-failure")).await;

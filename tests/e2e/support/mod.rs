@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests.
 
 pub mod browser_like;
+pub mod chromium;
 pub mod env;
 pub mod html;
 pub mod keycloak;
