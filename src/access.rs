@@ -29,7 +29,7 @@ pub struct Credentials<'a> {
 }
 
 /// Access granted.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Granted {
     pub principal: Arc<Principal>,
     /// Refreshed session cookies to hand back to the browser.
@@ -44,9 +44,10 @@ pub enum Refused {
     Unauthenticated { clear: Vec<String> },
     /// A bearer token was presented and is not acceptable (RFC 6750 §3.1 `invalid_token`).
     InvalidToken(TokenError),
-    /// Authenticated, but `[authz]` says no. Carries refreshed cookies: the browser must get
-    /// them even with a 403, or every request would refresh again.
-    Forbidden(Denied, Vec<String>),
+    /// Authenticated, but `[authz]` says no. Carries who it was (for the 403 page) and any
+    /// refreshed cookies: the browser must get them even with a 403, or every request would
+    /// refresh again.
+    Forbidden(Denied, Granted),
     /// The session store (Redis) is needed and not answering: fail closed, keep the cookie.
     StoreUnavailable,
 }
@@ -91,7 +92,7 @@ impl Gate {
         let granted = self.authenticate(creds, now).await?;
         match self.authz.check(&granted.principal.identity) {
             Ok(()) => Ok(granted),
-            Err(denied) => Err(Refused::Forbidden(denied, granted.set_cookies)),
+            Err(denied) => Err(Refused::Forbidden(denied, granted)),
         }
     }
 
@@ -217,16 +218,6 @@ impl Gate {
             principal: Arc::new(principal),
             set_cookies,
         }
-    }
-
-    /// The session behind a cookie header, if valid and the store answers (to name the user
-    /// on the access-denied page).
-    pub async fn session(&self, cookie_header: Option<&str>) -> Option<Session> {
-        self.live_session(cookie_header?)
-            .await
-            .ok()
-            .flatten()
-            .map(|s| s.session)
     }
 
     async fn live_session(&self, header: &str) -> Result<Option<StoredSession>, StoreUnavailable> {

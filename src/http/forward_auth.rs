@@ -92,14 +92,14 @@ pub async fn forward_auth(
             add_cookies(&mut resp, &clear);
             resp
         }
-        Err(Refused::Forbidden(d, refreshed)) => {
-            let who = app
-                .gate
-                .session(cookies.as_deref())
-                .await
-                .map(|s| s.identity.preferred_username.unwrap_or(s.identity.sub));
-            let mut resp = Problem::Forbidden(d, who).response(wants_html(headers));
-            add_cookies(&mut resp, &refreshed);
+        Err(Refused::Forbidden(d, who)) => {
+            let id = &who.principal.identity;
+            let name = id
+                .preferred_username
+                .clone()
+                .unwrap_or_else(|| id.sub.clone());
+            let mut resp = Problem::Forbidden(d, Some(name)).response(wants_html(headers));
+            add_cookies(&mut resp, &who.set_cookies);
             resp
         }
         Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(false),
