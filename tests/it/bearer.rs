@@ -18,6 +18,11 @@ async fn bearer(h: &Harness, token: &str) -> reqwest::Response {
     .await
 }
 
+/// The (unverified) claims of a token, to re-sign them differently.
+fn claims_of(token: &str) -> serde_json::Value {
+    serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
 async fn assert_invalid(r: reqwest::Response) {
     assert_eq!(r.status(), 401);
     let w = header(&r, "www-authenticate").unwrap().to_string();
@@ -79,17 +84,7 @@ async fn attacks_and_bad_tokens_are_401_invalid_token() {
     let h = Harness::start().await;
     let alice = TestUser::alice();
     let now = h.clock_now();
-    let claims = serde_json::from_slice::<serde_json::Value>(
-        &B64.decode(
-            h.idp
-                .mint_access_token(&alice, json!({}), "rsa-1")
-                .split('.')
-                .nth(1)
-                .unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let claims = claims_of(&h.idp.mint_access_token(&alice, json!({}), "rsa-1"));
     let cases: Vec<(&str, String)> = vec![
         (
             "alg none",
@@ -239,17 +234,7 @@ async fn forty_unknown_kids_cause_at_most_a_handful_of_jwks_fetches() {
     let h = Harness::start().await;
     let before = h.idp.controls().jwks_fetches();
     let alice = TestUser::alice();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &B64.decode(
-            h.idp
-                .mint_access_token(&alice, json!({}), "rsa-1")
-                .split('.')
-                .nth(1)
-                .unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let claims = claims_of(&h.idp.mint_access_token(&alice, json!({}), "rsa-1"));
     let mut tasks = Vec::new();
     for i in 0..40 {
         let token = h.idp.sign_raw(
@@ -326,8 +311,7 @@ async fn verified_token_cache_is_keyed_by_the_whole_token() {
     assert_eq!(bearer(&h, &t).await.status(), 200);
     // Same signature, altered payload: must not hit the cache.
     let parts: Vec<&str> = t.split('.').collect();
-    let mut claims: serde_json::Value =
-        serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    let mut claims = claims_of(&t);
     claims["sub"] = json!("admin");
     let forged = format!(
         "{}.{}.{}",
