@@ -16,6 +16,21 @@ pub fn err(msg: impl Into<String>) -> Error {
     msg.into().into()
 }
 
+/// GETs `path` through every front end with `headers` and requires `status` from each.
+pub async fn expect_status_everywhere(
+    env: &env::Env,
+    b: &browser_like::BrowserLike,
+    path: &str,
+    headers: &[(&str, &str)],
+    status: u16,
+) -> R {
+    for (name, base) in env.front_ends() {
+        let resp = b.get_with(&format!("{base}{path}"), headers).await?;
+        assert_eq!(resp.status, status, "{name}: {}", resp.describe());
+    }
+    Ok(())
+}
+
 /// The JSON the echo app answers with (`scripts/lib/echo_app.py`).
 #[derive(Debug, serde::Deserialize)]
 pub struct Echo {
