@@ -8,7 +8,7 @@
 //! without a session gets a 302 straight to the IdP with an absolute `Location`.
 
 use super::problem::Problem;
-use super::{Body, add_cookies, cookie_header, header_str, redirect, wants_html};
+use super::{Body, add_cookies, cookie_header, credential_str, header_str, redirect, wants_html};
 use crate::access::{Credentials, Refused};
 use crate::app::App;
 use bytes::Bytes;
@@ -65,7 +65,7 @@ pub async fn forward_auth(
 ) -> Response<Body> {
     let cookies = cookie_header(headers);
     let creds = Credentials {
-        authorization: header_str(headers, header::AUTHORIZATION),
+        authorization: credential_str(headers, header::AUTHORIZATION),
         cookie: cookies.as_deref(),
     };
     let now = app.now();
@@ -136,34 +136,26 @@ fn identity_response(
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    let id = &p.identity;
+    let v = &p.headers;
     // All four are always sent (empty when unknown): Caddy 2.6 forwards a missing copied
     // header as literal placeholder text.
-    put(h, &X_AUTH_USER, &id.sub);
-    put(h, &X_AUTH_EMAIL, id.email.as_deref().unwrap_or(""));
-    put(
-        h,
-        &X_AUTH_USERNAME,
-        id.preferred_username.as_deref().unwrap_or(""),
-    );
-    put(h, &X_AUTH_GROUPS, &p.groups_header);
-    if let Some(token) = &p.access_token {
-        if app.config.headers.pass_access_token {
-            put(h, &X_AUTH_TOKEN, token);
-        }
-        if app.config.headers.pass_authorization_header {
-            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
-                h.insert(header::AUTHORIZATION, v);
-            }
-        }
+    put(h, &X_AUTH_USER, &v.user);
+    put(h, &X_AUTH_EMAIL, &v.email);
+    put(h, &X_AUTH_USERNAME, &v.preferred_username);
+    put(h, &X_AUTH_GROUPS, &v.groups);
+    if app.config.headers.pass_access_token {
+        put(h, &X_AUTH_TOKEN, &v.access_token);
+    }
+    if app.config.headers.pass_authorization_header {
+        put(h, &header::AUTHORIZATION, &v.authorization);
     }
     resp
 }
 
-/// Sets a header; values that aren't valid header text are left out, never sent mangled.
-fn put(h: &mut HeaderMap, name: &'static HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
+/// Sets a prepared header value (cloning it only bumps a reference count).
+fn put(h: &mut HeaderMap, name: &HeaderName, value: &Option<HeaderValue>) {
+    if let Some(v) = value {
+        h.insert(name.clone(), v.clone());
     }
 }
 
@@ -171,7 +163,7 @@ fn put(h: &mut HeaderMap, name: &'static HeaderName, value: &str) {
 pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
     let cookies = cookie_header(headers);
     let creds = Credentials {
-        authorization: header_str(headers, header::AUTHORIZATION),
+        authorization: credential_str(headers, header::AUTHORIZATION),
         cookie: cookies.as_deref(),
     };
     match app.gate.check(creds, app.now()).await {
