@@ -170,12 +170,23 @@ pub fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Optio
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A credential header (`Authorization`, `Cookie`) as text. Checked as UTF-8 rather than
+/// with `HeaderValue::to_str`'s visible-ASCII rule: hyper already refused control characters,
+/// what we read out of it is parsed strictly afterwards (base64, JWT), and on a 1–3 KB value
+/// the UTF-8 check is the cheaper one. A cookie of another application holding UTF-8 text
+/// must not hide the session cookie next to it.
+pub fn credential_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers
+        .get(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
 /// The request's cookies, joined when the client split them over several headers (HTTP/2).
 pub fn cookie_header(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
     let mut values = headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok());
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
     let first = values.next()?;
     match values.next() {
         None => Some(std::borrow::Cow::Borrowed(first)),

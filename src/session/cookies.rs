@@ -168,9 +168,30 @@ pub fn set_cookie(
 /// The value of the first cookie called `name` in a `Cookie` header (RFC 6265 §5.4), without
 /// allocating.
 pub fn find_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|pair| {
+    pairs(header).find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// The `;`-separated parts of a `Cookie` header. The session cookie makes the header a few KB
+/// long and it is split on every request: `memchr` finds the separators a vector at a time.
+fn pairs(header: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match memchr::memchr(b';', s.as_bytes()) {
+            Some(i) => {
+                // `;` is ASCII, so both sides of it are on character boundaries.
+                let (pair, tail) = s.split_at(i);
+                rest = tail.get(1..);
+                Some(pair)
+            }
+            None => {
+                rest = None;
+                Some(s)
+            }
+        }
     })
 }
 
@@ -179,7 +200,7 @@ pub fn cookies_with_prefix<'a>(
     header: &'a str,
     prefix: &'a str,
 ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-    header.split(';').filter_map(move |pair| {
+    pairs(header).filter_map(move |pair| {
         let (k, v) = pair.split_once('=')?;
         let k = k.trim();
         k.starts_with(prefix).then(|| (k, v.trim()))
@@ -281,6 +302,20 @@ mod tests {
     fn cookie_lookup() {
         assert_eq!(find_cookie("a=1; b=2;c=3", "c"), Some("3"));
         assert_eq!(find_cookie("ab=1", "a"), None);
+        assert_eq!(
+            find_cookie("a=1; a=2", "a"),
+            Some("1"),
+            "the first one counts"
+        );
+        assert_eq!(find_cookie(";; a=\"q\" ;", "a"), Some("q"));
+        assert_eq!(
+            find_cookie("x=ü€; a=1", "a"),
+            Some("1"),
+            "UTF-8 elsewhere is fine"
+        );
+        assert_eq!(find_cookie("a", "a"), None, "no '='");
+        assert_eq!(find_cookie("", "a"), None);
+        assert_eq!(find_cookie("b=1;", "a"), None);
         assert_eq!(
             cookies_with_prefix("x_csrf_1=a; y=2; x_csrf_2=b", "x_csrf_").count(),
             2
