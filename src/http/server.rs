@@ -143,6 +143,6 @@ async fn serve_connection<I>(
         let app = app.clone();
         async move { Ok::<_, Infallible>(handle(&app, req).await) }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     let _ = watcher.watch(conn.into_owned()).await;
 }
