@@ -3,6 +3,7 @@
 //! SameSite=Lax` cookie ([`cookies`]), or encrypted in Redis behind an opaque cookie
 //! ([`store`], [`ticket`], [`redis`]); nothing in it is readable without the key.
 
+pub mod compact;
 pub mod cookies;
 pub mod redis;
 pub mod store;

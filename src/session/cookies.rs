@@ -34,7 +34,7 @@ impl SessionCookies {
     pub fn read(&self, sealer: &Sealer, cookie_header: &str) -> Option<Session> {
         let value = self.sealed_value(cookie_header)?;
         let plain = sealer.open(Purpose::Session, &value)?;
-        serde_json::from_slice(&plain).ok()
+        super::compact::decode(&plain)
     }
 
     /// The sealed value, reassembled from chunks when needed.
@@ -62,8 +62,9 @@ impl SessionCookies {
         now: UnixTime,
         request_cookies: Option<&str>,
     ) -> Option<Vec<String>> {
-        let json = serde_json::to_vec(session).ok()?;
-        let sealed = sealer.seal(Purpose::Session, &json).ok()?;
+        let sealed = sealer
+            .seal(Purpose::Session, &super::compact::encode(session)?)
+            .ok()?;
         self.write_sealed(
             &sealed,
             session.expires_at.saturating_sub(now),
@@ -225,9 +226,23 @@ mod tests {
         }
     }
 
+    /// A session whose refresh token is `token_len` characters of incompressible text (the
+    /// cookie compresses the session).
     fn session(token_len: usize) -> Session {
+        let mut x: u32 = 0x9e37_79b9;
+        let random_text = (0..token_len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                char::from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                        [(x % 64) as usize],
+                )
+            })
+            .collect();
         Session {
-            refresh_token: Some("r".repeat(token_len)),
+            refresh_token: Some(random_text),
             ..crate::session::test_session(100)
         }
     }
@@ -266,11 +281,11 @@ mod tests {
     fn large_sessions_are_chunked_and_reassembled_and_stale_chunks_cleared() {
         let sealer = Sealer::new(&[[5u8; 32]]).unwrap();
         let c = SessionCookies::new(&cfg());
-        let big = c.write(&sealer, &session(6000), 100, None).unwrap();
+        let big = c.write(&sealer, &session(9000), 100, None).unwrap();
         assert!(big.len() >= 3, "{}", big.len());
         assert!(big.iter().all(|s| s.len() < 4096));
         let header = header_from(&big);
-        assert_eq!(c.read(&sealer, &header).unwrap(), session(6000));
+        assert_eq!(c.read(&sealer, &header).unwrap(), session(9000));
         // Shrinking back to one cookie deletes the chunks the browser still has.
         let small = c.write(&sealer, &session(10), 100, Some(&header)).unwrap();
         assert!(

@@ -1,0 +1,112 @@
+//! The bytes a session cookie seals: the session's JSON, DEFLATE-compressed.
+//!
+//! A session carries Keycloak's ID and refresh tokens (for logout and refresh), which makes
+//! its JSON 2–4 KB: more than one 4 KB cookie once encrypted and base64-encoded, and sent with
+//! every request to every application behind the proxy. Compressed, the cookie is about half
+//! the size (`session::compact` tests; the README gives measured sizes with Keycloak).
+//!
+//! Compressing before encrypting leaks the compressed length. That matters when an attacker
+//! can put chosen text next to a secret in the same compressed value and watch the length
+//! (CRIME, BREACH). Nothing an attacker chooses goes into someone else's session: its
+//! content comes from the user's own tokens and claims. Redirect targets and other request
+//! data live in the (uncompressed) login-state cookie, never here.
+//!
+//! Format: `0x01` then raw DEFLATE of the JSON. Plain JSON (first byte `{`) is still read,
+//! so cookies sealed before compression keep working. Inflating only ever runs on a value
+//! that passed AES-GCM authentication, and is capped at [`MAX_JSON`] anyway.
+
+use super::Session;
+
+const DEFLATED: u8 = 0x01;
+/// Largest session JSON accepted when inflating.
+pub const MAX_JSON: usize = 64 * 1024;
+/// zlib's default trade-off: the session is compressed at login and refresh only.
+const LEVEL: u8 = 6;
+
+/// The session as the bytes to seal.
+pub fn encode(session: &Session) -> Option<Vec<u8>> {
+    let json = serde_json::to_vec(session).ok()?;
+    let mut out = Vec::with_capacity(json.len() / 2 + 1);
+    out.push(DEFLATED);
+    out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(&json, LEVEL));
+    Some(out)
+}
+
+/// The session in opened (authenticated) bytes, compressed or legacy plain JSON.
+pub fn decode(plain: &[u8]) -> Option<Session> {
+    match plain.split_first()? {
+        (&DEFLATED, deflated) => {
+            let json =
+                miniz_oxide::inflate::decompress_to_vec_with_limit(deflated, MAX_JSON).ok()?;
+            serde_json::from_slice(&json).ok()
+        }
+        (b'{', _) => serde_json::from_slice(plain).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::test_session;
+
+    /// A session holding token-sized (random base64url) values, like a real one.
+    fn realistic() -> Session {
+        let token = |seed: u8| -> String {
+            let header = r#"{"alg":"RS256","typ":"JWT","kid":"Xk9q3ZsL0"}"#;
+            let claims = format!(
+                r#"{{"exp":1795784749,"iat":1795777549,"jti":"13680c92-1579-4817-aa4a-dd11ee32{seed:02x}","iss":"https://sso.example.com/realms/platform","aud":"portcullis","sub":"a1b2c3-alice","typ":"ID","azp":"portcullis","sid":"4cc17731-818a-444a-865c-0e1d9cc2b5b1","email_verified":true,"preferred_username":"alice","email":"alice@example.com"}}"#
+            );
+            // A signature is random bytes: the part that does not compress.
+            let sig: Vec<u8> = (0..256u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+                .collect();
+            use base64::Engine;
+            let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            format!(
+                "{}.{}.{}",
+                b.encode(header),
+                b.encode(claims),
+                b.encode(sig)
+            )
+        };
+        Session {
+            refresh_token: Some(token(1)),
+            id_token: Some(token(2)),
+            ..test_session(1000)
+        }
+    }
+
+    #[test]
+    fn round_trip_and_about_half_the_size() {
+        let s = realistic();
+        let encoded = encode(&s).unwrap();
+        assert_eq!(decode(&encoded), Some(s.clone()));
+        let json = serde_json::to_vec(&s).unwrap();
+        assert!(
+            encoded.len() * 10 < json.len() * 7,
+            "{} bytes compressed, {} as JSON",
+            encoded.len(),
+            json.len()
+        );
+    }
+
+    #[test]
+    fn plain_json_from_before_compression_is_still_read() {
+        let s = realistic();
+        assert_eq!(decode(&serde_json::to_vec(&s).unwrap()), Some(s));
+    }
+
+    #[test]
+    fn garbage_and_bombs_are_no_session() {
+        assert_eq!(decode(b""), None);
+        assert_eq!(decode(b"\x02abc"), None);
+        assert_eq!(decode(b"\x01not deflate"), None);
+        assert_eq!(decode(b"{not json"), None);
+        let zeros = vec![b' '; MAX_JSON * 4];
+        let mut bomb = vec![DEFLATED];
+        bomb.extend(miniz_oxide::deflate::compress_to_vec(&zeros, LEVEL));
+        assert!(bomb.len() < 1024);
+        assert_eq!(decode(&bomb), None, "inflating stops at MAX_JSON");
+    }
+}
