@@ -59,7 +59,7 @@ where
             let r = forward_auth::forward_auth(
                 app,
                 &parts.headers,
-                original,
+                move || original,
                 forward_auth::Flavor::ForwardAuth,
             )
             .await;
@@ -108,7 +108,7 @@ async fn forwarded(
     headers: &HeaderMap,
     flavor: forward_auth::Flavor,
 ) -> Response<Body> {
-    let original = forward_auth::OriginalRequest::from_forwarded_headers(headers);
+    let original = || forward_auth::OriginalRequest::from_forwarded_headers(headers);
     forward_auth::forward_auth(app, headers, original, flavor).await
 }
 

@@ -4,7 +4,15 @@
 
 use crate::clock::UnixTime;
 use crate::identity::Identity;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// oauth2-proxy's names for the identity headers.
+pub static X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+pub static X_AUTH_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
+pub static X_AUTH_USERNAME: HeaderName =
+    HeaderName::from_static("x-auth-request-preferred-username");
+pub static X_AUTH_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+pub static X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-access-token");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -19,14 +27,14 @@ pub struct Principal {
     pub valid_until: UnixTime,
 }
 
-/// Values of the headers sent upstream. `None` where the text is not valid in a header (such a
-/// header is left out, never sent mangled); an unknown value is an empty header.
+/// The headers sent upstream. A value that is not valid header text is left out, never sent
+/// mangled.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpstreamHeaders {
-    pub user: Option<HeaderValue>,
-    pub email: Option<HeaderValue>,
-    pub preferred_username: Option<HeaderValue>,
-    pub groups: Option<HeaderValue>,
+    /// `X-Auth-Request-User/Email/Preferred-Username/Groups`, all four always present (empty
+    /// when unknown: Caddy 2.6 forwards a missing copied header as literal placeholder
+    /// text). A response starts as a clone of this map: no hashing or validation per request.
+    pub identity: HeaderMap,
     /// `X-Auth-Request-Access-Token`, when the access token is kept.
     pub access_token: Option<HeaderValue>,
     /// `Authorization: Bearer <access token>`, when the access token is kept.
@@ -37,11 +45,22 @@ impl Principal {
     pub fn new(identity: Identity, access_token: Option<String>, valid_until: UnixTime) -> Self {
         let groups_header = identity.groups_header();
         let value = |s: &str| HeaderValue::from_str(s).ok();
+        let mut map = HeaderMap::with_capacity(4);
+        for (name, text) in [
+            (&X_AUTH_USER, identity.sub.as_str()),
+            (&X_AUTH_EMAIL, identity.email.as_deref().unwrap_or("")),
+            (
+                &X_AUTH_USERNAME,
+                identity.preferred_username.as_deref().unwrap_or(""),
+            ),
+            (&X_AUTH_GROUPS, groups_header.as_str()),
+        ] {
+            if let Some(v) = value(text) {
+                map.insert(name.clone(), v);
+            }
+        }
         let headers = UpstreamHeaders {
-            user: value(&identity.sub),
-            email: value(identity.email.as_deref().unwrap_or("")),
-            preferred_username: value(identity.preferred_username.as_deref().unwrap_or("")),
-            groups: value(&groups_header),
+            identity: map,
             access_token: access_token.as_deref().and_then(value),
             authorization: access_token
                 .as_deref()
@@ -77,13 +96,16 @@ mod tests {
         };
         let p = Principal::new(id, Some("tok".into()), 100);
         let h = &p.headers;
-        assert_eq!(h.user.as_ref().map(|v| v.as_bytes()), Some(&b"user-1"[..]));
+        let get = |name: &HeaderName| h.identity.get(name).map(|v| v.as_bytes());
+        assert_eq!(get(&X_AUTH_USER), Some(&b"user-1"[..]));
+        assert_eq!(get(&X_AUTH_EMAIL), Some(&b"alice@example.com"[..]));
         assert_eq!(
-            h.email.as_ref().map(|v| v.as_bytes()),
-            Some(&b"alice@example.com"[..])
+            get(&X_AUTH_USERNAME),
+            None,
+            "a newline can't go in a header"
         );
-        assert_eq!(h.preferred_username, None, "a newline can't go in a header");
-        assert_eq!(h.groups.as_ref().map(|v| v.as_bytes()), Some(&b""[..]));
+        assert_eq!(get(&X_AUTH_GROUPS), Some(&b""[..]), "unknown: empty");
+        assert_eq!(h.identity.len(), 3);
         assert_eq!(
             h.access_token.as_ref().map(|v| v.as_bytes()),
             Some(&b"tok"[..])

@@ -25,12 +25,9 @@ pub enum Flavor {
     AuthRequest,
 }
 
-pub static X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
-pub static X_AUTH_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
-pub static X_AUTH_USERNAME: HeaderName =
-    HeaderName::from_static("x-auth-request-preferred-username");
-pub static X_AUTH_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
-pub static X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-access-token");
+pub use crate::principal::{
+    X_AUTH_EMAIL, X_AUTH_GROUPS, X_AUTH_TOKEN, X_AUTH_USER, X_AUTH_USERNAME,
+};
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -57,10 +54,12 @@ impl<'a> OriginalRequest<'a> {
     }
 }
 
-pub async fn forward_auth(
+/// The decision for one request. `original` describes the request being asked about; it is
+/// only needed to send a browser to log in, so it is read only then.
+pub async fn forward_auth<'a>(
     app: &Arc<App>,
-    headers: &HeaderMap,
-    original: OriginalRequest<'_>,
+    headers: &'a HeaderMap,
+    original: impl FnOnce() -> OriginalRequest<'a>,
     flavor: Flavor,
 ) -> Response<Body> {
     let cookies = cookie_header(headers);
@@ -81,6 +80,7 @@ pub async fn forward_auth(
             resp
         }
         Err(Refused::Unauthenticated { clear }) => {
+            let original = original();
             let mut resp = if flavor == Flavor::ForwardAuth
                 && wants_html(headers)
                 && is_navigation(original)
@@ -135,14 +135,9 @@ fn identity_response(
 ) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
-    let h = resp.headers_mut();
     let v = &p.headers;
-    // All four are always sent (empty when unknown): Caddy 2.6 forwards a missing copied
-    // header as literal placeholder text.
-    put(h, &X_AUTH_USER, &v.user);
-    put(h, &X_AUTH_EMAIL, &v.email);
-    put(h, &X_AUTH_USERNAME, &v.preferred_username);
-    put(h, &X_AUTH_GROUPS, &v.groups);
+    *resp.headers_mut() = v.identity.clone();
+    let h = resp.headers_mut();
     if app.config.headers.pass_access_token {
         put(h, &X_AUTH_TOKEN, &v.access_token);
     }
