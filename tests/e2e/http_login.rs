@@ -76,11 +76,24 @@ async fn alice_signs_in(front: &str) -> R {
         "groups header {g:?} lacks role:platform-user"
     );
 
-    // The session cookie is a host cookie of the app's host.
-    let names = b.cookie_names_for(&base)?;
+    // The session cookie is a host cookie of the app's host. Keycloak's ID and refresh tokens
+    // are in it, compressed: one cookie, well under the 4 KB a browser keeps per cookie.
+    let session: Vec<_> = b
+        .cookies_for(&base)?
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("_portcullis"))
+        .collect();
+    let [(name, value)] = session.as_slice() else {
+        return Err(err(format!(
+            "not exactly one session cookie for {base}: {session:?}"
+        )));
+    };
+    assert_eq!(name, "_portcullis", "not split into chunks");
+    eprintln!("session cookie with Keycloak tokens: {} bytes", value.len());
     assert!(
-        names.iter().any(|n| n.starts_with("_portcullis")),
-        "no session cookie for {base}: {names:?}"
+        value.len() < 3000,
+        "session cookie of {} bytes",
+        value.len()
     );
 
     // Signed in: the next request goes straight through, no redirect.

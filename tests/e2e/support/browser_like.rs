@@ -173,13 +173,14 @@ impl BrowserLike {
     }
 
     /// Names of the cookies that would be sent to `url`.
-    pub fn cookie_names_for(&self, url: &str) -> R<Vec<String>> {
+    /// The `(name, value)` of every cookie the jar would send to `url`.
+    pub fn cookies_for(&self, url: &str) -> R<Vec<(String, String)>> {
         let url = Url::parse(url)?;
         let jar = self.jar.lock().map_err(|_| err("cookie jar poisoned"))?;
         Ok(jar
             .iter()
             .filter(|c| c.matches(&url))
-            .map(|c| c.name.clone())
+            .map(|c| (c.name.clone(), c.value.clone()))
             .collect())
     }
 
