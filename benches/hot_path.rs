@@ -185,7 +185,7 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     let session: Session = serde_json::from_value(json!({
         "n": "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
         "p": {
-            "s": alice.sub, "e": alice.email, "u": alice.preferred_username,
+            "s": alice.sub, "e": alice.email, "v": true, "u": alice.preferred_username,
             "g": alice.groups, "r": alice.realm_roles, "c": alice.client_roles,
             "i": "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c"
         },
