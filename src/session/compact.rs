@@ -1,4 +1,4 @@
-//! The bytes a session cookie seals: the session's JSON, DEFLATE-compressed.
+//! The bytes a session cookie seals: the session's JSON, compressed with zstd.
 //!
 //! A session carries Keycloak's ID and refresh tokens (for logout and refresh), which makes
 //! its JSON 2–4 KB: more than one 4 KB cookie once encrypted and base64-encoded, and sent with
@@ -11,38 +11,60 @@
 //! content comes from the user's own tokens and claims. Redirect targets and other request
 //! data live in the (uncompressed) login-state cookie, never here.
 //!
-//! Format: `0x01` then raw DEFLATE of the JSON. Plain JSON (first byte `{`) is still read,
-//! so cookies sealed before compression keep working. Inflating only ever runs on a value
-//! that passed AES-GCM authentication, and is capped at [`MAX_JSON`] anyway.
+//! Format: `0x01` then one zstd frame (which records the JSON's size). Plain JSON (first
+//! byte `{`) is still read, so cookies sealed before compression keep working. Decompressing
+//! only ever runs on a value that passed AES-GCM authentication, and is capped at
+//! [`MAX_JSON`] anyway.
+//!
+//! Why zstd and not DEFLATE: a session is mostly base64 text, which both compress to about
+//! the same size, but inflating one took 6.5 µs and zstd takes 2.4 µs (with a decompression
+//! context kept per thread; creating one costs more than the decompression itself).
 
 use super::Session;
+use std::cell::RefCell;
 
-const DEFLATED: u8 = 0x01;
-/// Largest session JSON accepted when inflating.
+const ZSTD: u8 = 0x01;
+/// Largest session JSON accepted when decompressing.
 pub const MAX_JSON: usize = 64 * 1024;
-/// zlib's default trade-off: the session is compressed at login and refresh only.
-const LEVEL: u8 = 6;
+/// zstd's default level: the session is compressed at login and refresh only.
+const LEVEL: i32 = 3;
+
+thread_local! {
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
 
 /// The session as the bytes to seal.
 pub fn encode(session: &Session) -> Option<Vec<u8>> {
     let json = serde_json::to_vec(session).ok()?;
-    let mut out = Vec::with_capacity(json.len() / 2 + 1);
-    out.push(DEFLATED);
-    out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(&json, LEVEL));
+    let compressed = zstd::bulk::compress(&json, LEVEL).ok()?;
+    let mut out = Vec::with_capacity(compressed.len() + 1);
+    out.push(ZSTD);
+    out.extend_from_slice(&compressed);
     Some(out)
 }
 
 /// The session in opened (authenticated) bytes, compressed or legacy plain JSON.
 pub fn decode(plain: &[u8]) -> Option<Session> {
     match plain.split_first()? {
-        (&DEFLATED, deflated) => {
-            let json =
-                miniz_oxide::inflate::decompress_to_vec_with_limit(deflated, MAX_JSON).ok()?;
-            serde_json::from_slice(&json).ok()
-        }
+        (&ZSTD, frame) => serde_json::from_slice(&decompress(frame)?).ok(),
         (b'{', _) => serde_json::from_slice(plain).ok(),
         _ => None,
     }
+}
+
+/// The frame's content, if it declares a size of at most [`MAX_JSON`] and holds exactly that.
+fn decompress(frame: &[u8]) -> Option<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
+    let size = usize::try_from(size).ok().filter(|&n| n <= MAX_JSON)?;
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().ok()?);
+        }
+        let json = slot.as_mut()?.decompress(frame, size).ok()?;
+        (json.len() == size).then_some(json)
+    })
 }
 
 #[cfg(test)]
@@ -101,12 +123,20 @@ mod tests {
     fn garbage_and_bombs_are_no_session() {
         assert_eq!(decode(b""), None);
         assert_eq!(decode(b"\x02abc"), None);
-        assert_eq!(decode(b"\x01not deflate"), None);
+        assert_eq!(decode(b"\x01not zstd"), None);
         assert_eq!(decode(b"{not json"), None);
-        let zeros = vec![b' '; MAX_JSON * 4];
-        let mut bomb = vec![DEFLATED];
-        bomb.extend(miniz_oxide::deflate::compress_to_vec(&zeros, LEVEL));
+        let spaces = vec![b' '; MAX_JSON * 4];
+        let mut bomb = vec![ZSTD];
+        bomb.extend(zstd::bulk::compress(&spaces, LEVEL).unwrap());
         assert!(bomb.len() < 1024);
-        assert_eq!(decode(&bomb), None, "inflating stops at MAX_JSON");
+        assert_eq!(decode(&bomb), None, "nothing over MAX_JSON is decompressed");
+        // A frame that does not say how large it is (streamed) is refused too.
+        let mut streamed = vec![ZSTD];
+        streamed.extend(zstd::stream::encode_all(&b"{}"[..], LEVEL).unwrap());
+        assert_eq!(decode(&streamed), None);
+        // A valid frame with bytes after it.
+        let mut trailing = encode(&realistic()).unwrap();
+        trailing.push(0);
+        assert_eq!(decode(&trailing), None);
     }
 }
