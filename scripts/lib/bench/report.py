@@ -177,6 +177,12 @@ def unexpected(run, expect):
     return wrong + socket, wrong_decisions
 
 
+def size(meta, key):
+    """A byte count recorded in meta.env, for the text ("1,694 bytes"; "?" in older runs)."""
+    value = meta.get(key)
+    return f"{int(value):,} bytes" if value else "? bytes"
+
+
 def fmt_int(x):
     return f"{x:,.0f}"
 
@@ -361,8 +367,9 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
     L.append("")
     L.append(
         "*vs hyper, same request*: against hyper-baseline sent the very same request bytes "
-        "(3 KB session cookie, 1 KB bearer token), which it ignores: what Portcullis adds "
-        "beyond receiving a request that size. The targets use the bare baseline. "
+        f"({size(meta, 'cookie_bytes')} session cookie, {size(meta, 'bearer_bytes')} bearer "
+        "token), which it ignores: what Portcullis adds beyond receiving a request that "
+        "size. The targets use the bare baseline. "
         "*server CPU µs/req*: the server process' own CPU time (user + system, from "
         "`/proc/PID/stat`) divided by the requests it answered: the cost of one request, "
         "which unlike req/s hardly depends on what else the machine was doing. "
@@ -497,8 +504,11 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
             "oauth2-proxy's cookie refresh is off by default.",
             "- Every request carries the `X-Forwarded-*` headers Traefik adds, the same for all "
             "servers. Credentials: the session cookie from a real login through the test IdP "
-            "(`/oauth2/start` → IdP → `/oauth2/callback`) for each proxy; one RS256 access "
-            "token from the test IdP (`aud` = `portcullis`, `account`) for both bearer scenarios.",
+            "(`/oauth2/start` → IdP → `/oauth2/callback`) for each proxy "
+            f"(`Cookie` value {size(meta, 'cookie_bytes')} for Portcullis, "
+            f"{size(meta, 'oauth2_cookie_bytes')} for oauth2-proxy); one RS256 access "
+            f"token of {size(meta, 'bearer_bytes')} from the test IdP (`aud` = `portcullis`, "
+            "`account`) for both bearer scenarios.",
             f"- (c) unique bearer per request: {int(meta['tokens']):,} pre-minted RS256 tokens, "
             "each thread walking its own share in order, against a second Portcullis process "
             f"with the same configuration except `bearer.cache_max_ttl = \"{meta.get('cold_cache_ttl', '?')}\"`: "
