@@ -183,6 +183,7 @@ async fn attacks_and_bad_tokens_are_401_invalid_token() {
             "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0".into(),
         ),
         ("four segments", "a.b.c.d".into()),
+        ("UTF-8 text", "eyJhbGciOiJSUzI1NiJ9.ünïcödé.sïg".into()),
         (
             "64 KiB token",
             format!("eyJhbGciOiJSUzI1NiJ9.{}.sig", "A".repeat(20 * 1024)),

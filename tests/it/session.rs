@@ -39,6 +39,16 @@ async fn tampered_truncated_and_foreign_cookies_are_no_session() {
 }
 
 #[tokio::test]
+async fn another_apps_utf8_cookie_does_not_hide_the_session() {
+    let h = Harness::start().await;
+    let (session, _) = h.login("/").await;
+    let cookies = format!("theme=clair-et-épuré; {session}; lang=français");
+    let r = h.forward_auth("/", &[("cookie", &cookies)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-auth-request-user"), Some("a1b2c3-alice"));
+}
+
+#[tokio::test]
 async fn with_refresh_off_the_session_ends_with_the_access_token() {
     let h = Harness::start_with(|t| t.replace("refresh = \"5m\"", "refresh = \"0s\"")).await;
     let (session, _) = h.login("/").await;
