@@ -10,11 +10,16 @@
 //! It leaves out what is Portcullis' choice rather than hyper's: the header-read timeout,
 //! the header size cap and graceful shutdown.
 //!
+//! `--spin-ns N` makes it busy-wait N nanoseconds in every request before answering: a
+//! calibration of the machine, showing what a given amount of extra work per request costs
+//! in req/s under `scripts/bench`'s load (see the README's performance section).
+//!
 //! Built only with `--features bench-tools` (see `Cargo.toml`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -24,23 +29,43 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: hyper-baseline --listen ADDR   (e.g. 127.0.0.1:8080)";
+const USAGE: &str =
+    "usage: hyper-baseline --listen ADDR [--spin-ns N]   (e.g. --listen 127.0.0.1:8080)";
 
-fn parse_listen() -> Result<SocketAddr, String> {
+fn parse_args() -> Result<(SocketAddr, Duration), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let listen = |addr: &String| {
+        addr.parse()
+            .map_err(|e| format!("--listen {addr:?}: {e}\n{USAGE}"))
+    };
+    let spin = |n: &String| {
+        n.parse()
+            .map(Duration::from_nanos)
+            .map_err(|e| format!("--spin-ns {n:?}: {e}\n{USAGE}"))
+    };
     match args.as_slice() {
-        [flag, addr] if flag == "--listen" => addr
-            .parse()
-            .map_err(|e| format!("--listen {addr:?}: {e}\n{USAGE}")),
+        [flag, addr] if flag == "--listen" => Ok((listen(addr)?, Duration::ZERO)),
+        [flag, addr, s, n] if flag == "--listen" && s == "--spin-ns" => {
+            Ok((listen(addr)?, spin(n)?))
+        }
         _ => Err(USAGE.to_owned()),
     }
 }
 
-async fn ok(_req: Request<hyper::body::Incoming>) -> Result<Response<Empty<Bytes>>, Infallible> {
+async fn ok(
+    _req: Request<hyper::body::Incoming>,
+    spin: Duration,
+) -> Result<Response<Empty<Bytes>>, Infallible> {
+    if !spin.is_zero() {
+        let start = Instant::now();
+        while start.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+    }
     Ok(Response::new(Empty::new()))
 }
 
-async fn serve(listener: TcpListener) {
+async fn serve(listener: TcpListener, spin: Duration) {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let stream = match listener.accept().await {
@@ -52,7 +77,7 @@ async fn serve(listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service_fn(ok))
+            .serve_connection(TokioIo::new(stream), service_fn(move |req| ok(req, spin)))
             .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
@@ -61,7 +86,7 @@ async fn serve(listener: TcpListener) {
 }
 
 fn main() -> ExitCode {
-    let listen = match parse_listen() {
+    let (listen, spin) = match parse_args() {
         Ok(a) => a,
         Err(msg) => {
             eprintln!("{msg}");
@@ -86,7 +111,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        serve(listener).await;
+        serve(listener, spin).await;
         ExitCode::SUCCESS
     })
 }
