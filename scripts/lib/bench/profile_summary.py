@@ -19,36 +19,35 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402  (same directory)
 
-# (label, regex on the symbol). A node's share is the largest inclusive share of any
-# symbol matching it (perf lists inlined copies separately).
-NODES = [
+# Kernel side: (label, regex on the symbol), inclusive share from the call graph. Kernel
+# stacks unwind reliably, and the libc wrappers are the leaf-most user frames, so these hold
+# up under the release build's LTO.
+KERNEL_NODES = [
     ("send response: writev", r"^__GI___writev$"),
     ("  of which loopback delivery to wrk (softirq)", r"^net_rx_action$"),
     ("  of which waking wrk (sock_def_readable)", r"^sock_def_readable$"),
-    ("read + parse request (hyper poll_read_head)", r"^hyper::proto::h1::conn::Conn<.*>::poll_read_head$"),
-    ("  of which recv()", r"^__libc_recv$"),
-    ("  of which HTTP/1 parse", r"^<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>::parse$"),
+    ("read request: recv()", r"^__libc_recv$"),
     ("epoll_wait", r"^epoll_wait$"),
-    # Not http::handle or forward_auth: their async frames are not always found above the
-    # work they poll (DWARF unwinding through deep crypto stacks gives up), so their
-    # inclusive share undercounts.
-    ("Portcullis access decision (Gate::check)", r"^portcullis::access::Gate::check::\{\{closure\}\}$"),
-    ("  session cookie read", r"^portcullis::session::cookies::SessionCookies::read$"),
-    ("    unseal (Sealer::open)", r"^portcullis::seal::Sealer::open$"),
-    ("    base64 decode", r"^base64::engine::Engine::decode::inner$"),
-    ("    AES-GCM open", r"^aead_aes_gcm_open_gather$"),
-    ("    JSON (serde_json from_trait)", r"^serde_json::de::from_trait$"),
-    ("  token cache get (moka)", r"^moka::sync::cache::Cache<.*>::get$"),
-    ("  token cache insert (moka)", r"^moka::sync::cache::Cache<.*>::insert$"),
-    ("  moka housekeeping", r"^moka::common::concurrent::housekeeper::Housekeeper::try_run_pending_tasks$"),
-    ("  JWT parse (UnverifiedToken::parse)", r"^portcullis::jwt::UnverifiedToken::parse$"),
-    ("  RSA signature check", r"^portcullis::jwt::UnverifiedToken::verify_signature$"),
-    ("  response headers (forward_auth::put)", r"^portcullis::http::forward_auth::put$"),
-    ("  groups header", r"^portcullis::identity::Identity::groups_header$"),
-    ("malloc + free", r"^__GI___libc_(malloc|free) \(inlined\)$"),
+]
+
+# User space: (label, regex) over **self** time, summed. With fat LTO most functions are
+# inlined into their callers, so inclusive shares of Rust frames are unreliable (DWARF
+# unwinding loses frames); self time is always charged to the symbol that ran. Code inlined
+# into another crate's function counts for that crate. First match wins.
+USER_GROUPS = [
+    ("HTTP/1 parse (httparse, hyper h1 parse, request header map)",
+     r"^httparse::|^<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>::parse|^http::header::(map|name)::"),
+    ("Portcullis' own code (portcullis::*)", r"^portcullis::|^<portcullis::"),
+    ("verified caches (moka, crossbeam)", r"^moka::|^<moka::|^crossbeam"),
+    ("crypto (aws-lc: AES-GCM, RSA, EC)", r"aws_lc|^aes_|^aead_|^gcm_|^bn_|^BN_|^rsa_|^RSA_|^ec_|^EC_|^p256|^sha|^SHA|^ed25519|^x25519|^CRYPTO_|^OPENSSL_"),
+    ("JSON, base64, zstd", r"^serde_json::|^<serde_json::|^base64::|^ZSTD|^HUF_|^FSE_"),
+    ("tokio, hyper connection and response, timers", r"^tokio::|^<tokio::|^hyper|^<hyper|^mio::|^<mio::|^bytes::|^<bytes::|^http::|^<http::|^futures"),
+    ("malloc + free", r"malloc|free|^_int_|^unlink_chunk|^cfree"),
+    ("memcpy, memcmp, clock_gettime (libc, vDSO)", r"^__mem|^__vdso|clock_gettime|^__GI___pthread"),
 ]
 
 LINE = re.compile(r"^\s*([\d.]+)%\s+([\d.]+)%\s+\S+\s+\S+\s+\[[.k]\]\s+(.*)$")
+SELF_LINE = re.compile(r"^\s*([\d.]+)%\s+\S+\s+(\S+)\s+\[([.k])\]\s+(.*)$")
 
 
 def shares(path):
@@ -62,17 +61,42 @@ def shares(path):
     return out
 
 
+def self_shares(path):
+    """[(percent, is_kernel, symbol)] from a `perf report --no-children` listing."""
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = SELF_LINE.match(line)
+            if m:
+                out.append((float(m.group(1)), m.group(3) == "k", m.group(4).strip()))
+    return out
+
+
 def node_share(table, pattern):
     rx = re.compile(pattern)
-    total = 0.0
     best_by_symbol = {sym: max(v) for sym, v in table.items() if rx.search(sym)}
     if not best_by_symbol:
         return None
-    if pattern.startswith("^__GI___libc_(malloc|free)"):
-        total = sum(best_by_symbol.values())  # malloc and free are separate nodes
-    else:
-        total = max(best_by_symbol.values())
-    return total
+    return max(best_by_symbol.values())
+
+
+def group_shares(rows):
+    """Self-time percent per USER_GROUPS label, plus the user-space rest and the kernel total."""
+    compiled = [(label, re.compile(rx)) for label, rx in USER_GROUPS]
+    out = {label: 0.0 for label, _ in USER_GROUPS}
+    out["other user space"] = 0.0
+    out["kernel (all)"] = 0.0
+    for pct, kernel, sym in rows:
+        if kernel:
+            out["kernel (all)"] += pct
+            continue
+        for label, rx in compiled:
+            if rx.search(sym):
+                out[label] += pct
+                break
+        else:
+            out["other user space"] += pct
+    return out
 
 
 def main():
@@ -88,19 +112,24 @@ def main():
         sys.exit("profile_summary: no profile-*.children.txt (run scripts/bench --profile)")
     per_req = {}
     tables = {}
+    groups = {}
     for s in scenarios:
         prefix = os.path.join(run_dir, "runs", f"profile-{s}")
         cpu = report.parse_cpu(prefix + ".cpu", clk)
         wrk = report.parse_wrk(prefix + ".wrk")
         per_req[s] = 1e6 * cpu["server_seconds"] / max(wrk["requests"], 1)
         tables[s] = shares(prefix + ".children.txt")
+        groups[s] = group_shares(self_shares(prefix + ".txt"))
     L = [
         f"# Where the server CPU goes, µs per request ({meta['date']})",
         "",
         "From `perf record --call-graph dwarf` on the server during one extra run per "
-        "scenario (`scripts/bench --profile`): inclusive share of each call-graph node × "
-        "the server's CPU time per request in that run. Indented rows are parts of the row "
-        "above; rows do not add up exactly (sampling, and nodes overlap).",
+        "scenario (`scripts/bench --profile`), × the server's CPU time per request in that "
+        "run. Kernel rows: inclusive share of the call-graph node (indented rows are parts "
+        "of the row above). User-space rows: **self** time of the symbols in each group "
+        "(the release build inlines across crates, so inclusive shares of Rust frames are "
+        "not reliable); with the kernel total they add up to the whole, give or take symbols "
+        "under perf's 0.05 % listing limit.",
         "",
         "| | " + " | ".join(scenarios) + " |",
         "| --- |" + " ---: |" * len(scenarios),
@@ -108,18 +137,22 @@ def main():
         + " | ".join(f"**{per_req[s]:.2f}**" for s in scenarios)
         + " |",
     ]
-    for label, pattern in NODES:
-        cells = []
-        any_value = False
-        for s in scenarios:
-            share = node_share(tables[s], pattern)
-            if share is None:
-                cells.append("")
-            else:
-                any_value = True
-                cells.append(f"{per_req[s] * share / 100:.2f}")
-        if any_value:
-            L.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | " + " | ".join(cells) + " |")
+    def row(label, share_of):
+        cells = [
+            "" if share_of(s) is None else f"{per_req[s] * share_of(s) / 100:.2f}"
+            for s in scenarios
+        ]
+        L.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | " + " | ".join(cells) + " |")
+
+    L.append("| *kernel, inclusive* |" + " |" * len(scenarios))
+    for label, pattern in KERNEL_NODES:
+        row(label, lambda s, p=pattern: node_share(tables[s], p))
+    L.append("| *user space, self time* |" + " |" * len(scenarios))
+    for label in list(groups[scenarios[0]]):
+        if label == "kernel (all)":
+            continue
+        row(label, lambda s, k=label: groups[s][k])
+    row("*kernel, all (self time)*", lambda s: groups[s]["kernel (all)"])
     L.append("")
     text = "\n".join(L)
     with open(os.path.join(run_dir, "profile-summary.md"), "w", encoding="utf-8") as f:
