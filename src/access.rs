@@ -113,36 +113,32 @@ impl Gate {
                 set_cookies: Vec::new(),
             });
         }
-        let header = creds.cookie.unwrap_or("");
-        let cache_key = self.decoded.as_ref().and(self.cookies.sealed_value(header));
-        if let (Some(cache), Some(key)) = (&self.decoded, &cache_key) {
-            if let Some(d) = cache.get(key, now) {
-                if !self.revocations.is_revoked(&d.session)
-                    && d.session.freshness(now, self.refresh_after) == Freshness::Fresh
-                {
-                    return Ok(Granted {
-                        principal: d.principal.clone(),
-                        set_cookies: Vec::new(),
-                    });
-                }
+        // The session cookie is found (and reassembled from chunks) once per request.
+        let Some(sealed) = self.cookies.sealed_value(creds.cookie.unwrap_or("")) else {
+            return Err(Refused::Unauthenticated { clear: Vec::new() });
+        };
+        if let Some(d) = self.decoded.as_ref().and_then(|c| c.get(&sealed, now)) {
+            if !self.revocations.is_revoked(&d.session)
+                && d.session.freshness(now, self.refresh_after) == Freshness::Fresh
+            {
+                return Ok(Granted {
+                    principal: d.principal.clone(),
+                    set_cookies: Vec::new(),
+                });
             }
         }
         let Some(stored) = self
             .store
-            .load(&self.sealer, &self.cookies, header)
+            .load_sealed(&self.sealer, &sealed)
             .await
             .map_err(store_unavailable)?
         else {
-            let had_cookie = self.cookies.sealed_value(header).is_some();
             return Err(Refused::Unauthenticated {
-                clear: if had_cookie {
-                    self.cookies.clear(creds.cookie)
-                } else {
-                    Vec::new()
-                },
+                clear: self.cookies.clear(creds.cookie),
             });
         };
-        self.session_access(stored, creds.cookie, cache_key.as_deref(), now)
+        let cache_key = self.decoded.is_some().then_some(&*sealed);
+        self.session_access(stored, creds.cookie, cache_key, now)
             .await
     }
 

@@ -32,9 +32,12 @@ impl SessionCookies {
 
     /// The session in a `Cookie` header, if any is valid.
     pub fn read(&self, sealer: &Sealer, cookie_header: &str) -> Option<Session> {
-        let value = self.sealed_value(cookie_header)?;
-        let plain = sealer.open(Purpose::Session, &value)?;
-        super::compact::decode(&plain)
+        Self::open(sealer, &self.sealed_value(cookie_header)?)
+    }
+
+    /// The session in a sealed cookie value, if it is valid.
+    pub fn open(sealer: &Sealer, sealed: &str) -> Option<Session> {
+        super::compact::decode(&sealer.open(Purpose::Session, sealed)?)
     }
 
     /// The sealed value, reassembled from chunks when needed.

@@ -120,20 +120,31 @@ impl SessionStore {
         cookies: &SessionCookies,
         header: &str,
     ) -> Result<Option<StoredSession>, StoreUnavailable> {
+        match cookies.sealed_value(header) {
+            Some(sealed) => self.load_sealed(sealer, &sealed).await,
+            None => Ok(None),
+        }
+    }
+
+    /// [`Self::load`] for a session cookie value already taken out of the `Cookie` header.
+    pub async fn load_sealed(
+        &self,
+        sealer: &Sealer,
+        sealed: &str,
+    ) -> Result<Option<StoredSession>, StoreUnavailable> {
         match self {
-            SessionStore::Cookie => Ok(cookies.read(sealer, header).map(|session| StoredSession {
-                session,
-                origin: Origin::Cookie,
-            })),
-            SessionStore::Redis(r) => {
-                let Some(ticket) = cookies
-                    .sealed_value(header)
-                    .and_then(|v| SessionTicket::open(sealer, &v))
-                else {
-                    return Ok(None);
-                };
-                r.load(ticket).await
+            SessionStore::Cookie => {
+                Ok(
+                    SessionCookies::open(sealer, sealed).map(|session| StoredSession {
+                        session,
+                        origin: Origin::Cookie,
+                    }),
+                )
             }
+            SessionStore::Redis(r) => match SessionTicket::open(sealer, sealed) {
+                Some(ticket) => r.load(ticket).await,
+                None => Ok(None),
+            },
         }
     }
 
