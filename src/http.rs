@@ -46,20 +46,10 @@ where
         // Envoy ext_authz (HTTP service, `path_prefix: /oauth2/ext-authz`): the check request
         // keeps the original method, path and Host.
         p if p.starts_with(EXT_AUTHZ_PREFIX) && p[EXT_AUTHZ_PREFIX.len()..].starts_with('/') => {
-            let uri = parts
-                .uri
-                .path_and_query()
-                .map(|pq| &pq.as_str()[EXT_AUTHZ_PREFIX.len()..]);
-            let original = forward_auth::OriginalRequest {
-                method: Some(parts.method.as_str()),
-                proto: header_str(&parts.headers, "x-forwarded-proto"),
-                host: header_str(&parts.headers, header::HOST).or(parts.uri.host()),
-                uri,
-            };
             let r = forward_auth::forward_auth(
                 app,
                 &parts.headers,
-                move || original,
+                || forward_auth::OriginalRequest::from_ext_authz(&parts),
                 forward_auth::Flavor::ForwardAuth,
             )
             .await;

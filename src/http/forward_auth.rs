@@ -9,7 +9,7 @@
 
 use super::problem::Problem;
 use super::{Body, add_cookies, cookie_header, credential_str, header_str, redirect, wants_html};
-use crate::access::{Credentials, Refused};
+use crate::access::{Credentials, Granted, Refused};
 use crate::app::App;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
@@ -25,9 +25,7 @@ pub enum Flavor {
     AuthRequest,
 }
 
-pub use crate::principal::{
-    X_AUTH_EMAIL, X_AUTH_GROUPS, X_AUTH_TOKEN, X_AUTH_USER, X_AUTH_USERNAME,
-};
+use crate::principal::X_AUTH_TOKEN;
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -52,6 +50,20 @@ impl<'a> OriginalRequest<'a> {
             uri: header_str(headers, &X_FORWARDED_URI),
         }
     }
+
+    /// Envoy ext_authz (HTTP service, `path_prefix: /oauth2/ext-authz`): the check request
+    /// keeps the original method, path and Host.
+    pub fn from_ext_authz(parts: &'a http::request::Parts) -> Self {
+        Self {
+            method: Some(parts.method.as_str()),
+            proto: header_str(&parts.headers, &X_FORWARDED_PROTO),
+            host: header_str(&parts.headers, header::HOST).or(parts.uri.host()),
+            uri: parts
+                .uri
+                .path_and_query()
+                .and_then(|pq| pq.as_str().get(super::EXT_AUTHZ_PREFIX.len()..)),
+        }
+    }
 }
 
 /// The decision for one request. `original` describes the request being asked about; it is
@@ -62,13 +74,8 @@ pub async fn forward_auth<'a>(
     original: impl FnOnce() -> OriginalRequest<'a>,
     flavor: Flavor,
 ) -> Response<Body> {
-    let cookies = cookie_header(headers);
-    let creds = Credentials {
-        authorization: credential_str(headers, header::AUTHORIZATION),
-        cookie: cookies.as_deref(),
-    };
     let now = app.now();
-    match app.gate.check(creds, now).await {
+    match check(app, headers, now).await {
         Ok(granted) => {
             let status = if flavor == Flavor::ForwardAuth {
                 StatusCode::OK
@@ -105,6 +112,16 @@ pub async fn forward_auth<'a>(
         Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(false),
         Err(r @ Refused::StoreUnavailable) => Problem::from(r).response(wants_html(headers)),
     }
+}
+
+/// The access decision for the credentials (`Authorization`, `Cookie`) a request carries.
+async fn check(app: &App, headers: &HeaderMap, now: u64) -> Result<Granted, Refused> {
+    let cookies = cookie_header(headers);
+    let creds = Credentials {
+        authorization: credential_str(headers, header::AUTHORIZATION),
+        cookie: cookies.as_deref(),
+    };
+    app.gate.check(creds, now).await
 }
 
 /// Only safe methods are sent to log in; a POST can't be replayed after the redirect.
@@ -156,19 +173,14 @@ fn put(h: &mut HeaderMap, name: &HeaderName, value: &Option<HeaderValue>) {
 
 /// `GET /oauth2/userinfo`: the signed-in user as JSON (oauth2-proxy's field names).
 pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
-    let cookies = cookie_header(headers);
-    let creds = Credentials {
-        authorization: credential_str(headers, header::AUTHORIZATION),
-        cookie: cookies.as_deref(),
-    };
-    match app.gate.check(creds, app.now()).await {
+    match check(app, headers, app.now()).await {
         Ok(g) => {
             let id = &g.principal.identity;
             let body = serde_json::json!({
                 "user": id.sub,
                 "email": id.email,
                 "preferredUsername": id.preferred_username,
-                "groups": g.principal.groups_header.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+                "groups": id.groups_header().split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
             });
             let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
             resp.headers_mut().insert(
