@@ -17,11 +17,8 @@ pub static X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-request-ac
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub identity: Identity,
-    /// `X-Auth-Request-Groups`.
-    pub groups_header: String,
-    /// The access token, when it may be passed upstream.
-    pub access_token: Option<String>,
-    /// The identity headers' values, prepared once.
+    /// The identity headers' values (and the access token's, when it may be passed
+    /// upstream), prepared once.
     pub headers: UpstreamHeaders,
     /// After this instant the principal must not be used.
     pub valid_until: UnixTime,
@@ -68,8 +65,6 @@ impl Principal {
         };
         Self {
             identity,
-            groups_header,
-            access_token,
             headers,
             valid_until,
         }
