@@ -101,14 +101,13 @@ impl BearerVerifier {
             .keys
             .verify_signature(&parsed, &issuer.idp, &self.metrics)
             .await?;
-        self.admit(token, parsed, now)
+        self.admit(token, parsed)
     }
 
     fn admit(
         &self,
         token: &str,
         mut parsed: UnverifiedToken<'_>,
-        _now: UnixTime,
     ) -> Result<Arc<Principal>, TokenError> {
         let exp = parsed.claims.exp.ok_or(TokenError::MissingClaim)?;
         let identity =

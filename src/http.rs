@@ -55,10 +55,7 @@ where
             .await;
             (Endpoint::ForwardAuth, r)
         }
-        "/oauth2/start" if get => (
-            Endpoint::Start,
-            login::start(app, &parts.uri, &parts.headers),
-        ),
+        "/oauth2/start" if get => (Endpoint::Start, login::start(app, &parts.uri)),
         "/oauth2/callback" if get => (
             Endpoint::Callback,
             login::callback(app, &parts.uri, &parts.headers).await,

@@ -33,17 +33,15 @@ pub enum Decision {
     Allowed,
     Redirected,
     Unauthenticated,
-    InvalidToken,
     Forbidden,
     BadRequest,
     Unavailable,
 }
 
-const DECISIONS: [(Decision, &str); 7] = [
+const DECISIONS: [(Decision, &str); 6] = [
     (Decision::Allowed, "allowed"),
     (Decision::Redirected, "redirected"),
     (Decision::Unauthenticated, "unauthenticated"),
-    (Decision::InvalidToken, "invalid_token"),
     (Decision::Forbidden, "forbidden"),
     (Decision::BadRequest, "bad_request"),
     (Decision::Unavailable, "unavailable"),

@@ -8,7 +8,7 @@ use crate::oidc::CallbackParams;
 use http::{HeaderMap, Response, Uri};
 use std::sync::Arc;
 
-pub fn start(app: &Arc<App>, uri: &Uri, _headers: &HeaderMap) -> Response<Body> {
+pub fn start(app: &Arc<App>, uri: &Uri) -> Response<Body> {
     let target = app.redirect.or_fallback(query_param(uri, "rd").as_deref());
     match app.oidc.begin_login(&app.gate.sealer, target, app.now()) {
         Ok((authorize_url, cookie)) => {
