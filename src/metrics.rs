@@ -67,12 +67,48 @@ const BUCKETS_US: [u64; 12] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000, 1_000_000, 5_000_000,
 ];
 
+/// A latency histogram with [`BUCKETS_US`] bounds.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// Prometheus text for the histogram `name` (in seconds).
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS_US) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {cumulative}",
+                bound as f64 / 1e6
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: [[AtomicU64; DECISIONS.len()]; ENDPOINTS.len()],
-    buckets: [AtomicU64; BUCKETS_US.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    latency: Histogram,
     idp: [[AtomicU64; 2]; IDP_CALLS.len()],
     pub token_cache_hits: AtomicU64,
     pub token_cache_misses: AtomicU64,
@@ -80,9 +116,7 @@ pub struct Metrics {
     pub state_cookies_dropped: AtomicU64,
     pub backchannel_logouts: AtomicU64,
     idp_down: std::sync::atomic::AtomicBool,
-    store_buckets: [AtomicU64; BUCKETS_US.len()],
-    store_count: AtomicU64,
-    store_sum_us: AtomicU64,
+    store_latency: Histogram,
     pub store_errors: AtomicU64,
     /// Refreshes that waited for another replica's refresh of the same session.
     pub refresh_waits: AtomicU64,
@@ -96,22 +130,12 @@ impl Metrics {
     pub fn request(&self, endpoint: Endpoint, decision: Decision, elapsed: Duration) {
         self.requests[index(&ENDPOINTS, endpoint)][index(&DECISIONS, decision)]
             .fetch_add(1, Relaxed);
-        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(us, Relaxed);
+        self.latency.observe(elapsed);
     }
 
     /// One session-store (Redis) command and whether it succeeded.
     pub fn store_op(&self, elapsed: Duration, ok: bool) {
-        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
-            self.store_buckets[i].fetch_add(1, Relaxed);
-        }
-        self.store_count.fetch_add(1, Relaxed);
-        self.store_sum_us.fetch_add(us, Relaxed);
+        self.store_latency.observe(elapsed);
         if !ok {
             self.store_errors.fetch_add(1, Relaxed);
         }
@@ -152,53 +176,15 @@ impl Metrics {
                 }
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_request_duration_seconds Time to answer a request."
+        self.latency.render(
+            &mut out,
+            "portcullis_request_duration_seconds",
+            "Time to answer a request.",
         );
-        let _ = writeln!(out, "# TYPE portcullis_request_duration_seconds histogram");
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS_US.iter().enumerate() {
-            cumulative += self.buckets[i].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "portcullis_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *b as f64 / 1e6
-            );
-        }
-        let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "portcullis_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "portcullis_request_duration_seconds_sum {}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "portcullis_request_duration_seconds_count {count}");
-        let _ = writeln!(
-            out,
-            "# HELP portcullis_session_store_duration_seconds Time of each session-store (Redis) command."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE portcullis_session_store_duration_seconds histogram"
-        );
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS_US.iter().enumerate() {
-            cumulative += self.store_buckets[i].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "portcullis_session_store_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *b as f64 / 1e6
-            );
-        }
-        let count = self.store_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "portcullis_session_store_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nportcullis_session_store_duration_seconds_sum {}\nportcullis_session_store_duration_seconds_count {count}",
-            self.store_sum_us.load(Relaxed) as f64 / 1e6
+        self.store_latency.render(
+            &mut out,
+            "portcullis_session_store_duration_seconds",
+            "Time of each session-store (Redis) command.",
         );
         let _ = writeln!(
             out,
