@@ -11,6 +11,7 @@ use crate::oidc::LoginError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use std::borrow::Cow;
 
 #[derive(Debug)]
 pub enum Problem {
@@ -44,94 +45,99 @@ impl From<Refused> for Problem {
 
 impl Problem {
     pub fn response(self, browser: bool) -> Response<Body> {
-        let (status, title, message, www_auth): (StatusCode, &str, String, Option<String>) =
-            match &self {
-                Problem::Unauthenticated => (
-                    StatusCode::UNAUTHORIZED,
-                    "Sign-in required",
-                    "Sign in to continue.".into(),
-                    Some("Bearer realm=\"portcullis\"".into()),
-                ),
-                Problem::InvalidToken(e) => {
-                    tracing::info!(code = "bearer.rejected", reason = %e, "bearer token rejected");
-                    (
+        let (status, title, message, www_auth): (
+            StatusCode,
+            &str,
+            Cow<'static, str>,
+            Option<HeaderValue>,
+        ) = match &self {
+            Problem::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "Sign-in required",
+                "Sign in to continue.".into(),
+                Some(HeaderValue::from_static("Bearer realm=\"portcullis\"")),
+            ),
+            Problem::InvalidToken(e) => {
+                tracing::info!(code = "bearer.rejected", reason = %e, "bearer token rejected");
+                (
                         StatusCode::UNAUTHORIZED,
                         "Invalid token",
                         e.description().into(),
-                        Some(format!(
+                        HeaderValue::from_str(&format!(
                             "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{}\"",
                             e.description()
-                        )),
+                        ))
+                        .ok(),
                     )
-                }
-                Problem::Forbidden(d, who) => {
-                    tracing::info!(code = "authz.denied", reason = %d, "access denied by authz rules");
-                    let msg = match who {
-                    Some(u) => format!("You are signed in as {u}, but your account is not allowed to open this application. Ask its owner for access."),
+            }
+            Problem::Forbidden(d, who) => {
+                tracing::info!(code = "authz.denied", reason = %d, "access denied by authz rules");
+                let msg: Cow<'static, str> = match who {
+                    Some(u) => format!("You are signed in as {u}, but your account is not allowed to open this application. Ask its owner for access.").into(),
                     None => "Your account is not allowed to open this application. Ask its owner for access.".into(),
                 };
-                    (StatusCode::FORBIDDEN, "Access denied", msg, None)
-                }
-                Problem::Login(e) => {
-                    tracing::warn!(code = "login.failed", reason = %e, "login callback refused");
-                    let (status, msg) = match e {
-                        LoginError::StateMissing | LoginError::StateMismatch => (
-                            StatusCode::BAD_REQUEST,
-                            "This sign-in link is invalid or has expired, or it was opened in another browser. Start again from the application.",
-                        ),
-                        LoginError::Replayed => (
-                            StatusCode::BAD_REQUEST,
-                            "This sign-in was already completed. Start again from the application.",
-                        ),
-                        LoginError::Denied => (
-                            StatusCode::FORBIDDEN,
-                            "The identity provider did not sign you in. Start again from the application.",
-                        ),
-                        LoginError::CodeMissing
-                        | LoginError::IdToken(_)
-                        | LoginError::Exchange(IdpError::Refused(_)) => (
-                            StatusCode::BAD_REQUEST,
-                            "Sign-in could not be completed. Start again from the application.",
-                        ),
-                        LoginError::Exchange(IdpError::Unreachable | IdpError::BadResponse(_)) => (
-                            StatusCode::BAD_GATEWAY,
-                            "The identity provider is not answering. Try again in a moment.",
-                        ),
-                        LoginError::IdpUnavailable => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "The identity provider is not available. Try again in a moment.",
-                        ),
-                    };
-                    (status, "Sign-in failed", msg.into(), None)
-                }
-                Problem::IdpUnavailable => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Sign-in unavailable",
-                    "The identity provider is not available. Try again in a moment.".into(),
-                    None,
-                ),
-                Problem::StoreUnavailable => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Sign-in temporarily unavailable",
-                    "Sessions can't be checked right now. Try again in a moment.".into(),
-                    None,
-                ),
-                Problem::BadRequest(why) => {
-                    (StatusCode::BAD_REQUEST, "Bad request", (*why).into(), None)
-                }
-                Problem::NotFound => (
-                    StatusCode::NOT_FOUND,
-                    "Not found",
-                    "Nothing here.".into(),
-                    None,
-                ),
-                Problem::MethodNotAllowed => (
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "Method not allowed",
-                    "Method not allowed.".into(),
-                    None,
-                ),
-            };
+                (StatusCode::FORBIDDEN, "Access denied", msg, None)
+            }
+            Problem::Login(e) => {
+                tracing::warn!(code = "login.failed", reason = %e, "login callback refused");
+                let (status, msg) = match e {
+                    LoginError::StateMissing | LoginError::StateMismatch => (
+                        StatusCode::BAD_REQUEST,
+                        "This sign-in link is invalid or has expired, or it was opened in another browser. Start again from the application.",
+                    ),
+                    LoginError::Replayed => (
+                        StatusCode::BAD_REQUEST,
+                        "This sign-in was already completed. Start again from the application.",
+                    ),
+                    LoginError::Denied => (
+                        StatusCode::FORBIDDEN,
+                        "The identity provider did not sign you in. Start again from the application.",
+                    ),
+                    LoginError::CodeMissing
+                    | LoginError::IdToken(_)
+                    | LoginError::Exchange(IdpError::Refused(_)) => (
+                        StatusCode::BAD_REQUEST,
+                        "Sign-in could not be completed. Start again from the application.",
+                    ),
+                    LoginError::Exchange(IdpError::Unreachable | IdpError::BadResponse(_)) => (
+                        StatusCode::BAD_GATEWAY,
+                        "The identity provider is not answering. Try again in a moment.",
+                    ),
+                    LoginError::IdpUnavailable => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The identity provider is not available. Try again in a moment.",
+                    ),
+                };
+                (status, "Sign-in failed", msg.into(), None)
+            }
+            Problem::IdpUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                "The identity provider is not available. Try again in a moment.".into(),
+                None,
+            ),
+            Problem::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in temporarily unavailable",
+                "Sessions can't be checked right now. Try again in a moment.".into(),
+                None,
+            ),
+            Problem::BadRequest(why) => {
+                (StatusCode::BAD_REQUEST, "Bad request", (*why).into(), None)
+            }
+            Problem::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "Nothing here.".into(),
+                None,
+            ),
+            Problem::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "Method not allowed.".into(),
+                None,
+            ),
+        };
         let mut resp = if browser {
             let mut r = Response::new(Full::new(Bytes::from(pages::page(status, title, &message))));
             r.headers_mut().insert(
@@ -158,7 +164,7 @@ impl Problem {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        if let Some(w) = www_auth.and_then(|w| HeaderValue::from_str(&w).ok()) {
+        if let Some(w) = www_auth {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, w);
         }
         resp
