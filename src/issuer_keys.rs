@@ -13,7 +13,7 @@ use crate::jwt::{TokenError, UnverifiedToken};
 use crate::metrics::Metrics;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -25,7 +25,6 @@ pub struct IssuerKeys {
     pub issuer: String,
     jwks_url: ArcSwapOption<String>,
     keys: ArcSwap<KeySet>,
-    loaded: AtomicBool,
     /// Serialises fetches; `generation` tells a waiter that someone else fetched meanwhile.
     fetch_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
@@ -50,7 +49,6 @@ impl IssuerKeys {
             issuer,
             jwks_url: ArcSwapOption::new(jwks_url.map(Arc::new)),
             keys: ArcSwap::from_pointee(KeySet::default()),
-            loaded: AtomicBool::new(false),
             fetch_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             removals: AtomicU64::new(0),
@@ -71,7 +69,8 @@ impl IssuerKeys {
     }
 
     pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
+        // Only a successful fetch moves the generation on.
+        self.generation.load(Ordering::Acquire) > 0
     }
 
     pub fn set_jwks_url(&self, url: String) {
@@ -102,7 +101,6 @@ impl IssuerKeys {
             tracing::info!(issuer = %self.issuer, "signing keys withdrawn from the JWKS; tokens verified with them are forgotten");
         }
         self.keys.store(Arc::new(set));
-        self.loaded.store(true, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut next) = self.next_refresh.lock() {
             *next = doc
