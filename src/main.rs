@@ -71,7 +71,7 @@ async fn run(config: Config) -> ExitCode {
         .map(|files| tls::acceptor(files, tls::RELOAD_INTERVAL))
     {
         None => None,
-        Some(Ok((acceptor, _resolver))) => Some(acceptor),
+        Some(Ok(acceptor)) => Some(acceptor),
         Some(Err(e)) => {
             eprintln!("portcullis: invalid configuration: tls_cert_file/tls_key_file: {e}");
             return ExitCode::from(EXIT_CONFIG);

@@ -186,10 +186,6 @@ impl ReloadingCertResolver {
     }
 
     /// The pair new handshakes get.
-    pub fn current(&self) -> Arc<CertifiedKey> {
-        self.current.load_full()
-    }
-
     /// Re-reads the files; swaps in the new pair if it changed since `seen` and is valid.
     /// `seen` is updated either way, so a broken pair is reported once, not on every poll.
     pub fn reload_if_changed(&self, seen: &mut PairFingerprint) -> ReloadOutcome {
@@ -276,15 +272,15 @@ impl ResolvesServerCert for ReloadingCertResolver {
 }
 
 /// Loads `files`, starts the reload poller (checking every `interval`; call inside a Tokio
-/// runtime), and returns the acceptor for [`crate::http::server::serve_tls`] with the resolver
-/// behind it. Errors are configuration errors (exit 64).
+/// runtime), and returns the acceptor for [`crate::http::server::serve_tls`] (its config holds
+/// the resolver). Errors are configuration errors (exit 64).
 pub fn acceptor(
     files: &TlsFiles,
     interval: Duration,
-) -> Result<(tokio_rustls::TlsAcceptor, Arc<ReloadingCertResolver>), TlsError> {
+) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let (resolver, seen) = ReloadingCertResolver::load(files.clone(), provider)?;
     let config = resolver.server_config()?;
     resolver.spawn_reload(seen, interval);
-    Ok((tokio_rustls::TlsAcceptor::from(config), resolver))
+    Ok(tokio_rustls::TlsAcceptor::from(config))
 }

@@ -118,7 +118,7 @@ impl Drop for SecretVolume {
 async fn start_https(toml: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let config = Config::from_toml(toml, &[]).expect("test config is valid");
     let files = config.tls.clone().expect("tls configured");
-    let (acceptor, _resolver) = portcullis::tls::acceptor(&files, POLL).unwrap();
+    let acceptor = portcullis::tls::acceptor(&files, POLL).unwrap();
     let app = App::new(config, Arc::new(SystemClock)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
