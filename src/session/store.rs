@@ -10,7 +10,7 @@
 use super::Session;
 use super::cookies::SessionCookies;
 use super::redis::{RedisIo, StoreUnavailable};
-use super::ticket::{RecordVersion, SessionTicket};
+use super::ticket::{RecordVersion, SessionTicket, hex};
 use crate::clock::UnixTime;
 use crate::config::{SessionConfig, StoreConfig};
 use crate::idp::IdpError;
@@ -460,14 +460,6 @@ fn random_token() -> Result<String, ()> {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| ())?;
     Ok(hex(&b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

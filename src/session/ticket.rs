@@ -140,7 +140,7 @@ pub fn record_version(record: &[u8]) -> Option<RecordVersion> {
     rest.get(..NONCE_LEN)?.try_into().ok()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
