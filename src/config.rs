@@ -493,22 +493,10 @@ fn store_config(p: &mut Problems, raw: &raw::RawSession) -> StoreConfig {
             );
         }
     }
-    let password = match &raw.redis_password_file {
-        None => None,
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(s) if !s.trim().is_empty() => {
-                Some(Secret::new(s.trim_end_matches(['\n', '\r']).to_string()))
-            }
-            Ok(_) => p.bad(
-                "session.redis_password_file",
-                &format!("{} is empty", path.display()),
-            ),
-            Err(e) => p.bad(
-                "session.redis_password_file",
-                &format!("cannot read {}: {e}", path.display()),
-            ),
-        },
-    };
+    let password = raw
+        .redis_password_file
+        .as_deref()
+        .and_then(|f| p.secret("session.redis_password", None, Some(f)));
     match url {
         Some(url) => StoreConfig::Redis(RedisConfig {
             url,
