@@ -10,12 +10,12 @@ use crate::idp::IdpClient;
 use crate::issuer_keys::IssuerKeys;
 use crate::metrics::Metrics;
 use crate::oidc::Oidc;
-use crate::redirect::RedirectPolicy;
 use crate::revocation::Revocations;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
 use crate::session::store::SessionStore;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct App {
     pub config: Config,
@@ -23,8 +23,6 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub gate: Gate,
     pub oidc: Arc<Oidc>,
-    pub redirect: RedirectPolicy,
-    pub idp: IdpClient,
     pub backchannel: BackchannelLogout,
 }
 
@@ -73,11 +71,10 @@ impl App {
                     },
                 })
                 .collect();
-            let pass = config.headers.pass_access_token || config.headers.pass_authorization_header;
             BearerVerifier::new(
                 &config.bearer,
                 issuers,
-                pass,
+                config.headers.keeps_access_token(),
                 metrics.clone(),
                 clock.clone(),
             )
@@ -96,13 +93,11 @@ impl App {
         };
         let backchannel = BackchannelLogout::new(config.bearer.leeway);
         Ok(Arc::new(App {
-            redirect: config.redirect.clone(),
             config,
             clock,
             metrics,
             gate,
             oidc,
-            idp,
             backchannel,
         }))
     }
@@ -111,29 +106,33 @@ impl App {
         self.gate.store.spawn_background();
         tokio::spawn(self.oidc.clone().run_discovery());
         tokio::spawn(self.oidc.clone().run_health_probe());
-        tokio::spawn(self.oidc.keys.clone().run_refresh_loop(self.idp.clone()));
+        tokio::spawn(
+            self.oidc
+                .keys
+                .clone()
+                .run_refresh_loop(self.oidc.idp().clone()),
+        );
         if let Some(bearer) = &self.gate.bearer {
             for issuer in bearer.issuers().iter().skip(1) {
                 let keys = issuer.keys.clone();
-                let idp = self.idp.for_extra_issuer();
                 if !keys.has_jwks_url() {
-                    let issuer_url = issuer.config.issuer_url.clone();
-                    let (k, i) = (keys.clone(), idp.clone());
+                    let (k, idp, url) = (
+                        keys.clone(),
+                        issuer.idp.clone(),
+                        issuer.config.issuer_url.clone(),
+                    );
                     tokio::spawn(async move {
-                        let mut backoff = std::time::Duration::from_secs(1);
-                        loop {
-                            match i.discover(&issuer_url).await {
-                                Ok(meta) => return k.set_jwks_url(meta.jwks_uri),
-                                Err(e) => {
-                                    tracing::warn!(code = "idp.discovery_failed", issuer = %issuer_url, error = %e, "discovery of extra issuer failed; retrying")
-                                }
-                            }
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
-                        }
+                        let meta = idp
+                            .discover_until_ok(
+                                &url,
+                                Duration::from_secs(1),
+                                Duration::from_secs(30),
+                            )
+                            .await;
+                        k.set_jwks_url(meta.jwks_uri);
                     });
                 }
-                tokio::spawn(keys.run_refresh_loop(idp));
+                tokio::spawn(keys.run_refresh_loop(issuer.idp.clone()));
             }
         }
     }

@@ -116,6 +116,13 @@ pub struct HeaderConfig {
     pub pass_authorization_header: bool,
 }
 
+impl HeaderConfig {
+    /// Whether the access token must be kept to be passed upstream.
+    pub fn keeps_access_token(&self) -> bool {
+        self.pass_access_token || self.pass_authorization_header
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BearerConfig {
     pub enabled: bool,

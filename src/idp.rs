@@ -121,6 +121,27 @@ impl IdpClient {
         Ok(meta)
     }
 
+    /// [`Self::discover`] until it succeeds, waiting `first`, then twice as long each time up
+    /// to `max`, between attempts (the proxy starts and keeps retrying while the IdP is down).
+    pub async fn discover_until_ok(
+        &self,
+        issuer: &str,
+        first: Duration,
+        max: Duration,
+    ) -> ProviderMetadata {
+        let mut backoff = first;
+        loop {
+            match self.discover(issuer).await {
+                Ok(meta) => return meta,
+                Err(e) => {
+                    tracing::warn!(code = "idp.discovery_failed", issuer, error = %e, "discovery failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max);
+                }
+            }
+        }
+    }
+
     pub async fn fetch_jwks(&self, url: &str) -> Result<JwksDocument, IdpError> {
         let result = async {
             let resp = self

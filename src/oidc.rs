@@ -100,8 +100,7 @@ impl Oidc {
                 .build(),
             session_expire: cfg.session.expire,
             probe_now: tokio::sync::Notify::new(),
-            keep_access_token: cfg.headers.pass_access_token
-                || cfg.headers.pass_authorization_header,
+            keep_access_token: cfg.headers.keeps_access_token(),
             leeway: cfg.bearer.leeway.as_secs(),
         }
     }
@@ -122,22 +121,17 @@ impl Oidc {
     /// Fetches the discovery document until it succeeds (the proxy starts and keeps retrying
     /// while the IdP is down), then hands the JWKS URL to the key cache.
     pub async fn run_discovery(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            match self.idp.discover(&self.issuer).await {
-                Ok(meta) => {
-                    tracing::info!(issuer = %self.issuer, "identity provider discovered");
-                    self.keys.set_jwks_url(meta.jwks_uri.clone());
-                    self.provider.store(Some(Arc::new(meta)));
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(code = "idp.discovery_failed", issuer = %self.issuer, error = %e, "discovery failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(15));
-                }
-            }
-        }
+        let meta = self
+            .idp
+            .discover_until_ok(
+                &self.issuer,
+                Duration::from_millis(500),
+                Duration::from_secs(15),
+            )
+            .await;
+        tracing::info!(issuer = %self.issuer, "identity provider discovered");
+        self.keys.set_jwks_url(meta.jwks_uri.clone());
+        self.provider.store(Some(Arc::new(meta)));
     }
 
     /// Asks the IdP for its discovery document every 10 s once it was loaded, so `/ready` and

@@ -133,6 +133,7 @@ fn is_navigation(original: OriginalRequest<'_>) -> bool {
 
 fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>, now: u64) -> Response<Body> {
     let target = app
+        .config
         .redirect
         .forwarded_target(original.proto, original.host, original.uri);
     match app.oidc.begin_login(&app.gate.sealer, target, now) {

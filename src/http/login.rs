@@ -9,7 +9,10 @@ use http::{HeaderMap, Response, Uri};
 use std::sync::Arc;
 
 pub fn start(app: &Arc<App>, uri: &Uri) -> Response<Body> {
-    let target = app.redirect.or_fallback(query_param(uri, "rd").as_deref());
+    let target = app
+        .config
+        .redirect
+        .or_fallback(query_param(uri, "rd").as_deref());
     match app.oidc.begin_login(&app.gate.sealer, target, app.now()) {
         Ok((authorize_url, cookie)) => {
             let mut resp = redirect(&authorize_url);
@@ -35,7 +38,7 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
     let mut resp = match result {
         Ok((session, return_to)) => {
             tracing::info!(code = "login.ok", sub = %session.identity.sub, sid = ?session.identity.sid, "user logged in");
-            let mut resp = redirect(&app.redirect.or_fallback(Some(&return_to)));
+            let mut resp = redirect(&app.config.redirect.or_fallback(Some(&return_to)));
             match app
                 .gate
                 .start_session(&session, now, cookies.as_deref())
@@ -65,7 +68,10 @@ pub async fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
         Ok(s) => s,
         Err(_) => return Problem::StoreUnavailable.response(true),
     };
-    let target = app.redirect.or_fallback(query_param(uri, "rd").as_deref());
+    let target = app
+        .config
+        .redirect
+        .or_fallback(query_param(uri, "rd").as_deref());
     // The IdP needs an absolute return address; relative targets are on our public host.
     let absolute = if target.starts_with('/') {
         format!(
