@@ -330,7 +330,7 @@ impl Oidc {
         let expires_at = previous.map_or(now + self.session_expire.as_secs(), |p| p.expires_at);
         let id = match previous {
             Some(p) => p.id.clone(),
-            None => Some(self.random_id()?),
+            None => Some(crate::seal::random_token(16).map_err(|_| LoginError::IdpUnavailable)?),
         };
         Ok(Session {
             id,
@@ -347,12 +347,6 @@ impl Oidc {
                 .or_else(|| previous.and_then(|p| p.id_token.clone())),
             access_token: self.keep_access_token.then_some(tokens.access_token),
         })
-    }
-
-    fn random_id(&self) -> Result<String, LoginError> {
-        let mut b = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut b).map_err(|_| LoginError::IdpUnavailable)?;
-        Ok(B64.encode(b))
     }
 
     /// RP-initiated logout at the IdP (OIDC RP-Initiated Logout 1.0 §2), when it has an

@@ -128,10 +128,15 @@ impl Sealer {
 
     /// Random bytes, base64url: for state, nonce, PKCE verifiers and session ids.
     pub fn random_token(&self, bytes: usize) -> Result<String, SealError> {
-        let mut b = vec![0u8; bytes];
-        self.rng.fill(&mut b).map_err(|_| SealError::Random)?;
-        Ok(B64.encode(b))
+        random_token(bytes)
     }
+}
+
+/// `bytes` random bytes from the system's secure generator, base64url without padding.
+pub fn random_token(bytes: usize) -> Result<String, SealError> {
+    let mut b = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| SealError::Random)?;
+    Ok(B64.encode(b))
 }
 
 #[cfg(test)]
