@@ -3,13 +3,15 @@
 
     profile_summary.py RUN_DIR
 
-For every RUN_DIR/runs/profile-<scenario>.children.txt (`perf report --children`), takes
-the inclusive share of a few call-graph nodes and multiplies it by the server's measured
-CPU time per request in that same run (profile-<scenario>.cpu / .wrk), then writes
-RUN_DIR/profile-summary.md and prints it. The nodes are chosen to answer "where does a
-forward-auth request's CPU go": sending the response (on loopback this includes TCP
-delivery to wrk and waking it, work a real network card moves to the receiver), reading
-and parsing the request, and the parts of Portcullis' handler. Standard library only.
+For every profiled scenario it takes, from RUN_DIR/runs/profile-<scenario>.children.txt
+(`perf report --children`), the inclusive share of a few kernel call-graph nodes: sending
+the response (on loopback this includes TCP delivery to wrk and waking it, work a real
+network card moves to the receiver), reading the request, epoll. From
+profile-<scenario>.txt (`perf report --no-children`) it sums the self time of user-space
+symbols by group (HTTP parsing, Portcullis' code, caches, crypto, ...). Each share is
+multiplied by the server's measured CPU time per request in that same run
+(profile-<scenario>.cpu / .wrk); the table goes to RUN_DIR/profile-summary.md and stdout.
+Standard library only.
 """
 
 import os
@@ -51,13 +53,14 @@ SELF_LINE = re.compile(r"^\s*([\d.]+)%\s+\S+\s+(\S+)\s+\[([.k])\]\s+(.*)$")
 
 
 def shares(path):
+    """Largest inclusive share per symbol (perf lists inlined copies separately)."""
     out = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             m = LINE.match(line)
             if m:
                 sym = m.group(3).strip()
-                out.setdefault(sym, []).append(float(m.group(1)))
+                out[sym] = max(out.get(sym, 0.0), float(m.group(1)))
     return out
 
 
@@ -74,10 +77,7 @@ def self_shares(path):
 
 def node_share(table, pattern):
     rx = re.compile(pattern)
-    best_by_symbol = {sym: max(v) for sym, v in table.items() if rx.search(sym)}
-    if not best_by_symbol:
-        return None
-    return max(best_by_symbol.values())
+    return max((v for sym, v in table.items() if rx.search(sym)), default=None)
 
 
 def group_shares(rows):

@@ -258,12 +258,15 @@ def summarise(run_dir, meta):
     return scenarios, summary
 
 
-def ratios(summary):
+def ratios(stats):
+    """The five headline ratios; `stats(scenario)` gives a dict with `rps` and `p99_us` (the
+    medians, or one round's run)."""
+
     def rps(s):
-        return summary[s]["median"]["rps"]
+        return stats(s)["rps"]
 
     def p99(s):
-        return summary[s]["median"]["p99_us"]
+        return stats(s)["p99_us"]
 
     return {
         "cookie_vs_hyper": rps("p_cookie") / rps("hyper"),
@@ -274,6 +277,15 @@ def ratios(summary):
             p99("o_cookie") / p99("p_cookie"), p99("o_bearer") / p99("p_bearer")
         ),
     }
+
+
+RATIO_KEYS = (
+    "cookie_vs_hyper",
+    "bearer_vs_hyper",
+    "cookie_vs_oauth2_proxy",
+    "bearer_vs_oauth2_proxy",
+    "p99_oauth2_proxy_over_portcullis",
+)
 
 
 def rss(meta):
@@ -315,8 +327,8 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
     L.append("")
     L.append(
         "> **The absolute numbers below are from this one machine and this one run only.** "
-        "Compare ratios, not req/s, with other machines. Other work was running on the same "
-        "machine at the same time (see the load average), which adds noise."
+        "Compare ratios, not req/s, with other machines. Other work on the same machine adds "
+        "noise; the *others* columns under *Every round* show how much there was."
     )
     L.append("")
     L.append(f"- Date: {meta['date']}")
@@ -422,18 +434,8 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
     L.append("| round | cookie ÷ hyper | bearer ÷ hyper | cookie ÷ oauth2-proxy | bearer ÷ oauth2-proxy | p99 oauth2-proxy ÷ Portcullis |")
     L.append("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for i in range(len(summary["hyper"]["runs"])):
-        def run(s):
-            return summary[s]["runs"][i]
-        p99 = min(
-            run("o_cookie")["p99_us"] / run("p_cookie")["p99_us"],
-            run("o_bearer")["p99_us"] / run("p_bearer")["p99_us"],
-        )
-        L.append(
-            f"| {i + 1} | {run('p_cookie')['rps'] / run('hyper')['rps']:.2f} | "
-            f"{run('p_bearer')['rps'] / run('hyper')['rps']:.2f} | "
-            f"{run('p_cookie')['rps'] / run('o_cookie')['rps']:.2f} | "
-            f"{run('p_bearer')['rps'] / run('o_bearer')['rps']:.2f} | {p99:.2f} |"
-        )
+        r = ratios(lambda s: summary[s]["runs"][i])
+        L.append(f"| {i + 1} | " + " | ".join(f"{r[k]:.2f}" for k in RATIO_KEYS) + " |")
     L.append("")
     L.append("## Peak memory (VmHWM after all runs)")
     L.append("")
@@ -456,7 +458,8 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
     L.append("")
     L.append(
         "| scenario | round | req/s | p50 ms | p99 ms | p99.9 ms | max ms | server µs/req | "
-        "CPU 0: server / irq / others | CPU 1: wrk / irq / others | "
+        f"CPU {meta['server_cpu']}: server / irq / others | "
+        f"CPU {meta['client_cpu']}: wrk / irq / others | "
         "Portcullis decisions | token cache hit / miss |"
     )
     L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
@@ -653,7 +656,7 @@ def main():
 
     meta = read_meta(a.run_dir)
     scenarios, summary = summarise(a.run_dir, meta)
-    rat = ratios(summary)
+    rat = ratios(lambda s: summary[s]["median"])
     mem = rss(meta)
 
     svg_name = os.path.basename(a.write) + ".svg" if a.write else "report.svg"
