@@ -266,13 +266,13 @@ fn unknown_kid<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 /// Entries in each cache besides the looked-up one (a busy but not full cache).
 const CACHE_FILL: usize = 1000;
 
-/// Per-entry lifetime as in `src/bearer.rs` (a fixed 5 min here).
+/// A per-entry lifetime, as `UntilValid` in `src/verified_cache.rs` (a fixed 5 min here).
 struct FixedTtl;
 
-impl moka::Expiry<Box<str>, Arc<Principal>> for FixedTtl {
+impl<K> moka::Expiry<K, Arc<Principal>> for FixedTtl {
     fn expire_after_create(
         &self,
-        _k: &Box<str>,
+        _k: &K,
         _v: &Arc<Principal>,
         _at: std::time::Instant,
     ) -> Option<Duration> {
@@ -280,14 +280,40 @@ impl moka::Expiry<Box<str>, Arc<Principal>> for FixedTtl {
     }
 }
 
-impl moka::Expiry<u128, Arc<Principal>> for FixedTtl {
-    fn expire_after_create(
+/// The moka cache benchmarks: the same cache and contents, one hasher each.
+struct MokaCase<'a> {
+    others: &'a [Box<str>],
+    token: &'a str,
+    /// The token with its last character changed: must miss.
+    altered: &'a str,
+    principal: &'a Arc<Principal>,
+    now: u64,
+}
+
+impl MokaCase<'_> {
+    fn bench<M: Measurement, S: BuildHasher + Clone + Send + Sync + 'static>(
         &self,
-        _k: &u128,
-        _v: &Arc<Principal>,
-        _at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(300))
+        g: &mut criterion::BenchmarkGroup<'_, M>,
+        name: &str,
+        hasher: S,
+    ) {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .expire_after(FixedTtl)
+            .build_with_hasher(hasher);
+        for k in self.others {
+            cache.insert(k.clone(), self.principal.clone());
+        }
+        cache.insert(self.token.into(), self.principal.clone());
+        cache.run_pending_tasks();
+        assert!(cache.get(self.token).is_some() && cache.get(self.altered).is_none());
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                cache
+                    .get(black_box(self.token))
+                    .filter(|p| p.valid_until > self.now)
+            })
+        });
     }
 }
 
@@ -366,63 +392,27 @@ fn token_cache<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 
     let mut g = c.benchmark_group("token_cache");
 
-    fn fill_moka<S: BuildHasher + Clone + Send + Sync + 'static>(
-        cache: &moka::sync::Cache<Box<str>, Arc<Principal>, S>,
-        keys: &[Box<str>],
-        token: &str,
-        p: &Arc<Principal>,
-    ) {
-        for k in keys {
-            cache.insert(k.clone(), p.clone());
-        }
-        cache.insert(token.into(), p.clone());
-        cache.run_pending_tasks();
-    }
-
-    // 1. moka with std's SipHash (src/bearer.rs before foldhash).
-    let moka_std = moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .expire_after(FixedTtl)
-        .build();
-    fill_moka(&moka_std, &others, &token, &principal);
-    assert!(moka_std.get(&*token).is_some() && moka_std.get(&*altered).is_none());
-    g.bench_function("moka_siphash", |b| {
-        b.iter(|| {
-            moka_std
-                .get(black_box(&*token))
-                .filter(|p| p.valid_until > now)
-        })
-    });
-
-    // 2. moka with foldhash over the whole key (src/verified_cache.rs before the tail hash).
-    let moka_fold = moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .expire_after(FixedTtl)
-        .build_with_hasher(foldhash::fast::RandomState::default());
-    fill_moka(&moka_fold, &others, &token, &principal);
-    assert!(moka_fold.get(&*token).is_some() && moka_fold.get(&*altered).is_none());
-    g.bench_function("moka_foldhash", |b| {
-        b.iter(|| {
-            moka_fold
-                .get(black_box(&*token))
-                .filter(|p| p.valid_until > now)
-        })
-    });
-
-    // 2b. moka with foldhash over the key's last 32 bytes, as src/verified_cache.rs.
-    let moka_tail = moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .expire_after(FixedTtl)
-        .build_with_hasher(portcullis::verified_cache::TailHash::default());
-    fill_moka(&moka_tail, &others, &token, &principal);
-    assert!(moka_tail.get(&*token).is_some() && moka_tail.get(&*altered).is_none());
-    g.bench_function("moka_tail_hash", |b| {
-        b.iter(|| {
-            moka_tail
-                .get(black_box(&*token))
-                .filter(|p| p.valid_until > now)
-        })
-    });
+    let case = MokaCase {
+        others: &others,
+        token: &token,
+        altered: &altered,
+        principal: &principal,
+        now,
+    };
+    // 1. std's SipHash (src/bearer.rs before foldhash).
+    case.bench(&mut g, "moka_siphash", std::hash::RandomState::new());
+    // 2. foldhash over the whole key (src/verified_cache.rs before the tail hash).
+    case.bench(
+        &mut g,
+        "moka_foldhash",
+        foldhash::fast::RandomState::default(),
+    );
+    // 2b. foldhash over the key's last 32 bytes, as src/verified_cache.rs.
+    case.bench(
+        &mut g,
+        "moka_tail_hash",
+        portcullis::verified_cache::TailHash::default(),
+    );
 
     // 3. quick_cache (CLOCK-Pro, sharded), expiry checked on read from the stored deadline.
     let quick: quick_cache::sync::Cache<Box<str>, (u64, Arc<Principal>)> =
