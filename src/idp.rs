@@ -144,16 +144,7 @@ impl IdpClient {
 
     pub async fn fetch_jwks(&self, url: &str) -> Result<JwksDocument, IdpError> {
         let result = async {
-            let resp = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|_| IdpError::Unreachable)?;
-            let status = resp.status().as_u16();
-            if status != 200 {
-                return Err(IdpError::BadResponse(status));
-            }
+            let resp = self.get_ok(url).await?;
             let max_age = resp
                 .headers()
                 .get(reqwest::header::CACHE_CONTROL)
@@ -252,18 +243,22 @@ impl IdpClient {
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T, IdpError> {
+        let body = read_limited(self.get_ok(url).await?).await?;
+        serde_json::from_slice(&body).map_err(|_| IdpError::BadResponse(200))
+    }
+
+    /// GET `url`; anything but a 200 is an error.
+    async fn get_ok(&self, url: &str) -> Result<reqwest::Response, IdpError> {
         let resp = self
             .http
             .get(url)
             .send()
             .await
             .map_err(|_| IdpError::Unreachable)?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            return Err(IdpError::BadResponse(status));
+        match resp.status().as_u16() {
+            200 => Ok(resp),
+            status => Err(IdpError::BadResponse(status)),
         }
-        let body = read_limited(resp).await?;
-        serde_json::from_slice(&body).map_err(|_| IdpError::BadResponse(status))
     }
 }
 
