@@ -359,10 +359,8 @@ impl RedisStore {
             .query(redis::cmd("GET").arg(&key).clone())
             .await
             .map_err(RefreshFailure::Store)?;
-        match current.and_then(|r| ticket.open_record(&r)) {
-            None => return Err(RefreshFailure::Ended),
-            Some((s, v)) if v != version => return Ok(Arc::new(s)),
-            Some(_) => {}
+        if let Some(done) = already_rewritten(ticket, current, version) {
+            return done;
         }
         match oidc.refresh(session, now).await {
             Ok(fresh) => {
@@ -427,10 +425,8 @@ impl RedisStore {
                 )
                 .await
                 .map_err(RefreshFailure::Store)?;
-            match record.and_then(|r| ticket.open_record(&r)) {
-                None => return Err(RefreshFailure::Ended),
-                Some((s, v)) if v != version => return Ok(Arc::new(s)),
-                Some(_) => {}
+            if let Some(done) = already_rewritten(ticket, record, version) {
+                return done;
             }
             if !locked || Instant::now() >= deadline {
                 tracing::info!(
@@ -440,6 +436,21 @@ impl RedisStore {
                 return Err(RefreshFailure::Idp(IdpError::Unreachable));
             }
         }
+    }
+}
+
+/// What a freshly read record says about a refresh of `version`: the session ended (gone or
+/// unreadable), someone else already refreshed it (a newer version), or `None`: still ours to
+/// refresh or wait for.
+fn already_rewritten(
+    ticket: &SessionTicket,
+    record: Option<Vec<u8>>,
+    version: RecordVersion,
+) -> Option<Result<Arc<Session>, RefreshFailure>> {
+    match record.and_then(|r| ticket.open_record(&r)) {
+        None => Some(Err(RefreshFailure::Ended)),
+        Some((s, v)) if v != version => Some(Ok(Arc::new(s))),
+        Some(_) => None,
     }
 }
 
