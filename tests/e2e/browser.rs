@@ -68,15 +68,7 @@ async fn run(front: &str) -> R {
     let echo = outcome?;
     closed?;
     let alice = Admin::connect(&env).await?.user_id("alice").await?;
-    assert_eq!(echo.header("x-auth-request-user"), Some(alice.as_str()));
-    assert_eq!(
-        echo.header("x-auth-request-email"),
-        Some("alice@example.com")
-    );
-    assert_eq!(
-        echo.header("x-auth-request-preferred-username"),
-        Some("alice")
-    );
+    echo.assert_alice(&alice);
     assert!(
         echo.header("x-auth-request-groups")
             .unwrap_or_default()

@@ -53,19 +53,7 @@ async fn alice_signs_in(front: &str) -> R {
 
     assert_eq!(echo.path, "/reports/q3");
     assert_eq!(echo.query, "year=2024&sort=desc&tag=a%20b");
-    assert_eq!(
-        echo.header("x-auth-request-user"),
-        Some(alice_id.as_str()),
-        "User is the sub claim"
-    );
-    assert_eq!(
-        echo.header("x-auth-request-email"),
-        Some("alice@example.com")
-    );
-    assert_eq!(
-        echo.header("x-auth-request-preferred-username"),
-        Some("alice")
-    );
+    echo.assert_alice(&alice_id);
     let g = groups(&echo);
     assert!(
         g.contains(&"admins".to_owned()),

@@ -53,6 +53,23 @@ impl Echo {
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
     }
+
+    /// Asserts the identity headers the app received are alice's (`sub` = `alice_id`).
+    pub fn assert_alice(&self, alice_id: &str) {
+        assert_eq!(
+            self.header("x-auth-request-user"),
+            Some(alice_id),
+            "User is the sub claim"
+        );
+        assert_eq!(
+            self.header("x-auth-request-email"),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            self.header("x-auth-request-preferred-username"),
+            Some("alice")
+        );
+    }
 }
 
 /// The first 600 characters of a body, for error messages.
