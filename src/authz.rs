@@ -1,15 +1,18 @@
 //! Authorization: may this authenticated user reach the app? Applies the same `[authz]` rules
-//! to session and bearer identities. Groups and roles are alternatives: with both lists set, a
-//! user in any listed group **or** holding any listed role passes. Email domains always apply.
+//! (or a `[[rules]]` entry's) to session and bearer identities. Groups, roles and exact email
+//! addresses are alternatives: a user in any listed group, **or** holding any listed role,
+//! **or** with a listed (verified) address passes. Email domains always apply.
 
 use crate::identity::Identity;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthzPolicy {
     /// `None` = any email (or none at all).
     email_domains: Option<Vec<String>>,
     groups: Vec<String>,
     roles: Vec<RoleRule>,
+    /// Exact addresses, lowercase; only a verified email matches.
+    emails: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +26,7 @@ enum RoleRule {
 pub enum Denied {
     #[error("email domain not allowed")]
     EmailDomain,
-    #[error("not in an allowed group or role")]
+    #[error("not in an allowed group or role, nor an allowed address")]
     GroupOrRole,
 }
 
@@ -33,6 +36,7 @@ impl AuthzPolicy {
         email_domains: Vec<String>,
         groups: Vec<String>,
         roles: Vec<String>,
+        emails: Vec<String>,
     ) -> Result<Self, (&'static str, String)> {
         let email_domains = if email_domains.iter().any(|d| d == "*") {
             None
@@ -66,7 +70,19 @@ impl AuthzPolicy {
             };
             rules.push(rule);
         }
+        let mut exact = Vec::with_capacity(emails.len());
+        for e in emails {
+            let e = e.trim().to_ascii_lowercase();
+            if email_domain(&e).is_none() {
+                return Err((
+                    "allowed_emails",
+                    format!("{e:?} is not an address like user@example.com"),
+                ));
+            }
+            exact.push(e);
+        }
         Ok(Self {
+            emails: exact,
             email_domains,
             groups: groups
                 .into_iter()
@@ -81,25 +97,25 @@ impl AuthzPolicy {
             email_domains: None,
             groups: Vec::new(),
             roles: Vec::new(),
+            emails: Vec::new(),
         }
     }
 
     pub fn check(&self, id: &Identity) -> Result<(), Denied> {
+        // An unverified address proves nothing: anyone can type any email in a profile.
+        let verified = id.email.as_deref().filter(|_| id.email_verified);
         if let Some(domains) = &self.email_domains {
-            // An unverified address proves nothing: anyone can type any email in a profile.
-            let domain = id
-                .email
-                .as_deref()
-                .filter(|_| id.email_verified)
-                .and_then(email_domain)
-                .ok_or(Denied::EmailDomain)?;
+            let domain = verified.and_then(email_domain).ok_or(Denied::EmailDomain)?;
             if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
                 return Err(Denied::EmailDomain);
             }
         }
-        if self.groups.is_empty() && self.roles.is_empty() {
+        if self.groups.is_empty() && self.roles.is_empty() && self.emails.is_empty() {
             return Ok(());
         }
+        let listed = verified.is_some_and(|e| {
+            email_domain(e).is_some() && self.emails.iter().any(|x| x.eq_ignore_ascii_case(e))
+        });
         let in_group = self
             .groups
             .iter()
@@ -108,7 +124,7 @@ impl AuthzPolicy {
             RoleRule::Realm(n) => id.realm_roles.iter().any(|r| r == n),
             RoleRule::Client(c, n) => id.client_roles.iter().any(|(uc, ur)| uc == c && ur == n),
         });
-        if in_group || has_role {
+        if in_group || has_role || listed {
             Ok(())
         } else {
             Err(Denied::GroupOrRole)
@@ -153,7 +169,7 @@ mod tests {
 
     #[test]
     fn email_domains_need_exactly_one_at() {
-        let p = AuthzPolicy::new(vec!["example.com".into()], vec![], vec![]).unwrap();
+        let p = AuthzPolicy::new(vec!["example.com".into()], vec![], vec![], vec![]).unwrap();
         assert_eq!(p.check(&alice()), Ok(()));
         for bad in [
             "a@evil.com",
@@ -180,7 +196,7 @@ mod tests {
 
     #[test]
     fn unverified_emails_never_match_a_domain() {
-        let p = AuthzPolicy::new(vec!["example.com".into()], vec![], vec![]).unwrap();
+        let p = AuthzPolicy::new(vec!["example.com".into()], vec![], vec![], vec![]).unwrap();
         let unverified = Identity {
             email_verified: false,
             ..alice()
@@ -191,7 +207,8 @@ mod tests {
 
     #[test]
     fn groups_or_roles() {
-        let by_group = AuthzPolicy::new(vec!["*".into()], vec!["/admins".into()], vec![]).unwrap();
+        let by_group =
+            AuthzPolicy::new(vec!["*".into()], vec!["/admins".into()], vec![], vec![]).unwrap();
         assert_eq!(by_group.check(&alice()), Ok(()));
         assert_eq!(
             by_group.check(&Identity {
@@ -204,6 +221,7 @@ mod tests {
             vec!["*".into()],
             vec!["ops".into()],
             vec!["platform-user".into()],
+            vec![],
         )
         .unwrap();
         assert_eq!(
@@ -213,18 +231,51 @@ mod tests {
             }),
             Ok(())
         );
-        let by_client_role =
-            AuthzPolicy::new(vec!["*".into()], vec![], vec!["portcullis:reader".into()]).unwrap();
+        let by_client_role = AuthzPolicy::new(
+            vec!["*".into()],
+            vec![],
+            vec!["portcullis:reader".into()],
+            vec![],
+        )
+        .unwrap();
         assert_eq!(by_client_role.check(&alice()), Ok(()));
-        let other_client =
-            AuthzPolicy::new(vec!["*".into()], vec![], vec!["other:reader".into()]).unwrap();
+        let other_client = AuthzPolicy::new(
+            vec!["*".into()],
+            vec![],
+            vec!["other:reader".into()],
+            vec![],
+        )
+        .unwrap();
         assert_eq!(other_client.check(&alice()), Err(Denied::GroupOrRole));
     }
 
     #[test]
+    fn exact_addresses_are_an_alternative_and_must_be_verified() {
+        let p = AuthzPolicy::new(
+            vec!["*".into()],
+            vec!["ops".into()],
+            vec![],
+            vec!["Alice@example.com".into()],
+        )
+        .unwrap();
+        assert_eq!(p.check(&alice()), Ok(()));
+        let unverified = Identity {
+            email_verified: false,
+            ..alice()
+        };
+        assert_eq!(p.check(&unverified), Err(Denied::GroupOrRole));
+        let other = Identity {
+            email: Some("mallory@example.com".into()),
+            ..alice()
+        };
+        assert_eq!(p.check(&other), Err(Denied::GroupOrRole));
+        assert!(AuthzPolicy::new(vec!["*".into()], vec![], vec![], vec!["a@b@c".into()]).is_err());
+    }
+
+    #[test]
     fn bad_rules_are_rejected() {
-        assert!(AuthzPolicy::new(vec![], vec![], vec![]).is_err());
-        assert!(AuthzPolicy::new(vec!["*".into()], vec![], vec!["a:b:c".into()]).is_err());
-        assert!(AuthzPolicy::new(vec!["*".into()], vec![], vec![":x".into()]).is_err());
+        assert!(AuthzPolicy::new(vec![], vec![], vec![], vec![]).is_err());
+        assert!(AuthzPolicy::new(vec!["*".into()], vec![], vec!["a:b:c".into()], vec![]).is_err());
+        assert!(AuthzPolicy::new(vec!["*".into()], vec![], vec![":x".into()], vec![]).is_err());
     }
 }
