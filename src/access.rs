@@ -1,6 +1,7 @@
-//! The forward-auth decision: may this request pass? Takes the request's `Authorization` and
-//! `Cookie` values and answers with a principal (plus refreshed cookies) or a reason to refuse.
-//! No HTTP types: `http::forward_auth` adapts this to Traefik, Caddy, nginx and Envoy.
+//! The forward-auth decision: may this request pass? Takes what the access rules require
+//! ([`Verdict`]) and the request's `Authorization` and `Cookie` values, and answers with a
+//! principal (plus refreshed cookies), an anonymous pass for a public route, or a reason to
+//! refuse. No HTTP types: `http::forward_auth` adapts this to Traefik, Caddy, nginx and Envoy.
 
 use crate::authz::{AuthzPolicy, Denied};
 use crate::bearer::BearerVerifier;
@@ -10,6 +11,7 @@ use crate::jwt::TokenError;
 use crate::oidc::Oidc;
 use crate::principal::Principal;
 use crate::revocation::Revocations;
+use crate::rules::Verdict;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
 use crate::session::redis::StoreUnavailable;
@@ -36,9 +38,19 @@ pub struct Granted {
     pub set_cookies: Vec<String>,
 }
 
+/// Access granted: to a user, or to anyone on a public route.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pass {
+    User(Granted),
+    /// A `public` rule (or a skipped preflight) and no valid credentials: no identity headers.
+    Anonymous,
+}
+
 /// Access refused, and why.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
+    /// A `deny` rule: refused to everyone, signed in or not.
+    DeniedByRule,
     /// No usable credentials (none, or an invalid/expired session). `clear` deletes a dead
     /// session cookie.
     Unauthenticated { clear: Vec<String> },
@@ -78,22 +90,54 @@ pub struct Gate {
     pub sealer: Arc<Sealer>,
     pub cookies: SessionCookies,
     pub bearer: Option<BearerVerifier>,
-    pub authz: AuthzPolicy,
     pub oidc: Arc<Oidc>,
     pub refresh_after: Option<Duration>,
-    pub revocations: Revocations,
+    /// Shared with the configurations loaded after this one: a revocation outlives reloads.
+    pub revocations: Arc<Revocations>,
     pub store: SessionStore,
     /// `Some` with the cookie store (a Redis session must be read from Redis every time).
     pub decoded: Option<VerifiedCache<DecodedSession>>,
 }
 
 impl Gate {
-    pub async fn check(&self, creds: Credentials<'_>, now: UnixTime) -> Result<Granted, Refused> {
-        let granted = self.authenticate(creds, now).await?;
-        match self.authz.check(&granted.principal.identity) {
-            Ok(()) => Ok(granted),
-            Err(denied) => Err(Refused::Forbidden(denied, granted)),
+    /// The decision for a request the rules judged `verdict`; `constraints` are the calling
+    /// middleware's own (they narrow what an authenticated user needs, never widen it).
+    /// Bearer tokens and sessions are held to exactly the same requirements.
+    pub async fn decide(
+        &self,
+        verdict: &Verdict<'_>,
+        constraints: Option<&AuthzPolicy>,
+        creds: Credentials<'_>,
+        now: UnixTime,
+    ) -> Result<Pass, Refused> {
+        match verdict {
+            Verdict::Deny(_) => Err(Refused::DeniedByRule),
+            // Valid credentials still earn identity headers; anything else passes anonymously.
+            Verdict::Public(_) => Ok(match self.authenticate(creds, now).await {
+                Ok(granted) => Pass::User(granted),
+                Err(_) => Pass::Anonymous,
+            }),
+            Verdict::Authenticate { policies, .. } => {
+                let granted = self.authenticate(creds, now).await?;
+                let id = &granted.principal.identity;
+                match policies
+                    .check(id)
+                    .and_then(|()| constraints.map_or(Ok(()), |c| c.check(id)))
+                {
+                    Ok(()) => Ok(Pass::User(granted)),
+                    Err(denied) => Err(Refused::Forbidden(denied, granted)),
+                }
+            }
         }
+    }
+
+    /// Who the credentials belong to, with no access rule applied (`/oauth2/userinfo`).
+    pub async fn identify(
+        &self,
+        creds: Credentials<'_>,
+        now: UnixTime,
+    ) -> Result<Granted, Refused> {
+        self.authenticate(creds, now).await
     }
 
     async fn authenticate(

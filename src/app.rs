@@ -1,5 +1,7 @@
 //! Wiring: builds the long-lived parts from a validated [`Config`] and starts the background
-//! tasks (discovery, key refresh). Nothing here runs per request.
+//! tasks (discovery, key refresh), which end when the [`App`] is dropped. [`CurrentApp`] holds
+//! the one serving now; a configuration reload ([`crate::reload`]) builds a new [`App`] and
+//! swaps it in whole. Nothing here runs per request except the lock-free loads.
 
 use crate::access::Gate;
 use crate::backchannel::BackchannelLogout;
@@ -8,9 +10,10 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::idp::IdpClient;
 use crate::issuer_keys::IssuerKeys;
-use crate::metrics::Metrics;
+use crate::metrics::{Decision, Metrics, RuleDecisions};
 use crate::oidc::Oidc;
 use crate::revocation::Revocations;
+use crate::rules::Decider;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
 use crate::session::store::SessionStore;
@@ -24,13 +27,45 @@ pub struct App {
     pub gate: Gate,
     pub oidc: Arc<Oidc>,
     pub backchannel: BackchannelLogout,
+    /// Counters of each rule (same order as `config.rules`), then `[authz]`, then preflights.
+    rule_decisions: Vec<Arc<RuleDecisions>>,
+    /// The background tasks this App started; aborted when it is dropped (after a reload).
+    tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// What outlives a configuration reload: the counters, and the sessions ended so far.
+#[derive(Clone)]
+pub struct Carried {
+    pub metrics: Arc<Metrics>,
+    pub revocations: Arc<Revocations>,
 }
 
 impl App {
     /// Builds the application; call [`App::spawn_background`] inside a Tokio runtime to start
     /// loading the IdP's discovery document and keys.
     pub fn new(config: Config, clock: SharedClock) -> Result<Arc<App>, String> {
-        let metrics = Arc::new(Metrics::default());
+        let carried = Carried {
+            metrics: Arc::new(Metrics::default()),
+            revocations: Arc::new(Revocations::new(config.session.expire)),
+        };
+        Self::with_carried(config, clock, carried)
+    }
+
+    /// What a reload hands to the [`App`] that replaces this one.
+    pub fn carried(&self) -> Carried {
+        Carried {
+            metrics: self.metrics.clone(),
+            revocations: self.gate.revocations.clone(),
+        }
+    }
+
+    /// Builds the application around the parts an earlier configuration leaves behind.
+    pub fn with_carried(
+        config: Config,
+        clock: SharedClock,
+        carried: Carried,
+    ) -> Result<Arc<App>, String> {
+        let metrics = carried.metrics;
         let idp = IdpClient::new(&config.oidc, metrics.clone())?;
         let sealer = Arc::new(
             Sealer::new(config.session.keys.expose())
@@ -83,15 +118,22 @@ impl App {
             sealer,
             cookies: SessionCookies::new(&config.session),
             bearer,
-            authz: config.authz.clone(),
             oidc: oidc.clone(),
             refresh_after: config.session.refresh,
-            revocations: Revocations::new(config.session.expire),
+            revocations: carried.revocations,
             store: SessionStore::new(&config.session, metrics.clone())?,
             decoded: matches!(config.session.store, crate::config::StoreConfig::Cookie)
                 .then(|| crate::access::decoded_session_cache(clock.clone())),
         };
         let backchannel = BackchannelLogout::new(config.bearer.leeway);
+        let rule_decisions = config
+            .rules
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(["(default)", "(preflight)"])
+            .map(|name| metrics.rule_decisions(name))
+            .collect();
         Ok(Arc::new(App {
             config,
             clock,
@@ -99,14 +141,51 @@ impl App {
             gate,
             oidc,
             backchannel,
+            rule_decisions,
+            tasks: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
+    /// Counts one decision under the rule that made it.
+    pub fn count_rule_decision(&self, decider: Decider, decision: Decision) {
+        let n = self.config.rules.rules().len();
+        let i = match decider {
+            Decider::Rule(i) => i,
+            Decider::Default => n,
+            Decider::Preflight => n + 1,
+        };
+        if let Some(c) = self.rule_decisions.get(i) {
+            c.record(decision);
+        }
+    }
+
+    /// Whether `peer` may ask for decisions (`trusted_proxies`; empty = anyone). An unknown
+    /// peer is trusted only when no list is set.
+    pub fn trusts_caller(&self, peer: Option<std::net::IpAddr>) -> bool {
+        let trusted = &self.config.trusted_proxies;
+        trusted.is_empty()
+            || peer.is_some_and(|ip| {
+                let ip = ip.to_canonical();
+                trusted.iter().any(|net| net.contains(&ip))
+            })
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task).abort_handle();
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
+    }
+
+    /// Starts discovery, key refresh and the session store's connection, owned by this App.
     pub fn spawn_background(self: &Arc<Self>) {
-        self.gate.store.spawn_background();
-        tokio::spawn(self.oidc.clone().run_discovery());
-        tokio::spawn(self.oidc.clone().run_health_probe());
-        tokio::spawn(
+        if let Some(task) = self.gate.store.background() {
+            self.spawn(task);
+        }
+        self.spawn(self.oidc.clone().run_discovery());
+        self.spawn(self.oidc.clone().run_health_probe());
+        self.spawn(
             self.oidc
                 .keys
                 .clone()
@@ -121,7 +200,7 @@ impl App {
                         issuer.idp.clone(),
                         issuer.config.issuer_url.clone(),
                     );
-                    tokio::spawn(async move {
+                    self.spawn(async move {
                         let meta = idp
                             .discover_until_ok(
                                 &url,
@@ -132,12 +211,48 @@ impl App {
                         k.set_jwks_url(meta.jwks_uri);
                     });
                 }
-                tokio::spawn(keys.run_refresh_loop(issuer.idp.clone()));
+                self.spawn(keys.run_refresh_loop(issuer.idp.clone()));
             }
         }
     }
 
     pub fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// Whether discovery, keys and the session store are ready to serve.
+    pub fn is_ready(&self) -> bool {
+        self.oidc.is_ready() && self.gate.store.is_ready()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+/// The [`App`] serving now. Each request loads it once (lock-free); a reload replaces it,
+/// and requests already running finish on the one they started with.
+pub struct CurrentApp(arc_swap::ArcSwap<App>);
+
+impl CurrentApp {
+    pub fn new(app: Arc<App>) -> Arc<Self> {
+        Arc::new(Self(arc_swap::ArcSwap::new(app)))
+    }
+
+    pub fn load(&self) -> Arc<App> {
+        self.0.load_full()
+    }
+
+    pub fn replace(&self, app: Arc<App>) {
+        self.0.store(app);
     }
 }

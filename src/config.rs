@@ -8,6 +8,9 @@ pub use raw::{KEYS, Kind};
 
 use crate::authz::AuthzPolicy;
 use crate::redirect::RedirectPolicy;
+use crate::rules::glob::PathGlob;
+use crate::rules::host::HostPattern;
+use crate::rules::{AccessRules, Action, Rule};
 use crate::secret::Secret;
 use base64::Engine;
 use std::net::SocketAddr;
@@ -35,7 +38,10 @@ pub struct Config {
     pub oidc: OidcConfig,
     pub session: SessionConfig,
     pub redirect: RedirectPolicy,
-    pub authz: AuthzPolicy,
+    /// `[[rules]]`, with `[authz]` for requests no rule matches.
+    pub rules: AccessRules,
+    /// Callers allowed to ask for decisions (TCP peer address); empty = any.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub headers: HeaderConfig,
     pub bearer: BearerConfig,
 }
@@ -321,17 +327,41 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
         Err(e) => p.bad("redirect.allowed_domains", &e),
     };
 
-    // [authz]
-    let authz = match AuthzPolicy::new(
-        raw.authz
+    // [authz] and [[rules]]
+    let authz_lists = AuthzLists {
+        email_domains: raw
+            .authz
             .email_domains
             .unwrap_or_else(|| vec!["*".to_string()]),
-        raw.authz.allowed_groups.unwrap_or_default(),
-        raw.authz.allowed_roles.unwrap_or_default(),
+        groups: raw.authz.allowed_groups.unwrap_or_default(),
+        roles: raw.authz.allowed_roles.unwrap_or_default(),
+        emails: raw.authz.allowed_emails.unwrap_or_default(),
+    };
+    let authz = match AuthzPolicy::new(
+        authz_lists.email_domains.clone(),
+        authz_lists.groups.clone(),
+        authz_lists.roles.clone(),
+        authz_lists.emails.clone(),
     ) {
         Ok(a) => Some(a),
         Err((key, why)) => p.bad(&format!("authz.{key}"), &why),
     };
+    let rules = access_rules(&mut p, raw.top.rules.unwrap_or_default(), &authz_lists);
+    let trusted_proxies = raw
+        .top
+        .trusted_proxies
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, cidr)| match parse_cidr(cidr) {
+            Some(net) => Some(net),
+            None => p.bad(
+                &format!("trusted_proxies[{i}]"),
+                &format!("{cidr:?} is not an address or CIDR such as 10.0.0.0/8 or 127.0.0.1"),
+            ),
+        })
+        .collect();
+    let skip_preflight = raw.authz.skip_preflight.unwrap_or(false);
 
     let headers = HeaderConfig {
         pass_access_token: raw.headers.pass_access_token.unwrap_or(false),
@@ -441,12 +471,163 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
                 store,
             },
             redirect,
-            authz,
+            rules: AccessRules::new(rules, authz, skip_preflight),
+            trusted_proxies,
             headers,
             bearer,
         }),
         _ => Err(p.0),
     }
+}
+
+/// `[authz]`'s lists as written: a rule that sets none of groups/roles/emails inherits them,
+/// and one without `email_domains` inherits that.
+struct AuthzLists {
+    email_domains: Vec<String>,
+    groups: Vec<String>,
+    roles: Vec<String>,
+    emails: Vec<String>,
+}
+
+/// Validates every `[[rules]]` table; problems name `rules[i].key`.
+fn access_rules(p: &mut Problems, raw: Vec<raw::RawRule>, authz: &AuthzLists) -> Vec<Rule> {
+    let mut rules = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("rules[{i}].{k}");
+        let name = match r.name.as_deref().map(str::trim) {
+            None | Some("") => p.missing(&key("name"), "shown in logs and metrics"),
+            Some(n)
+                if n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
+                if rules.iter().any(|x: &Rule| x.name == n) {
+                    p.bad(&key("name"), &format!("{n:?} is used by an earlier rule"))
+                } else {
+                    Some(n.to_string())
+                }
+            }
+            Some(_) => p.bad(&key("name"), "use letters, digits, '-', '_' and '.' only"),
+        };
+        let mut ok = name.is_some();
+        let mut list = |k: &str, v: Option<Vec<String>>, hint: &str| -> Vec<String> {
+            match v {
+                Some(v) if v.is_empty() => {
+                    p.add(
+                        &key(k),
+                        &format!("is empty and would match nothing; {hint}"),
+                    );
+                    ok = false;
+                    v
+                }
+                v => v.unwrap_or_default(),
+            }
+        };
+        let hosts_raw = list("hosts", r.hosts, "omit it to match any host");
+        let paths_raw = list("paths", r.paths, "omit it to match any path");
+        let methods_raw = list("methods", r.methods, "omit it to match any method");
+        let mut hosts = Vec::new();
+        for (j, h) in hosts_raw.iter().enumerate() {
+            match HostPattern::parse(h) {
+                Ok(h) => hosts.push(h),
+                Err(why) => {
+                    p.add(&format!("rules[{i}].hosts[{j}]"), &why);
+                    ok = false;
+                }
+            }
+        }
+        let mut paths = Vec::new();
+        for (j, g) in paths_raw.iter().enumerate() {
+            match PathGlob::parse(g) {
+                Ok(g) => paths.push(g),
+                Err(why) => {
+                    p.add(&format!("rules[{i}].paths[{j}]"), &why.0);
+                    ok = false;
+                }
+            }
+        }
+        let mut methods = Vec::new();
+        for (j, m) in methods_raw.iter().enumerate() {
+            let m = m.trim();
+            // RFC 9110 §9.1: a method is a token.
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
+                p.add(
+                    &format!("rules[{i}].methods[{j}]"),
+                    &format!("{m:?} is not an HTTP method such as GET"),
+                );
+                ok = false;
+            } else {
+                methods.push(m.to_ascii_uppercase());
+            }
+        }
+        let lists_set = r.allowed_groups.is_some()
+            || r.allowed_roles.is_some()
+            || r.allowed_emails.is_some()
+            || r.email_domains.is_some();
+        let action = match r.action.as_deref().map(str::trim) {
+            None | Some("authenticate") => {
+                let replaced = r.allowed_groups.is_some()
+                    || r.allowed_roles.is_some()
+                    || r.allowed_emails.is_some();
+                let (groups, roles, emails) = if replaced {
+                    (
+                        r.allowed_groups.unwrap_or_default(),
+                        r.allowed_roles.unwrap_or_default(),
+                        r.allowed_emails.unwrap_or_default(),
+                    )
+                } else {
+                    (
+                        authz.groups.clone(),
+                        authz.roles.clone(),
+                        authz.emails.clone(),
+                    )
+                };
+                let domains = r
+                    .email_domains
+                    .unwrap_or_else(|| authz.email_domains.clone());
+                match AuthzPolicy::new(domains, groups, roles, emails) {
+                    Ok(policy) => Some(Action::Authenticate(policy)),
+                    Err((k, why)) => p.bad(&key(k), &why),
+                }
+            }
+            Some(a @ ("public" | "deny")) => {
+                if lists_set {
+                    p.add(
+                        &key("action"),
+                        &format!(
+                            "is \"{a}\": allowed_groups, allowed_roles, allowed_emails and email_domains apply only to \"authenticate\""
+                        ),
+                    );
+                }
+                Some(if a == "public" {
+                    Action::Public
+                } else {
+                    Action::Deny
+                })
+            }
+            Some(_) => p.bad(
+                &key("action"),
+                "must be \"public\", \"deny\" or \"authenticate\"",
+            ),
+        };
+        if let (true, Some(name), Some(action)) = (ok, name, action) {
+            rules.push(Rule {
+                name,
+                hosts,
+                paths,
+                methods,
+                action,
+            });
+        }
+    }
+    rules
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or a bare address (a /32 or /128).
+fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// `session.store` and the `session.redis_*` keys that go with it.

@@ -13,6 +13,7 @@ use crate::metrics::{Decision, Endpoint};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,9 +22,10 @@ pub type Body = Full<Bytes>;
 /// The `path_prefix` to configure in Envoy's ext_authz HTTP service.
 pub const EXT_AUTHZ_PREFIX: &str = "/oauth2/ext-authz";
 
-/// Routes one request. Generic over the body type, so router tests can call this without a
-/// socket; only back-channel logout reads a body.
-pub async fn handle<B>(app: &Arc<App>, req: Request<B>) -> Response<Body>
+/// Routes one request from `peer` (the TCP peer; `None` when unknown, e.g. in router tests).
+/// Generic over the body type, so router tests can call this without a socket; only
+/// back-channel logout reads a body.
+pub async fn handle<B>(app: &Arc<App>, peer: Option<IpAddr>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -32,29 +34,56 @@ where
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let get = parts.method == Method::GET || parts.method == Method::HEAD;
+    let decision_endpoint = matches!(path, "/oauth2/forward-auth" | "/oauth2/auth")
+        || path.starts_with(EXT_AUTHZ_PREFIX);
+    if decision_endpoint && !app.trusts_caller(peer) {
+        tracing::warn!(code = "request.untrusted_caller", peer = ?peer, "decision asked by a caller outside trusted_proxies");
+        return problem::Problem::UntrustedCaller.response(false);
+    }
+    let query = parts.uri.query().map_or(
+        forward_auth::Constraints::None,
+        forward_auth::Constraints::Query,
+    );
     let (endpoint, response) = match path {
         // Any method: Traefik's `preserveRequestMethod` sends the original one; the decision
         // reads it from X-Forwarded-Method either way.
         "/oauth2/forward-auth" => (
             Endpoint::ForwardAuth,
-            forwarded(app, &parts.headers, forward_auth::Flavor::ForwardAuth).await,
+            forwarded(
+                app,
+                &parts.headers,
+                query,
+                forward_auth::Flavor::ForwardAuth,
+            )
+            .await,
         ),
         "/oauth2/auth" => (
             Endpoint::Auth,
-            forwarded(app, &parts.headers, forward_auth::Flavor::AuthRequest).await,
+            forwarded(
+                app,
+                &parts.headers,
+                query,
+                forward_auth::Flavor::AuthRequest,
+            )
+            .await,
         ),
         // Envoy ext_authz (HTTP service, `path_prefix: /oauth2/ext-authz`): the check request
         // keeps the original method, path and Host.
-        p if p.starts_with(EXT_AUTHZ_PREFIX) && p[EXT_AUTHZ_PREFIX.len()..].starts_with('/') => {
-            let r = forward_auth::forward_auth(
-                app,
-                &parts.headers,
-                || forward_auth::OriginalRequest::from_ext_authz(&parts),
-                forward_auth::Flavor::ForwardAuth,
-            )
-            .await;
-            (Endpoint::ForwardAuth, r)
-        }
+        p if p.starts_with(EXT_AUTHZ_PREFIX) => match ext_authz_target(&parts.uri) {
+            Some((constraints, original_uri)) => {
+                let original = forward_auth::OriginalRequest::from_ext_authz(&parts, original_uri);
+                let r = forward_auth::forward_auth(
+                    app,
+                    &parts.headers,
+                    original,
+                    constraints,
+                    forward_auth::Flavor::ForwardAuth,
+                )
+                .await;
+                (Endpoint::ForwardAuth, r)
+            }
+            None => (Endpoint::Other, problem::Problem::NotFound.response(false)),
+        },
         "/oauth2/start" if get => (Endpoint::Start, login::start(app, &parts.uri)),
         "/oauth2/callback" if get => (
             Endpoint::Callback,
@@ -89,17 +118,39 @@ where
     response
 }
 
+/// Splits an ext_authz check URI into the middleware's constraints and the original request's
+/// path and query: `/oauth2/ext-authz;allowed_groups=a/orig?q` → (`allowed_groups=a`,
+/// `/orig?q`). `None` when it is not of that shape.
+fn ext_authz_target(uri: &http::Uri) -> Option<(forward_auth::Constraints<'_>, &str)> {
+    let rest = uri
+        .path_and_query()?
+        .as_str()
+        .get(EXT_AUTHZ_PREFIX.len()..)?;
+    if rest.starts_with('/') {
+        return Some((forward_auth::Constraints::None, rest));
+    }
+    let params = rest.strip_prefix(';')?;
+    let slash = params.find('/')?;
+    let (params, original) = params.split_at(slash);
+    // The parameters end at the first '/': one that holds a '?' is malformed.
+    if params.contains('?') {
+        return None;
+    }
+    Some((forward_auth::Constraints::PathParameters(params), original))
+}
+
 /// Forward-auth for proxies that describe the original request in `X-Forwarded-*`.
 async fn forwarded(
     app: &Arc<App>,
     headers: &HeaderMap,
+    constraints: forward_auth::Constraints<'_>,
     flavor: forward_auth::Flavor,
 ) -> Response<Body> {
-    let original = || forward_auth::OriginalRequest::from_forwarded_headers(headers);
-    forward_auth::forward_auth(app, headers, original, flavor).await
+    let original = forward_auth::OriginalRequest::from_forwarded_headers(headers);
+    forward_auth::forward_auth(app, headers, original, constraints, flavor).await
 }
 
-fn decision_of(status: StatusCode) -> Decision {
+pub(crate) fn decision_of(status: StatusCode) -> Decision {
     match status.as_u16() {
         200..=299 => Decision::Allowed,
         300..=399 => Decision::Redirected,

@@ -1,8 +1,9 @@
 //! Portcullis: a forward-auth single-sign-on proxy for Traefik, nginx, Caddy and Envoy.
 //!
-//! The pure core (`config`, `jwt`, `jwks`, `session`, `login_state`, `authz`, `redirect`,
-//! `access`) never sees HTTP types; `http` adapts requests and responses; `idp` is the only
-//! module that talks to the identity provider; `app` wires it all together.
+//! The pure core (`config`, `jwt`, `jwks`, `session`, `login_state`, `authz`, `rules`,
+//! `redirect`, `access`) never sees HTTP types; `http` adapts requests and responses; `idp` is
+//! the only module that talks to the identity provider; `app` wires it all together and
+//! `reload` replaces it when the configuration changes.
 
 pub mod access;
 pub mod app;
@@ -22,7 +23,9 @@ pub mod metrics;
 pub mod oidc;
 pub mod principal;
 pub mod redirect;
+pub mod reload;
 pub mod revocation;
+pub mod rules;
 pub mod seal;
 pub mod secret;
 pub mod session;

@@ -1,11 +1,12 @@
 //! `portcullis --config FILE` (or `PORTCULLIS_CONFIG`): load and validate the configuration
 //! (exit 64 listing every problem), start logging, serve HTTP — or HTTPS when `tls_cert_file`
-//! is set — until SIGTERM/SIGINT.
+//! is set — until SIGTERM/SIGINT, reloading the configuration on SIGHUP or when it changes.
 
-use portcullis::app::App;
+use portcullis::app::{App, CurrentApp};
 use portcullis::clock::SystemClock;
 use portcullis::config::Config;
 use portcullis::http::server;
+use portcullis::reload::ConfigReloader;
 use portcullis::tls;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,10 +58,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, path, env))
 }
 
-async fn run(config: Config) -> ExitCode {
+/// How often the configuration file is checked for changes.
+const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn run(config: Config, path: PathBuf, env: Vec<(String, String)>) -> ExitCode {
     let listen = config.listen;
     let grace = config.shutdown_grace;
     // Unreadable or invalid certificate files are a configuration problem, found before
@@ -77,7 +81,8 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let app = match App::new(config, Arc::new(SystemClock)) {
+    let clock: portcullis::clock::SharedClock = Arc::new(SystemClock);
+    let app = match App::new(config, clock.clone()) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("portcullis: {e}");
@@ -85,6 +90,9 @@ async fn run(config: Config) -> ExitCode {
         }
     };
     app.spawn_background();
+    let app = CurrentApp::new(app);
+    // SIGHUP or an edited file (a ConfigMap update) reloads everything reloadable.
+    tokio::spawn(ConfigReloader::new(path, env, app.clone(), clock).run(CONFIG_POLL));
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -2,6 +2,7 @@
 //! rendered as text exposition format on `/metrics`.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -105,8 +106,24 @@ impl Histogram {
     }
 }
 
+/// Decisions of one access rule (or of `[authz]`, or of preflights), by outcome.
+#[derive(Debug, Default)]
+pub struct RuleDecisions([AtomicU64; DECISIONS.len()]);
+
+impl RuleDecisions {
+    pub fn record(&self, decision: Decision) {
+        self.0[index(&DECISIONS, decision)].fetch_add(1, Relaxed);
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Per rule name, in the order first configured. Names come from the configuration, so
+    /// the label set is bounded; a rule removed by a reload keeps its counts.
+    rules: std::sync::Mutex<Vec<(String, Arc<RuleDecisions>)>>,
+    /// Configuration reloads applied and refused.
+    pub config_reloads_applied: AtomicU64,
+    pub config_reloads_refused: AtomicU64,
     requests: [[AtomicU64; DECISIONS.len()]; ENDPOINTS.len()],
     latency: Histogram,
     idp: [[AtomicU64; 2]; IDP_CALLS.len()],
@@ -127,6 +144,18 @@ fn index<T: PartialEq + Copy>(table: &[(T, &str)], v: T) -> usize {
 }
 
 impl Metrics {
+    /// The counters of the rule named `name` (created on first use; kept across reloads).
+    /// Called when a configuration is loaded, never per request.
+    pub fn rule_decisions(&self, name: &str) -> Arc<RuleDecisions> {
+        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = rules.iter().find(|(n, _)| n == name) {
+            return c.clone();
+        }
+        let c = Arc::new(RuleDecisions::default());
+        rules.push((name.to_string(), c.clone()));
+        c
+    }
+
     pub fn request(&self, endpoint: Endpoint, decision: Decision, elapsed: Duration) {
         self.requests[index(&ENDPOINTS, endpoint)][index(&DECISIONS, decision)]
             .fetch_add(1, Relaxed);
@@ -176,6 +205,28 @@ impl Metrics {
                 }
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_rule_decisions_total Decisions by the access rule that decided ((default) = [authz], (preflight) = skipped CORS preflight) and outcome."
+        );
+        let _ = writeln!(out, "# TYPE portcullis_rule_decisions_total counter");
+        for (name, c) in self.rules.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for (di, (_, d)) in DECISIONS.iter().enumerate() {
+                let n = c.0[di].load(Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "portcullis_rule_decisions_total{{rule=\"{name}\",decision=\"{d}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_config_reloads_total Configuration reloads by outcome.\n# TYPE portcullis_config_reloads_total counter\nportcullis_config_reloads_total{{outcome=\"applied\"}} {}\nportcullis_config_reloads_total{{outcome=\"refused\"}} {}",
+            self.config_reloads_applied.load(Relaxed),
+            self.config_reloads_refused.load(Relaxed)
+        );
         self.latency.render(
             &mut out,
             "portcullis_request_duration_seconds",

@@ -25,6 +25,8 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("", "tls_key_file", Kind::Str),
     ("", "log_format", Kind::Str),
     ("", "shutdown_grace", Kind::Str),
+    ("", "trusted_proxies", Kind::List),
+    ("", "rules", Kind::Tables),
     ("oidc", "issuer_url", Kind::Str),
     ("oidc", "client_id", Kind::Str),
     ("oidc", "client_secret", Kind::Str),
@@ -49,6 +51,8 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("authz", "email_domains", Kind::List),
     ("authz", "allowed_groups", Kind::List),
     ("authz", "allowed_roles", Kind::List),
+    ("authz", "allowed_emails", Kind::List),
+    ("authz", "skip_preflight", Kind::Bool),
     ("headers", "pass_access_token", Kind::Bool),
     ("headers", "pass_authorization_header", Kind::Bool),
     ("bearer", "enabled", Kind::Bool),
@@ -64,6 +68,19 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
 /// Keys accepted inside each `[[bearer.issuers]]` table.
 pub const ISSUER_KEYS: &[&str] = &["issuer_url", "audiences", "allowed_clients", "jwks_url"];
 
+/// Keys accepted inside each `[[rules]]` table.
+pub const RULE_KEYS: &[&str] = &[
+    "name",
+    "hosts",
+    "paths",
+    "methods",
+    "action",
+    "allowed_groups",
+    "allowed_roles",
+    "allowed_emails",
+    "email_domains",
+];
+
 /// The sections of [`KEYS`], in the order they appear.
 pub const SECTIONS: &[&str] = &["oidc", "session", "redirect", "authz", "headers", "bearer"];
 
@@ -76,6 +93,25 @@ pub struct RawTop {
     pub tls_key_file: Option<PathBuf>,
     pub log_format: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Read separately from the rest of the top level (see [`parse`]).
+    #[serde(skip)]
+    pub rules: Option<Vec<RawRule>>,
+}
+
+/// One `[[rules]]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub hosts: Option<Vec<String>>,
+    pub paths: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub action: Option<String>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub allowed_roles: Option<Vec<String>>,
+    pub allowed_emails: Option<Vec<String>>,
+    pub email_domains: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +156,8 @@ pub struct RawAuthz {
     pub email_domains: Option<Vec<String>>,
     pub allowed_groups: Option<Vec<String>>,
     pub allowed_roles: Option<Vec<String>>,
+    pub allowed_emails: Option<Vec<String>>,
+    pub skip_preflight: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,7 +228,25 @@ pub fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, Vec<Stri
         }
     }
     top.retain(|_, v| !v.is_table());
+    // Each rule is read on its own, so a type error names its rule and the others still load.
+    let rules = top.remove("rules");
     raw.top = section(top, "", &mut problems);
+    if let Some(toml::Value::Array(rules)) = rules {
+        let mut parsed = Vec::with_capacity(rules.len());
+        for (i, mut rule) in rules.into_iter().enumerate() {
+            // Unknown keys were reported already (find_unknown_keys).
+            if let Some(t) = rule.as_table_mut() {
+                t.retain(|k, _| RULE_KEYS.contains(&k));
+            }
+            match RawRule::deserialize(rule) {
+                Ok(r) => parsed.push(r),
+                Err(e) => problems.push(format!("rules[{i}]: {}", e.message().trim())),
+            }
+        }
+        raw.top.rules = Some(parsed);
+    } else if rules.is_some() {
+        problems.push("rules: must be an array of tables ([[rules]])".to_string());
+    }
     let mut take = |name: &str| match table.remove(name) {
         Some(toml::Value::Table(t)) => t,
         Some(_) => {
@@ -292,6 +348,14 @@ fn find_unknown_keys(table: &toml::Table, problems: &mut Vec<String>) {
             }
         } else if !v.is_table() && !KEYS.iter().any(|(s, key, _)| s.is_empty() && key == k) {
             problems.push(format!("{k}: unknown key"));
+        } else if k == "rules" {
+            for (i, rule) in v.as_array().into_iter().flatten().enumerate() {
+                for rk in rule.as_table().into_iter().flat_map(|t| t.keys()) {
+                    if !RULE_KEYS.contains(&rk.as_str()) {
+                        problems.push(format!("rules[{i}].{rk}: unknown key"));
+                    }
+                }
+            }
         }
     }
 }

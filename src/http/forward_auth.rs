@@ -9,8 +9,10 @@
 
 use super::problem::Problem;
 use super::{Body, add_cookies, cookie_header, credential_str, header_str, redirect, wants_html};
-use crate::access::{Credentials, Granted, Refused};
+use crate::access::{Credentials, Pass, Refused};
 use crate::app::App;
+use crate::authz::AuthzPolicy;
+use crate::rules::{RequestTarget, constraints};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
@@ -51,43 +53,76 @@ impl<'a> OriginalRequest<'a> {
         }
     }
 
-    /// Envoy ext_authz (HTTP service, `path_prefix: /oauth2/ext-authz`): the check request
-    /// keeps the original method, path and Host.
-    pub fn from_ext_authz(parts: &'a http::request::Parts) -> Self {
+    /// Envoy ext_authz (HTTP service, `path_prefix: /oauth2/ext-authz`, optionally followed
+    /// by `;`-parameters): the check request keeps the original method, path and Host.
+    /// `original_uri` is what follows the prefix and its parameters.
+    pub fn from_ext_authz(parts: &'a http::request::Parts, original_uri: &'a str) -> Self {
         Self {
             method: Some(parts.method.as_str()),
             proto: header_str(&parts.headers, &X_FORWARDED_PROTO),
             host: header_str(&parts.headers, header::HOST).or(parts.uri.host()),
-            uri: parts
-                .uri
-                .path_and_query()
-                .and_then(|pq| pq.as_str().get(super::EXT_AUTHZ_PREFIX.len()..)),
+            uri: Some(original_uri),
         }
     }
 }
 
-/// The decision for one request. `original` describes the request being asked about; it is
-/// only needed to send a browser to log in, so it is read only then.
-pub async fn forward_auth<'a>(
+static ORIGIN: HeaderName = HeaderName::from_static("origin");
+static ACCESS_CONTROL_REQUEST_METHOD: HeaderName =
+    HeaderName::from_static("access-control-request-method");
+
+/// The decision for one request. `original` describes the request being asked about;
+/// `constraints` are the calling middleware's own (`?allowed_groups=…`, see
+/// [`crate::rules::constraints`]).
+pub async fn forward_auth(
     app: &Arc<App>,
-    headers: &'a HeaderMap,
-    original: impl FnOnce() -> OriginalRequest<'a>,
+    headers: &HeaderMap,
+    original: OriginalRequest<'_>,
+    constraints: Constraints<'_>,
     flavor: Flavor,
 ) -> Response<Body> {
     let now = app.now();
-    match check(app, headers, now).await {
-        Ok(granted) => {
-            let status = if flavor == Flavor::ForwardAuth {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            let mut resp = identity_response(app, status, &granted.principal);
+    // A CORS preflight is described by the original request's own headers, which the proxy
+    // copies (Envoy: list `origin` and `access-control-request-method` in allowed_headers).
+    let preflight =
+        headers.contains_key(&ORIGIN) && headers.contains_key(&ACCESS_CONTROL_REQUEST_METHOD);
+    let target = match RequestTarget::new(original.host, original.method, original.uri, preflight) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(code = "rules.bad_path", reason = %e, "forwarded path refused");
+            return Problem::BadRequest("The request path is malformed.").response(false);
+        }
+    };
+    let constraints = match constraints.parse() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(code = "rules.bad_constraints", error = %e, "decision endpoint called with bad constraints");
+            return Problem::BadRequest(
+                "The proxy's forward-auth address has invalid constraints.",
+            )
+            .response(false);
+        }
+    };
+    let rules = &app.config.rules;
+    let verdict = rules.evaluate(&target);
+    let creds = credentials(headers);
+    let cookies = cookie_header(headers);
+    let creds = Credentials {
+        cookie: cookies.as_deref(),
+        ..creds
+    };
+    let decided = app
+        .gate
+        .decide(&verdict, constraints.as_ref(), creds, now)
+        .await;
+    let decider = verdict.decider();
+    let resp = match decided {
+        Ok(Pass::User(granted)) => {
+            let mut resp = identity_response(app, success(flavor), &granted.principal);
             add_cookies(&mut resp, &granted.set_cookies);
             resp
         }
+        Ok(Pass::Anonymous) => empty(success(flavor)),
         Err(Refused::Unauthenticated { clear }) => {
-            let original = original();
             let mut resp = if flavor == Flavor::ForwardAuth
                 && wants_html(headers)
                 && is_navigation(original)
@@ -101,6 +136,7 @@ pub async fn forward_auth<'a>(
         }
         Err(Refused::Forbidden(d, who)) => {
             let id = &who.principal.identity;
+            tracing::info!(code = "authz.denied", rule = rules.label(decider), reason = %d, user = %id.sub, "access denied");
             let name = id
                 .preferred_username
                 .clone()
@@ -109,19 +145,61 @@ pub async fn forward_auth<'a>(
             add_cookies(&mut resp, &who.set_cookies);
             resp
         }
+        Err(r @ Refused::DeniedByRule) => {
+            tracing::info!(
+                code = "rules.denied",
+                rule = rules.label(decider),
+                host = target.host.as_deref().unwrap_or(""),
+                "request denied by rule"
+            );
+            Problem::from(r).response(wants_html(headers))
+        }
         Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(false),
         Err(r @ Refused::StoreUnavailable) => Problem::from(r).response(wants_html(headers)),
+    };
+    app.count_rule_decision(decider, super::decision_of(resp.status()));
+    resp
+}
+
+/// The middleware's own constraints, as they arrive: the decision endpoint's query, or the
+/// `;`-parameters after the ext_authz prefix.
+#[derive(Debug, Clone, Copy)]
+pub enum Constraints<'a> {
+    None,
+    Query(&'a str),
+    PathParameters(&'a str),
+}
+
+impl Constraints<'_> {
+    fn parse(self) -> Result<Option<AuthzPolicy>, constraints::ConstraintError> {
+        match self {
+            Constraints::None => Ok(None),
+            Constraints::Query(q) => constraints::from_query(q),
+            Constraints::PathParameters(p) => constraints::from_path_parameters(p),
+        }
     }
 }
 
-/// The access decision for the credentials (`Authorization`, `Cookie`) a request carries.
-async fn check(app: &App, headers: &HeaderMap, now: u64) -> Result<Granted, Refused> {
-    let cookies = cookie_header(headers);
-    let creds = Credentials {
+fn success(flavor: Flavor) -> StatusCode {
+    match flavor {
+        Flavor::ForwardAuth => StatusCode::OK,
+        Flavor::AuthRequest => StatusCode::ACCEPTED,
+    }
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// The credentials (`Authorization`, `Cookie`) a request carries; the cookie is joined by the
+/// caller (it may span several headers).
+fn credentials(headers: &HeaderMap) -> Credentials<'_> {
+    Credentials {
         authorization: credential_str(headers, header::AUTHORIZATION),
-        cookie: cookies.as_deref(),
-    };
-    app.gate.check(creds, now).await
+        cookie: None,
+    }
 }
 
 /// Only safe methods are sent to log in; a POST can't be replayed after the redirect.
@@ -174,7 +252,12 @@ fn put(h: &mut HeaderMap, name: &HeaderName, value: &Option<HeaderValue>) {
 
 /// `GET /oauth2/userinfo`: the signed-in user as JSON (oauth2-proxy's field names).
 pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
-    match check(app, headers, app.now()).await {
+    let cookies = cookie_header(headers);
+    let creds = Credentials {
+        cookie: cookies.as_deref(),
+        ..credentials(headers)
+    };
+    match app.gate.identify(creds, app.now()).await {
         Ok(g) => {
             let id = &g.principal.identity;
             let body = serde_json::json!({

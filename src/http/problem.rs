@@ -21,6 +21,10 @@ pub enum Problem {
     InvalidToken(TokenError),
     /// Authenticated but not allowed: 403.
     Forbidden(Denied, Option<String>),
+    /// A `deny` rule: 403 for everyone.
+    DeniedByRule,
+    /// The caller of a decision endpoint is not in `trusted_proxies`: 403.
+    UntrustedCaller,
     /// A login callback that can't complete.
     Login(LoginError),
     /// The IdP is needed and unreachable: 503.
@@ -35,6 +39,7 @@ pub enum Problem {
 impl From<Refused> for Problem {
     fn from(r: Refused) -> Self {
         match r {
+            Refused::DeniedByRule => Problem::DeniedByRule,
             Refused::Unauthenticated { .. } => Problem::Unauthenticated,
             Refused::InvalidToken(e) => Problem::InvalidToken(e),
             Refused::Forbidden(d, _) => Problem::Forbidden(d, None),
@@ -70,14 +75,25 @@ impl Problem {
                         .ok(),
                     )
             }
-            Problem::Forbidden(d, who) => {
-                tracing::info!(code = "authz.denied", reason = %d, "access denied by authz rules");
+            Problem::Forbidden(_, who) => {
                 let msg: Cow<'static, str> = match who {
                     Some(u) => format!("You are signed in as {u}, but your account is not allowed to open this application. Ask its owner for access.").into(),
                     None => "Your account is not allowed to open this application. Ask its owner for access.".into(),
                 };
                 (StatusCode::FORBIDDEN, "Access denied", msg, None)
             }
+            Problem::DeniedByRule => (
+                StatusCode::FORBIDDEN,
+                "Access denied",
+                "This address is not open to anyone.".into(),
+                None,
+            ),
+            Problem::UntrustedCaller => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "Decisions are only given to the platform's proxies.".into(),
+                None,
+            ),
             Problem::Login(e) => {
                 tracing::warn!(code = "login.failed", reason = %e, "login callback refused");
                 let (status, msg) = match e {

@@ -7,7 +7,7 @@
 //! accept loop so slow handshakes cannot hold up other clients.
 
 use super::handle;
-use crate::app::App;
+use crate::app::CurrentApp;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -41,8 +41,9 @@ pub fn builder() -> auto::Builder<TokioExecutor> {
 }
 
 /// Serves plain HTTP until `shutdown` completes, then drains connections for at most `grace`.
+/// Each request is answered by the [`crate::app::App`] current when it arrives.
 pub async fn serve(
-    app: Arc<App>,
+    app: Arc<CurrentApp>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -52,7 +53,7 @@ pub async fn serve(
 
 /// Serves HTTPS with `tls` (see [`crate::tls::acceptor`]); otherwise the same as [`serve`].
 pub async fn serve_tls(
-    app: Arc<App>,
+    app: Arc<CurrentApp>,
     listener: TcpListener,
     tls: TlsAcceptor,
     shutdown: impl Future<Output = ()>,
@@ -62,7 +63,7 @@ pub async fn serve_tls(
 }
 
 async fn serve_with(
-    app: Arc<App>,
+    app: Arc<CurrentApp>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
@@ -74,7 +75,7 @@ async fn serve_with(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -91,10 +92,10 @@ async fn serve_with(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let Some(tls) = tls else {
-                        return serve_connection(&builder, app, stream, watcher).await;
+                        return serve_connection(&builder, app, peer.ip(), stream, watcher).await;
                     };
                     if let Some(stream) = handshake(&tls, stream).await {
-                        serve_connection(&builder, app, stream, watcher).await;
+                        serve_connection(&builder, app, peer.ip(), stream, watcher).await;
                     }
                 });
             }
@@ -133,15 +134,16 @@ async fn handshake(
 /// Serves HTTP/1.1 or HTTP/2 on one (plain or TLS) connection until it closes or is drained.
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
-    app: Arc<App>,
+    app: Arc<CurrentApp>,
+    peer: std::net::IpAddr,
     io: I,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(handle(&app, req).await) }
+        let app = app.load();
+        async move { Ok::<_, Infallible>(handle(&app, Some(peer), req).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     let _ = watcher.watch(conn.into_owned()).await;

@@ -99,9 +99,11 @@ impl SessionStore {
     }
 
     /// Starts connecting to Redis (needs a Tokio runtime); nothing for the cookie store.
-    pub fn spawn_background(&self) {
-        if let SessionStore::Redis(r) = self {
-            tokio::spawn(r.io.clone().run());
+    /// The store's background task (the Redis connection), if it has one.
+    pub fn background(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        match self {
+            SessionStore::Cookie => None,
+            SessionStore::Redis(r) => Some(r.io.clone().run()),
         }
     }
 
