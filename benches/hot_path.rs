@@ -27,7 +27,7 @@
 
 use criterion::Criterion;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use portcullis::access::Credentials;
+use portcullis::access::{Credentials, Pass};
 use portcullis::app::App;
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
@@ -35,6 +35,7 @@ use portcullis::identity::Identity;
 use portcullis::jwks::KeySet;
 use portcullis::jwt::{TokenError, UnverifiedToken};
 use portcullis::principal::Principal;
+use portcullis::rules::{RequestTarget, Verdict};
 use portcullis::session::{Freshness, Session};
 use portcullis_test_idp::{IdpOptions, TestIdp, TestUser};
 use serde_json::json;
@@ -144,6 +145,16 @@ fn cold_signature<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 
 fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     let gate = &f.app.gate;
+    // The fixture has no [[rules]]: [authz] decides, as for every request before rules.
+    let target = RequestTarget::new(
+        Some("app.example.com"),
+        Some("GET"),
+        Some("/inbox?folder=work"),
+        false,
+    )
+    .unwrap();
+    let verdict = f.app.config.rules.evaluate(&target);
+    let check = |creds, now| gate.decide(&verdict, None, creds, now);
     let alice = TestUser::alice();
     let mut g = c.benchmark_group("decision");
 
@@ -154,18 +165,18 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         authorization: Some(&authorization),
         cookie: None,
     };
-    f.rt.block_on(gate.check(creds, f.app.now())).unwrap();
+    f.rt.block_on(check(creds, f.app.now())).unwrap();
     let hits = f.app.metrics.token_cache_hits.load(Relaxed);
-    poll_ready(gate.check(creds, f.app.now())).unwrap();
+    poll_ready(check(creds, f.app.now())).unwrap();
     assert_eq!(f.app.metrics.token_cache_hits.load(Relaxed), hits + 1);
     // Creating the future moves its whole state machine (the slow paths' too).
     println!(
-        "future sizes: Gate::check {} bytes, BearerVerifier::verify {} bytes",
-        std::mem::size_of_val(&gate.check(creds, 0)),
+        "future sizes: Gate::decide {} bytes, BearerVerifier::verify {} bytes",
+        std::mem::size_of_val(&check(creds, 0)),
         std::mem::size_of_val(&gate.bearer.as_ref().unwrap().verify(&token, 0)),
     );
     g.bench_function("bearer_cached", |b| {
-        b.iter(|| poll_ready(gate.check(black_box(creds), f.app.now())).is_ok())
+        b.iter(|| poll_ready(check(black_box(creds), f.app.now())).is_ok())
     });
 
     // Session cookie: a Keycloak-sized session (ID token and refresh token kept).
@@ -205,12 +216,14 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         authorization: None,
         cookie: Some(&cookie),
     };
-    let granted = poll_ready(gate.check(creds, f.app.now())).unwrap();
+    let Pass::User(granted) = poll_ready(check(creds, f.app.now())).unwrap() else {
+        panic!("the session cookie must pass as alice")
+    };
     assert!(granted.set_cookies.is_empty());
     assert_eq!(granted.principal.identity, session.identity);
     println!("session cookie header: {} bytes", cookie.len());
     g.bench_function("session_cookie", |b| {
-        b.iter(|| poll_ready(gate.check(black_box(creds), f.app.now())).is_ok())
+        b.iter(|| poll_ready(check(black_box(creds), f.app.now())).is_ok())
     });
     g.bench_function("session_cookie_first_sight", |b| {
         b.iter(|| {
@@ -224,7 +237,10 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
                 s.access_token,
                 s.access_expires_at.min(s.expires_at),
             );
-            gate.authz.check(&p.identity).is_ok()
+            match &verdict {
+                Verdict::Authenticate { policies, .. } => policies.check(&p.identity).is_ok(),
+                _ => false,
+            }
         })
     });
     g.finish();

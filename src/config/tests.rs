@@ -29,6 +29,8 @@ fn example_file_parses_and_documents_every_key() {
     for (section, key, _) in KEYS {
         let needle = if *key == "issuers" {
             "[[bearer.issuers]]".to_string()
+        } else if *key == "rules" {
+            "[[rules]]".to_string()
         } else {
             format!("{key} =")
         };
@@ -37,6 +39,122 @@ fn example_file_parses_and_documents_every_key() {
             "config/example.toml does not document {section}.{key}"
         );
     }
+}
+
+#[test]
+fn example_file_documents_every_rule_key() {
+    let text = include_str!("../../config/example.toml");
+    for key in raw::RULE_KEYS {
+        assert!(
+            text.contains(&format!("{key} =")),
+            "config/example.toml does not document rules.{key}"
+        );
+    }
+    let cfg = Config::from_toml(text, &[]).unwrap();
+    assert_eq!(cfg.rules.rules().len(), 2);
+}
+
+#[test]
+fn rules_are_validated_and_every_problem_named() {
+    let text = format!(
+        r#"trusted_proxies = ["10.0.0.0/8", "127.0.0.1", "::1/128", "nope"]
+{MINIMAL}
+[authz]
+allowed_emails = ["not-an-address"]
+[[rules]]
+name = "ok"
+paths = ["/a/**"]
+action = "public"
+[[rules]]
+name = "ok"
+[[rules]]
+paths = ["relative", "/a//b", "/x/**y"]
+hosts = ["*.example.com", "ok.example.com:443"]
+methods = ["GE T"]
+action = "allow"
+[[rules]]
+name = "bad name!"
+hosts = []
+[[rules]]
+name = "lists-on-deny"
+action = "deny"
+allowed_groups = ["x"]
+[[rules]]
+name = "bad-role"
+allowed_roles = ["a:b:c"]
+"#
+    );
+    let problems = Config::from_toml(&text, &[]).unwrap_err();
+    let all = problems.join("\n");
+    for needle in [
+        "trusted_proxies[3]:",
+        "authz.allowed_emails:",
+        "rules[1].name: \"ok\" is used by an earlier rule",
+        "rules[2].name: is required",
+        "rules[2].paths[0]:",
+        "rules[2].paths[1]:",
+        "rules[2].paths[2]:",
+        "rules[2].hosts[0]:",
+        "rules[2].hosts[1]:",
+        "rules[2].methods[0]:",
+        "rules[2].action:",
+        "rules[3].name:",
+        "rules[3].hosts: is empty",
+        "rules[4].action:",
+        "rules[5].allowed_roles:",
+    ] {
+        assert!(all.contains(needle), "{needle} not reported:\n{all}");
+    }
+    // Mistakes in the file's shape are reported per rule (and before validation).
+    let text = format!(
+        "{MINIMAL}\n[[rules]]\nname = \"a\"\nsurprise = 1\n[[rules]]\nname = \"typed\"\npaths = \"/a\"\n"
+    );
+    let all = Config::from_toml(&text, &[]).unwrap_err().join("\n");
+    assert!(all.contains("rules[0].surprise: unknown key"), "{all}");
+    assert!(all.contains("rules[1]: invalid type"), "{all}");
+    assert_eq!(all.matches("surprise").count(), 1, "{all}");
+}
+
+#[test]
+fn rule_lists_replace_authz_together_and_domains_inherit() {
+    let text = format!(
+        r#"{MINIMAL}
+[authz]
+email_domains = ["example.com"]
+allowed_groups = ["staff"]
+[[rules]]
+name = "by-role"
+allowed_roles = ["admin"]
+[[rules]]
+name = "inherits"
+paths = ["/b/**"]
+"#
+    );
+    let cfg = Config::from_toml(&text, &[]).unwrap();
+    let [by_role, inherits] = cfg.rules.rules() else {
+        panic!("two rules")
+    };
+    let staff = crate::identity::Identity {
+        email: Some("s@example.com".into()),
+        email_verified: true,
+        groups: vec!["staff".into()],
+        ..Default::default()
+    };
+    let admin_elsewhere = crate::identity::Identity {
+        email: Some("a@example.org".into()),
+        email_verified: true,
+        realm_roles: vec!["admin".into()],
+        ..Default::default()
+    };
+    let check = |r: &crate::rules::Rule, id| match &r.action {
+        crate::rules::Action::Authenticate(p) => p.check(id).is_ok(),
+        _ => panic!("authenticate"),
+    };
+    // The rule's roles replace [authz]'s groups: staff alone no longer passes.
+    assert!(!check(by_role, &staff));
+    // email_domains is inherited: an admin from another domain is refused.
+    assert!(!check(by_role, &admin_elsewhere));
+    assert!(check(inherits, &staff));
 }
 
 #[test]

@@ -12,6 +12,8 @@ mod envoy;
 mod login;
 mod logout;
 mod redis_sessions;
+mod reload;
+mod rules;
 mod session;
 mod tls;
 mod traefik;

@@ -72,7 +72,7 @@ impl Harness {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(portcullis::http::server::serve(
-            app.clone(),
+            portcullis::app::CurrentApp::new(app.clone()),
             listener,
             async {
                 let _ = rx.await;

@@ -124,7 +124,7 @@ async fn start_https(toml: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(portcullis::http::server::serve_tls(
-        app,
+        portcullis::app::CurrentApp::new(app),
         listener,
         acceptor,
         async {
