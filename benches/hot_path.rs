@@ -9,6 +9,11 @@
 //!   hash, decoded-session cache hit, revocation and freshness checks, authz.
 //! * `decision/session_cookie_first_sight` — what a cookie costs the first time (and every
 //!   time without the cache): find, base64, AES-GCM open, JSON, freshness, principal, authz.
+//! * `rules/*` — the whole decision through ten `[[rules]]` (the last one decides) for a cached
+//!   bearer token: forwarded host/path/method normalised, rules walked, identity checked;
+//!   `rules/ten_with_constraints` adds the middleware's `?allowed_groups=` query (parsed once,
+//!   then found in the App's cache);
+//!   `rules/ambiguous_path` is the slow path for an attacker's `/static/..%2fadmin`.
 //! * `bearer/unknown_kid_rate_limited` — `BearerVerifier::verify` for a token naming a key the
 //!   IdP never published, after the one allowed refetch: must answer without the network
 //!   (asserted with the IdP's JWKS fetch counter).
@@ -242,6 +247,132 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
                 _ => false,
             }
         })
+    });
+    g.finish();
+}
+
+/// Ten rules as a platform writes them: public assets, a denied area, per-app groups on
+/// several hosts; the request is for the app of the last rule.
+const TEN_RULES: &str = r#"
+[[rules]]
+name = "assets"
+paths = ["/static/**", "/favicon.ico"]
+action = "public"
+[[rules]]
+name = "health"
+paths = ["/healthz", "/readyz"]
+methods = ["GET"]
+action = "public"
+[[rules]]
+name = "denied"
+paths = ["/internal/**", "/debug/*/pprof"]
+action = "deny"
+[[rules]]
+name = "grafana-admin"
+hosts = ["grafana.example.com"]
+paths = ["/admin/**", "/api/*/keys"]
+allowed_groups = ["grafana-admins"]
+[[rules]]
+name = "grafana"
+hosts = ["grafana.example.com"]
+allowed_groups = ["grafana-users", "admins"]
+[[rules]]
+name = "n8n-hooks"
+hosts = ["hooks.n8n.example.com"]
+paths = ["/webhook/*"]
+methods = ["POST"]
+action = "public"
+[[rules]]
+name = "n8n"
+hosts = [".n8n.example.com"]
+allowed_groups = ["automation"]
+[[rules]]
+name = "ai"
+hosts = ["chat.ai.example.com", "models.ai.example.com"]
+allowed_roles = ["ai-user"]
+[[rules]]
+name = "dashboards"
+hosts = ["dash.example.com"]
+paths = ["/d/**"]
+allowed_groups = ["viewers", "admins"]
+[[rules]]
+name = "app"
+hosts = ["app.example.com"]
+paths = ["/inbox/**", "/api/**"]
+allowed_groups = ["admins"]
+"#;
+
+fn rules<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
+    let base = format!(
+        "public_url = \"https://auth.example.com\"\n[oidc]\nissuer_url = \"{}\"\nclient_id = \"portcullis\"\nclient_secret = \"s\"\n[session]\ncookie_secret = \"q2J1dW1seS1ub3QtYS1yZWFsLXNlY3JldC0xMjM0NTY=\"\n{TEN_RULES}",
+        f.idp.issuer()
+    );
+    let config = Config::from_toml(&base, &[]).unwrap();
+    let rules = &config.rules;
+    assert_eq!(rules.rules().len(), 10);
+    let gate = &f.app.gate;
+    let token = f
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");
+    let authorization = format!("Bearer {token}");
+    let creds = Credentials {
+        authorization: Some(&authorization),
+        cookie: None,
+    };
+    let decide = |uri: &str, constraints: Option<&str>| {
+        let target =
+            RequestTarget::new(Some("app.example.com"), Some("GET"), Some(uri), false).unwrap();
+        let verdict = rules.evaluate(&target);
+        // Through the App's cache of parsed constraints, as a request is.
+        let constraints = constraints.map(|q| {
+            f.app
+                .constraints(q, false, portcullis::rules::constraints::from_query)
+                .unwrap()
+                .unwrap()
+        });
+        matches!(
+            poll_ready(gate.decide(&verdict, constraints.as_deref(), creds, f.app.now())),
+            Ok(Pass::User(_))
+        )
+    };
+    // Warm the token cache, and check that the last rule is what decides.
+    f.rt.block_on(
+        gate.decide(
+            &rules.evaluate(
+                &RequestTarget::new(Some("app.example.com"), Some("GET"), Some("/inbox"), false)
+                    .unwrap(),
+            ),
+            None,
+            creds,
+            f.app.now(),
+        ),
+    )
+    .unwrap();
+    let target = RequestTarget::new(
+        Some("app.example.com"),
+        Some("GET"),
+        Some("/inbox/42?folder=work"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(rules.label(rules.evaluate(&target).decider()), "app");
+    assert!(decide("/inbox/42?folder=work", None));
+    assert!(decide("/inbox/42", Some("allowed_groups=admins,ops")));
+    assert!(decide("/static/..%2finbox/42", None));
+    let mut g = c.benchmark_group("rules");
+    g.bench_function("ten_bearer_cached", |b| {
+        b.iter(|| decide(black_box("/inbox/42?folder=work"), None))
+    });
+    g.bench_function("ten_with_constraints", |b| {
+        b.iter(|| {
+            decide(
+                black_box("/inbox/42?folder=work"),
+                Some("allowed_groups=admins,ops"),
+            )
+        })
+    });
+    g.bench_function("ambiguous_path", |b| {
+        b.iter(|| decide(black_box("/static/..%2finbox/42"), None))
     });
     g.finish();
 }
@@ -487,6 +618,7 @@ fn hot_path<M: Measurement>(c: &mut Criterion<M>) {
     let f = fixture();
     cold_signature(c, &f);
     decisions(c, &f);
+    rules(c, &f);
     unknown_kid(c, &f);
     token_cache(c, &f);
 }

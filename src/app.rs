@@ -29,15 +29,50 @@ pub struct App {
     pub backchannel: BackchannelLogout,
     /// Counters of each rule (same order as `config.rules`), then `[authz]`, then preflights.
     rule_decisions: Vec<Arc<RuleDecisions>>,
+    /// Per-middleware constraints parsed so far, by their raw text (each Traefik Middleware
+    /// sends the same query on every request): queries, then Envoy path parameters (the same
+    /// text may mean different things in the two spellings). Bounded; only valid ones kept.
+    constraints: [crate::rules::constraints::ParsedConstraints; 2],
     /// The background tasks this App started; aborted when it is dropped (after a reload).
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
-/// What outlives a configuration reload: the counters, and the sessions ended so far.
+/// What outlives a configuration reload: the counters, the sessions ended so far, and what
+/// was learnt from the IdPs (discovery document, signing keys), so a reload needs no IdP
+/// round trip and works while the IdP is down. Keys are reused only for the same issuer,
+/// JWKS URL and refetch interval; the discovery document only for the same issuer.
 #[derive(Clone)]
 pub struct Carried {
     pub metrics: Arc<Metrics>,
     pub revocations: Arc<Revocations>,
+    provider: Option<(String, Arc<crate::idp::ProviderMetadata>)>,
+    keys: Vec<CarriedKeys>,
+}
+
+#[derive(Clone)]
+struct CarriedKeys {
+    issuer: String,
+    jwks_url: Option<String>,
+    refetch_interval: Duration,
+    keys: Arc<IssuerKeys>,
+}
+
+impl Carried {
+    fn keys(
+        &self,
+        issuer: &str,
+        jwks_url: Option<&String>,
+        refetch: Duration,
+    ) -> Option<Arc<IssuerKeys>> {
+        self.keys
+            .iter()
+            .find(|k| {
+                k.issuer == issuer
+                    && k.jwks_url.as_ref() == jwks_url
+                    && k.refetch_interval == refetch
+            })
+            .map(|k| k.keys.clone())
+    }
 }
 
 impl App {
@@ -47,15 +82,37 @@ impl App {
         let carried = Carried {
             metrics: Arc::new(Metrics::default()),
             revocations: Arc::new(Revocations::new(config.session.expire)),
+            provider: None,
+            keys: Vec::new(),
         };
         Self::with_carried(config, clock, carried)
     }
 
     /// What a reload hands to the [`App`] that replaces this one.
     pub fn carried(&self) -> Carried {
+        let refetch_interval = self.config.bearer.jwks_refetch_interval;
+        let mut keys = vec![CarriedKeys {
+            issuer: self.config.oidc.issuer_url.clone(),
+            jwks_url: None,
+            refetch_interval,
+            keys: self.oidc.keys.clone(),
+        }];
+        if let Some(bearer) = &self.gate.bearer {
+            keys.extend(bearer.issuers().iter().skip(1).map(|i| CarriedKeys {
+                issuer: i.config.issuer_url.clone(),
+                jwks_url: i.config.jwks_url.clone(),
+                refetch_interval,
+                keys: i.keys.clone(),
+            }));
+        }
         Carried {
             metrics: self.metrics.clone(),
             revocations: self.gate.revocations.clone(),
+            provider: self
+                .oidc
+                .provider()
+                .map(|p| (self.config.oidc.issuer_url.clone(), p)),
+            keys,
         }
     }
 
@@ -65,23 +122,31 @@ impl App {
         clock: SharedClock,
         carried: Carried,
     ) -> Result<Arc<App>, String> {
-        let metrics = carried.metrics;
+        let metrics = carried.metrics.clone();
         let idp = IdpClient::new(&config.oidc, metrics.clone())?;
         let sealer = Arc::new(
             Sealer::new(config.session.keys.expose())
                 .map_err(|e| format!("session.cookie_secret: {e}"))?,
         );
-        let main_keys = Arc::new(IssuerKeys::new(
-            config.oidc.issuer_url.clone(),
-            None,
-            config.bearer.jwks_refetch_interval,
-        ));
-        let oidc = Arc::new(Oidc::new(
-            &config,
-            main_keys.clone(),
-            idp.clone(),
-            metrics.clone(),
-        ));
+        let refetch = config.bearer.jwks_refetch_interval;
+        let main_keys = carried
+            .keys(&config.oidc.issuer_url, None, refetch)
+            .unwrap_or_else(|| {
+                Arc::new(IssuerKeys::new(
+                    config.oidc.issuer_url.clone(),
+                    None,
+                    refetch,
+                ))
+            });
+        let oidc = Oidc::new(&config, main_keys.clone(), idp.clone(), metrics.clone());
+        if let Some((_, meta)) = carried
+            .provider
+            .as_ref()
+            .filter(|(issuer, _)| *issuer == config.oidc.issuer_url)
+        {
+            oidc.set_provider(meta.clone());
+        }
+        let oidc = Arc::new(oidc);
         let bearer = config.bearer.enabled.then(|| {
             let issuers = config
                 .bearer
@@ -93,11 +158,15 @@ impl App {
                     keys: if i == 0 {
                         main_keys.clone()
                     } else {
-                        Arc::new(IssuerKeys::new(
-                            ic.issuer_url.clone(),
-                            ic.jwks_url.clone(),
-                            config.bearer.jwks_refetch_interval,
-                        ))
+                        carried
+                            .keys(&ic.issuer_url, ic.jwks_url.as_ref(), refetch)
+                            .unwrap_or_else(|| {
+                                Arc::new(IssuerKeys::new(
+                                    ic.issuer_url.clone(),
+                                    ic.jwks_url.clone(),
+                                    refetch,
+                                ))
+                            })
                     },
                     idp: if i == 0 {
                         idp.clone()
@@ -120,7 +189,7 @@ impl App {
             bearer,
             oidc: oidc.clone(),
             refresh_after: config.session.refresh,
-            revocations: carried.revocations,
+            revocations: carried.revocations.clone(),
             store: SessionStore::new(&config.session, metrics.clone())?,
             decoded: matches!(config.session.store, crate::config::StoreConfig::Cookie)
                 .then(|| crate::access::decoded_session_cache(clock.clone())),
@@ -142,8 +211,26 @@ impl App {
             oidc,
             backchannel,
             rule_decisions,
+            constraints: Default::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
         }))
+    }
+
+    /// The policy of a middleware's constraint text (`parse` runs on a miss);
+    /// `path_parameters` tells the Envoy spelling from a query.
+    pub fn constraints(
+        &self,
+        raw: &str,
+        path_parameters: bool,
+        parse: impl FnOnce(
+            &str,
+        ) -> Result<
+            Option<crate::authz::AuthzPolicy>,
+            crate::rules::constraints::ConstraintError,
+        >,
+    ) -> Result<Option<Arc<crate::authz::AuthzPolicy>>, crate::rules::constraints::ConstraintError>
+    {
+        self.constraints[usize::from(path_parameters)].get_or_parse(raw, parse)
     }
 
     /// Counts one decision under the rule that made it.

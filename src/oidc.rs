@@ -113,6 +113,12 @@ impl Oidc {
         self.provider.load_full()
     }
 
+    /// Starts from a discovery document already fetched (by the configuration this one
+    /// replaces); discovery still runs and replaces it.
+    pub fn set_provider(&self, meta: Arc<ProviderMetadata>) {
+        self.provider.store(Some(meta));
+    }
+
     /// Ready when discovery and the signing keys are loaded.
     pub fn is_ready(&self) -> bool {
         self.provider.load().is_some() && self.keys.is_loaded()

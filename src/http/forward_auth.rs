@@ -27,7 +27,7 @@ pub enum Flavor {
     AuthRequest,
 }
 
-use crate::principal::X_AUTH_TOKEN;
+use crate::principal::{X_AUTH_EMAIL, X_AUTH_GROUPS, X_AUTH_TOKEN, X_AUTH_USER, X_AUTH_USERNAME};
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -92,7 +92,7 @@ pub async fn forward_auth(
             return Problem::BadRequest("The request path is malformed.").response(false);
         }
     };
-    let constraints = match constraints.parse() {
+    let constraints = match constraints.parse(app) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(code = "rules.bad_constraints", error = %e, "decision endpoint called with bad constraints");
@@ -112,7 +112,7 @@ pub async fn forward_auth(
     };
     let decided = app
         .gate
-        .decide(&verdict, constraints.as_ref(), creds, now)
+        .decide(&verdict, constraints.as_deref(), creds, now)
         .await;
     let decider = verdict.decider();
     let resp = match decided {
@@ -121,7 +121,7 @@ pub async fn forward_auth(
             add_cookies(&mut resp, &granted.set_cookies);
             resp
         }
-        Ok(Pass::Anonymous) => empty(success(flavor)),
+        Ok(Pass::Anonymous) => anonymous(success(flavor)),
         Err(Refused::Unauthenticated { clear }) => {
             let mut resp = if flavor == Flavor::ForwardAuth
                 && wants_html(headers)
@@ -171,11 +171,13 @@ pub enum Constraints<'a> {
 }
 
 impl Constraints<'_> {
-    fn parse(self) -> Result<Option<AuthzPolicy>, constraints::ConstraintError> {
+    fn parse(self, app: &App) -> Result<Option<Arc<AuthzPolicy>>, constraints::ConstraintError> {
         match self {
             Constraints::None => Ok(None),
-            Constraints::Query(q) => constraints::from_query(q),
-            Constraints::PathParameters(p) => constraints::from_path_parameters(p),
+            Constraints::Query(q) => app.constraints(q, false, constraints::from_query),
+            Constraints::PathParameters(p) => {
+                app.constraints(p, true, constraints::from_path_parameters)
+            }
         }
     }
 }
@@ -187,9 +189,21 @@ fn success(flavor: Flavor) -> StatusCode {
     }
 }
 
-fn empty(status: StatusCode) -> Response<Body> {
+/// A public route without credentials: every identity header is sent, empty, so the proxy
+/// overwrites (Traefik, nginx) or drops (the shipped Caddyfile) any copy the client sent, and
+/// Caddy 2.6 never forwards an unfilled `{rp.header.…}` placeholder.
+fn anonymous(status: StatusCode) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    for name in [
+        &X_AUTH_USER,
+        &X_AUTH_EMAIL,
+        &X_AUTH_USERNAME,
+        &X_AUTH_GROUPS,
+    ] {
+        h.insert(name.clone(), HeaderValue::from_static(""));
+    }
     resp
 }
 

@@ -9,6 +9,41 @@
 //! (a typo such as `allowed_group` must not silently allow everyone).
 
 use crate::authz::AuthzPolicy;
+use std::sync::Arc;
+
+/// Constraint texts parsed so far and their policies. A platform has one text per Traefik
+/// Middleware, sent on every request, so a few entries cover it: the lookup is a lock-free
+/// scan comparing strings (cheaper than hashing into a concurrent map). Bounded: past
+/// [`ParsedConstraints::CAPACITY`] texts, new ones are parsed every time.
+#[derive(Default)]
+pub struct ParsedConstraints(arc_swap::ArcSwap<Vec<(Box<str>, Arc<AuthzPolicy>)>>);
+
+impl ParsedConstraints {
+    pub const CAPACITY: usize = 64;
+
+    /// The policy of `raw` (`parse` runs on a miss; errors and empty texts are not kept).
+    pub fn get_or_parse(
+        &self,
+        raw: &str,
+        parse: impl FnOnce(&str) -> Result<Option<AuthzPolicy>, ConstraintError>,
+    ) -> Result<Option<Arc<AuthzPolicy>>, ConstraintError> {
+        if let Some((_, p)) = self.0.load().iter().find(|(k, _)| &**k == raw) {
+            return Ok(Some(p.clone()));
+        }
+        let Some(policy) = parse(raw)? else {
+            return Ok(None);
+        };
+        let policy = Arc::new(policy);
+        self.0.rcu(|entries| {
+            let mut next = Vec::clone(entries);
+            if next.len() < Self::CAPACITY && !next.iter().any(|(k, _)| &**k == raw) {
+                next.push((raw.into(), policy.clone()));
+            }
+            next
+        });
+        Ok(Some(policy))
+    }
+}
 
 /// Why a constraint string was refused; the message names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,6 +176,27 @@ mod tests {
             from_query("allowed_emails=nobody"),
             Err(ConstraintError::Invalid("allowed_emails", _))
         ));
+    }
+
+    #[test]
+    fn parsed_constraints_are_kept_and_bounded() {
+        let cache = ParsedConstraints::default();
+        let a = cache
+            .get_or_parse("allowed_groups=admins", from_query)
+            .unwrap()
+            .unwrap();
+        let again = cache
+            .get_or_parse("allowed_groups=admins", |_| panic!("parsed twice"))
+            .unwrap()
+            .unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        assert!(cache.get_or_parse("allowed_group=x", from_query).is_err());
+        assert_eq!(cache.get_or_parse("", from_query), Ok(None));
+        for i in 0..ParsedConstraints::CAPACITY + 10 {
+            let q = format!("allowed_groups=g{i}");
+            assert!(cache.get_or_parse(&q, from_query).unwrap().is_some());
+        }
+        assert_eq!(cache.0.load().len(), ParsedConstraints::CAPACITY);
     }
 
     #[test]

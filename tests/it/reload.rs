@@ -17,17 +17,14 @@ fn rule(action: &str) -> String {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "portcullis-reload-{name}-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("portcullis-reload-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 struct Served {
-    _idp: TestIdp,
+    idp: TestIdp,
     base: String,
     client: reqwest::Client,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -66,7 +63,7 @@ impl Served {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("{uri} never answered {status}");
+        panic!("{uri} never answered {status}:\n{}", self.metrics().await);
     }
 }
 
@@ -93,12 +90,24 @@ async fn serve_watching(path: &Path, idp: TestIdp) -> Served {
         },
         Duration::from_secs(1),
     ));
-    Served {
-        _idp: idp,
+    let served = Served {
+        idp,
         base,
         client: reqwest::Client::new(),
         _shutdown: tx,
+    };
+    for _ in 0..200 {
+        let ready = served
+            .client
+            .get(format!("{}/ready", served.base))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return served;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    panic!("never ready");
 }
 
 #[tokio::test]
@@ -144,6 +153,23 @@ async fn an_edited_file_is_applied_and_a_bad_one_refused() {
     // Fixed again: applied.
     std::fs::write(&path, format!("{base}{}", rule("deny"))).unwrap();
     s.until("/x/1", 403).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_needs_no_identity_provider() {
+    // What discovery and the key fetch learnt is carried over: rules can be fixed while the
+    // IdP is down.
+    let idp = TestIdp::start(IdpOptions::default()).await;
+    let base = base_toml(&idp.issuer());
+    let dir = temp_dir("idp-down");
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, format!("{base}{}", rule("deny"))).unwrap();
+    let s = serve_watching(&path, idp).await;
+    s.until("/x/1", 403).await;
+    s.idp.controls().set_down(true);
+    std::fs::write(&path, format!("{base}{}", rule("public"))).unwrap();
+    s.until("/x/1", 200).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
