@@ -207,6 +207,7 @@ func checkPortcullisConfig(t *tally, s *set) {
 				if !containerPort(&corev1.PodSpec{Containers: []corev1.Container{*c}}, intstr.FromInt(pn)) {
 					bad("listen port %s is not a containerPort", port)
 				}
+				checkTrustedProxies(s, w, cfg, int32(pn), bad)
 			} else {
 				bad("listen %q is not host:port", getString(cfg, "listen"))
 			}
@@ -279,4 +280,44 @@ func checkPortcullisConfig(t *tally, s *set) {
 		return
 	}
 	t.report(s.name, "portcullis-config", fmt.Sprintf("%d container(s): config parses, every *_file is mounted from an existing key", n), p)
+}
+
+// checkTrustedProxies: trusted_proxies must be set, as CIDRs. Under Linkerd
+// every connection reaches Portcullis from its sidecar on loopback, so a list
+// of loopback only means "whoever the sidecar lets in": then a Linkerd Server
+// with an AuthorizationPolicy must guard the port. A meshed pod whose list
+// lacks loopback would refuse every check.
+func checkTrustedProxies(s *set, w workload, cfg map[string]any, port int32, bad func(string, ...any)) {
+	v, ok := get(cfg, "trusted_proxies")
+	if !ok {
+		bad("trusted_proxies is not set: every client that reaches port %d may ask the decision endpoints", port)
+		return
+	}
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		bad("trusted_proxies must be a non-empty list of CIDRs")
+		return
+	}
+	loopbackOnly, hasLoopback := true, false
+	for i, e := range list {
+		str, _ := e.(string)
+		_, n, err := net.ParseCIDR(str)
+		if err != nil {
+			bad("trusted_proxies[%d] = %q is not a CIDR", i, str)
+			continue
+		}
+		if n.IP.IsLoopback() {
+			hasLoopback = true
+		} else {
+			loopbackOnly = false
+		}
+	}
+	if w.annotations["linkerd.io/inject"] == "enabled" && !hasLoopback {
+		bad("the pod is Linkerd-meshed, so every request reaches Portcullis from 127.0.0.1, which trusted_proxies lacks: every check would get 403")
+	}
+	if loopbackOnly && hasLoopback {
+		if _, why := guardingServer(s, w, port); why != "" {
+			bad("trusted_proxies admits only loopback, i.e. whoever the Linkerd proxy lets in, but %s (see deploy/kubernetes/base/linkerd-policy.yaml)", why)
+		}
+	}
 }

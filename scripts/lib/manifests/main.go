@@ -7,16 +7,21 @@
 //
 //   - schema: every document is decoded strictly (unknown or mistyped fields
 //     rejected) into the k8s.io/api Go type of its kind, or, for the custom
-//     resources the deployment uses (Traefik, cert-manager, Sealed Secrets),
-//     into a hand-written subset of their schema, plus required-field checks;
+//     resources the deployment uses (Traefik, cert-manager, Sealed Secrets,
+//     Linkerd policy), into a hand-written subset of their schema, plus
+//     required-field and value checks (a ForwardAuth middleware must not
+//     trust client-sent X-Forwarded-* and may only carry known constraints);
 //   - pod-security: the restricted Pod Security Standard fields and
 //     resources/probes on every container of every workload;
 //   - network-policy: default-deny for ingress and egress in every namespace
 //     that runs a workload;
 //   - references: selectors, ports, volumes, Secrets, ConfigMaps, Services,
-//     Middlewares and Certificates referred to exist and agree;
-//   - portcullis-config: the mounted portcullis.toml parses and every file it
-//     names is mounted into the container from a key that exists.
+//     Middlewares, Certificates and Linkerd Servers and authentications
+//     referred to exist and agree;
+//   - portcullis-config: the mounted portcullis.toml parses, every file it
+//     names is mounted into the container from a key that exists, and
+//     trusted_proxies is set (loopback only is accepted when a Linkerd
+//     Server with an AuthorizationPolicy guards the port).
 //
 // It prints one PASS or FAIL line per check and set, details under each
 // FAIL, and exits 1 if any check failed.

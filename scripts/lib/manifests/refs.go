@@ -319,6 +319,10 @@ func checkReferences(t *tally, s *set) {
 				continue
 			}
 			so := s.find("Service", parts[1], parts[0])
+			if so == nil && !namespaceRendered(s, parts[1]) {
+				note(o, "forwardAuth.address names Service %s/%s, deployed separately; it must exist in the cluster", parts[1], parts[0])
+				continue
+			}
 			if so == nil {
 				bad(o, "forwardAuth.address names Service %s/%s, which is not rendered", parts[1], parts[0])
 				continue
@@ -329,10 +333,22 @@ func checkReferences(t *tally, s *set) {
 			}
 		}
 	}
+	linkerdReferences(s, ws, bad, note)
 	for _, n := range notes {
 		fmt.Printf("NOTE [%s] %s\n", s.name, n)
 	}
 	t.report(s.name, "references", "selectors, ports, volumes, keys, services, certificates agree", p)
+}
+
+// namespaceRendered reports whether any object of the set lives in ns (or is
+// the Namespace ns itself).
+func namespaceRendered(s *set, ns string) bool {
+	for _, o := range s.objects {
+		if o.namespace == ns || (o.kind == "Namespace" && o.name == ns) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(xs []string, x string) bool {

@@ -193,6 +193,12 @@ func strictDecode(doc []byte, v any) (decoded bool, errs []error) {
 
 var hostRule = regexp.MustCompile("Host\\(`([^`]+)`\\)")
 
+// constraintParams are the query parameters Portcullis' decision endpoints
+// accept (oauth2-proxy's names).
+var constraintParams = map[string]bool{
+	"allowed_groups": true, "allowed_roles": true, "allowed_emails": true, "allowed_email_domains": true,
+}
+
 func checkSchema(t *tally, s *set) {
 	var problems, notes []string
 	core, crd := 0, 0
@@ -279,8 +285,19 @@ func semantic(o *object, notes *[]string) []string {
 			bad("spec.forwardAuth is required (only forwardAuth middlewares are modelled)")
 			break
 		}
-		if u, err := url.Parse(fa.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, err := url.Parse(fa.Address)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("forwardAuth.address %q is not an http(s) URL", fa.Address)
+		} else if u.Path == "/oauth2/forward-auth" || u.Path == "/oauth2/auth" {
+			// Per-app constraints; Portcullis answers 400 to any other name.
+			for k := range u.Query() {
+				if !constraintParams[k] {
+					bad("forwardAuth.address: unknown constraint %q (known: allowed_groups, allowed_roles, allowed_emails, allowed_email_domains); Portcullis would answer every check with 400", k)
+				}
+			}
+		}
+		if fa.TrustForwardHeader {
+			bad("forwardAuth.trustForwardHeader is true: client-sent X-Forwarded-Uri/-Host/-Method reach Portcullis' access rules unless every entry point strips them; set it to false")
 		}
 	case *IngressRoute:
 		if len(v.Spec.EntryPoints) == 0 {
@@ -354,6 +371,7 @@ func semantic(o *object, notes *[]string) []string {
 			}
 		}
 	}
+	linkerdSemantic(o, bad)
 	return p
 }
 

@@ -13,9 +13,10 @@ import (
 
 // workload is a pod template found in a rendered object.
 type workload struct {
-	obj    *object
-	spec   *corev1.PodSpec
-	labels map[string]string
+	obj         *object
+	spec        *corev1.PodSpec
+	labels      map[string]string
+	annotations map[string]string
 }
 
 func workloads(s *set) []workload {
@@ -23,17 +24,17 @@ func workloads(s *set) []workload {
 	for _, o := range s.objects {
 		switch v := o.typed.(type) {
 		case *appsv1.Deployment:
-			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels})
+			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels, v.Spec.Template.Annotations})
 		case *appsv1.StatefulSet:
-			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels})
+			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels, v.Spec.Template.Annotations})
 		case *appsv1.DaemonSet:
-			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels})
+			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels, v.Spec.Template.Annotations})
 		case *batchv1.Job:
-			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels})
+			out = append(out, workload{o, &v.Spec.Template.Spec, v.Spec.Template.Labels, v.Spec.Template.Annotations})
 		case *batchv1.CronJob:
-			out = append(out, workload{o, &v.Spec.JobTemplate.Spec.Template.Spec, v.Spec.JobTemplate.Spec.Template.Labels})
+			out = append(out, workload{o, &v.Spec.JobTemplate.Spec.Template.Spec, v.Spec.JobTemplate.Spec.Template.Labels, v.Spec.JobTemplate.Spec.Template.Annotations})
 		case *corev1.Pod:
-			out = append(out, workload{o, &v.Spec, v.Labels})
+			out = append(out, workload{o, &v.Spec, v.Labels, v.Annotations})
 		}
 	}
 	return out
