@@ -27,7 +27,8 @@ echo_app_start() {
 }
 
 # caddy_start: runs the shipped deploy/caddy/Caddyfile unchanged; only the
-# environment placeholders in it are set.
+# environment placeholders in it are set (PORTCULLIS_AUTH_QUERY, optional:
+# per-app constraints for the check, e.g. "allowed_groups=admins").
 caddy_start() {
   _components_defaults
   local dir="$RUN_DIR/caddy"
@@ -36,6 +37,7 @@ caddy_start() {
     HOME="$dir" XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
     APP_HOST="$APP_HOST" PROXY_PORT="$PROXY_PORT" BIND_ADDR=127.0.0.1 \
     PORTCULLIS_ADDR="127.0.0.1:$PORTCULLIS_PORT" APP_UPSTREAM="127.0.0.1:$APP_PORT" \
+    PORTCULLIS_AUTH_QUERY="${PORTCULLIS_AUTH_QUERY:-}" \
     caddy run --adapter caddyfile --config "${CADDYFILE:-$PORTCULLIS_ROOT/deploy/caddy/Caddyfile}"
   # Any HTTP answer means it is listening (the app itself needs a session).
   wait_http caddy "http://127.0.0.1:$PROXY_PORT/" 20 '^[1-5][0-9][0-9]$' || die "Caddy did not start"
@@ -70,8 +72,9 @@ portcullis_binary() {
 }
 
 # portcullis_write_config FILE: the config contract for a run against the
-# local Keycloak. PORTCULLIS_SESSION_TOML is added to [session] and
-# PORTCULLIS_EXTRA_TOML appended at the end, verbatim.
+# local Keycloak. PORTCULLIS_TOP_TOML is added to the top-level keys (e.g.
+# trusted_proxies), PORTCULLIS_SESSION_TOML to [session], and
+# PORTCULLIS_EXTRA_TOML appended at the end ([bearer], [[rules]]), verbatim.
 portcullis_write_config() {
   _components_defaults
   local file="$1" secret
@@ -79,6 +82,7 @@ portcullis_write_config() {
   cat >"$file" <<TOML
 listen = "127.0.0.1:$PORTCULLIS_PORT"
 public_url = "$PUBLIC_URL"
+${PORTCULLIS_TOP_TOML:-}
 
 [oidc]
 issuer_url = "$KEYCLOAK_ISSUER"

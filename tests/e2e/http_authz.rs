@@ -16,7 +16,7 @@ use crate::support::{Echo, R};
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-fn assert_denied_page(resp: &Response, who: &str, ctx: &str) {
+pub(crate) fn assert_denied_page(resp: &Response, who: &str, ctx: &str) {
     assert_eq!(resp.status, 403, "{ctx}: {}", resp.describe());
     assert!(
         resp.header("content-type")

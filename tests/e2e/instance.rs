@@ -1,13 +1,14 @@
 //! A Portcullis of a test's own: the binary `scripts/e2e` built (`E2E_PORTCULLIS_BIN`), run
 //! with a config the test writes (other `[authz]` rules, a short refresh interval), against
-//! the run's Keycloak. No reverse proxy in front: tests call `/oauth2/forward-auth` directly
-//! with `X-Forwarded-*` headers, as Traefik does, and browsers sign in at its own
+//! the run's Keycloak. Usually no reverse proxy in front: tests call `/oauth2/forward-auth`
+//! directly with `X-Forwarded-*` headers, as Traefik does, and browsers sign in at its own
 //! `/oauth2/start` and `/oauth2/callback`.
 //!
 //! Its public URL is `http://127.0.0.1:PORT`, which the realm's `portcullis` client accepts
-//! as a redirect URI (`http://127.0.0.1:*`). Keycloak's back-channel logout URL points at
-//! Portcullis A, never at these. The process is killed when the value is dropped; its log is
-//! `$E2E_RUN_DIR/NAME.log`.
+//! as a redirect URI (`http://127.0.0.1:*`), unless the test puts it behind a Caddy of its
+//! own ([`crate::caddy::Caddy`], the shipped Caddyfile) and names that as the public URL.
+//! Keycloak's back-channel logout URL points at Portcullis A, never at these. The process is
+//! killed when the value is dropped; its log is `$E2E_RUN_DIR/NAME.log`.
 
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
@@ -21,8 +22,11 @@ use crate::support::{R, err, keycloak, snippet};
 
 pub struct Instance {
     pub name: String,
-    /// `http://127.0.0.1:PORT`, its public URL.
+    /// `http://127.0.0.1:PORT`: where it listens (its public URL unless
+    /// [`Settings::public_url`] says otherwise).
     pub url: String,
+    /// `127.0.0.1:PORT`, for a proxy in front of it.
+    pub addr: String,
     pub log: String,
     child: Child,
 }
@@ -35,6 +39,16 @@ pub struct Settings<'a> {
     pub allowed_roles: &'a [&'a str],
     /// `session.refresh` ("30s" when `None`, as on the harness's instances).
     pub refresh: Option<&'a str>,
+    /// `public_url` (its own `http://127.0.0.1:PORT` when `None`).
+    pub public_url: Option<&'a str>,
+    /// `session.cookie_domain` (none: a host cookie).
+    pub cookie_domain: Option<&'a str>,
+    /// `redirect.allowed_domains` (`["127.0.0.1"]` when empty).
+    pub allowed_domains: &'a [&'a str],
+    /// Top-level keys, e.g. `trusted_proxies = [...]`.
+    pub top_toml: &'a str,
+    /// Appended at the end, e.g. `[[rules]]` tables.
+    pub extra_toml: &'a str,
 }
 
 fn toml_list(items: &[&str]) -> String {
@@ -42,7 +56,7 @@ fn toml_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-fn free_port() -> R<u16> {
+pub fn free_port() -> R<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
@@ -64,9 +78,19 @@ impl Instance {
         })?;
         let port = free_port()?;
         let url = format!("http://127.0.0.1:{port}");
+        let cookie_domain = s
+            .cookie_domain
+            .map(|d| format!("cookie_domain = {d:?}\n"))
+            .unwrap_or_default();
+        let allowed_domains = if s.allowed_domains.is_empty() {
+            &["127.0.0.1"][..]
+        } else {
+            s.allowed_domains
+        };
         let config = format!(
             r#"listen = "127.0.0.1:{port}"
-public_url = "{url}"
+public_url = "{public_url}"
+{top}
 
 [oidc]
 issuer_url = "{issuer}"
@@ -77,9 +101,9 @@ client_secret = "portcullis-demo-secret"
 cookie_secret = "{secret}"
 cookie_secure = false
 refresh = "{refresh}"
-
+{cookie_domain}
 [redirect]
-allowed_domains = ["127.0.0.1"]
+allowed_domains = {allowed_domains}
 
 [authz]
 allowed_groups = {groups}
@@ -88,12 +112,17 @@ allowed_roles = {roles}
 [bearer]
 enabled = true
 audiences = ["portcullis"]
+{extra}
 "#,
+            public_url = s.public_url.unwrap_or(&url),
+            top = s.top_toml,
             issuer = env.keycloak_issuer,
             secret = cookie_secret()?,
             refresh = s.refresh.unwrap_or("30s"),
+            allowed_domains = toml_list(allowed_domains),
             groups = toml_list(s.allowed_groups),
             roles = toml_list(s.allowed_roles),
+            extra = s.extra_toml,
         );
         let config_path = format!("{}/{name}.toml", env.run_dir);
         std::fs::write(&config_path, config)?;
@@ -119,6 +148,7 @@ audiences = ["portcullis"]
         let mut me = Self {
             name: name.to_owned(),
             url,
+            addr: format!("127.0.0.1:{port}"),
             log,
             child,
         };

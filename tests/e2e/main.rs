@@ -13,6 +13,7 @@
 //! Run directly without that environment, every test fails with a message
 //! saying so (rather than passing without having checked anything).
 
+mod caddy;
 mod instance;
 mod support;
 
@@ -23,6 +24,7 @@ mod error_pages;
 mod health;
 mod http_authz;
 mod http_login;
+mod http_rules;
 mod refresh;
 mod sign_out;
 mod z1_key_rotation;
