@@ -16,6 +16,7 @@
 //! segment comparisons, each linear-times-pattern in the segment's length: a wildcard has a
 //! single backtracking point at each level.
 
+use super::path::{escape_at, push_normal_byte};
 use std::fmt;
 
 /// A parsed path pattern.
@@ -293,67 +294,6 @@ fn normal_segment(segment: &[u8]) -> Result<String, &'static str> {
         }
     }
     Ok(out)
-}
-
-/// Appends `b` in normal form: raw if unreserved, or if a `pchar` that was not escaped;
-/// otherwise as an escape with uppercase hex.
-fn push_normal_byte(out: &mut String, b: u8, was_escaped: bool) {
-    if is_unreserved(b) || (!was_escaped && is_pchar_raw(b)) {
-        out.push(char::from(b));
-    } else {
-        out.push('%');
-        out.push(char::from(hex_digit(b >> 4)));
-        out.push(char::from(hex_digit(b & 0x0F)));
-    }
-}
-
-/// The byte escaped at `i` if `bytes[i..]` starts with `%` and two hex digits.
-fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
-    match bytes.get(i..i.checked_add(3)?)? {
-        [b'%', high, low] => Some(hex_value(*high)? << 4 | hex_value(*low)?),
-        _ => None,
-    }
-}
-
-/// The value of a hex digit.
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
-/// The uppercase hex digit of the low four bits of `n`.
-fn hex_digit(n: u8) -> u8 {
-    match n & 0x0F {
-        d @ 0..=9 => b'0' + d,
-        d => b'A' + (d - 10),
-    }
-}
-
-/// `unreserved` (RFC 3986 §2.3).
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-/// `pchar` less `pct-encoded` (RFC 3986 §3.3): unreserved, sub-delims (`*` among them),
-/// `:` and `@`.
-fn is_pchar_raw(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'!' | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-        )
 }
 
 #[cfg(test)]

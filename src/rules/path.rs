@@ -400,7 +400,7 @@ fn normal_segment(segment: &[u8]) -> String {
 
 /// Appends `b` in normal form: raw if unreserved, or if a `pchar` that was not escaped;
 /// otherwise as an escape with uppercase hex.
-fn push_normal_byte(out: &mut String, b: u8, was_escaped: bool) {
+pub(super) fn push_normal_byte(out: &mut String, b: u8, was_escaped: bool) {
     if is_unreserved(b) || (!was_escaped && is_pchar_raw(b)) {
         out.push(char::from(b));
     } else {
@@ -411,7 +411,7 @@ fn push_normal_byte(out: &mut String, b: u8, was_escaped: bool) {
 }
 
 /// The byte escaped at `i` if `bytes[i..]` starts with `%` and two hex digits.
-fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
+pub(super) fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
     match bytes.get(i..i.checked_add(3)?)? {
         [b'%', high, low] => Some(hex_value(*high)? << 4 | hex_value(*low)?),
         _ => None,
@@ -419,14 +419,14 @@ fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
 }
 
 /// The value of a hex digit.
-fn hex_value(b: u8) -> Option<u8> {
+pub(super) fn hex_value(b: u8) -> Option<u8> {
     char::from(b)
         .to_digit(16)
         .and_then(|d| u8::try_from(d).ok())
 }
 
 /// The uppercase hex digit of the low four bits of `n`.
-fn hex_digit(n: u8) -> u8 {
+pub(super) fn hex_digit(n: u8) -> u8 {
     match n & 0x0F {
         d @ 0..=9 => b'0' + d,
         d => b'A' + (d - 10),
@@ -439,12 +439,12 @@ fn is_control(b: u8) -> bool {
 }
 
 /// `unreserved` (RFC 3986 §2.3).
-const fn is_unreserved(b: u8) -> bool {
+pub(super) const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// `pchar` less `pct-encoded` (RFC 3986 §3.3): unreserved, sub-delims, `:` and `@`.
-const fn is_pchar_raw(b: u8) -> bool {
+pub(super) const fn is_pchar_raw(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,
