@@ -4,8 +4,14 @@
 //! * A background task refreshes them (honouring `Cache-Control: max-age`, clamped to
 //!   [1 min, 1 h]); when the IdP is down the old keys keep working (stale-if-error) and the
 //!   failure is logged and counted.
-//! * A token naming an unknown `kid` may trigger a refetch, but at most one per issuer per
-//!   `jwks_refetch_interval`, and concurrent triggers share one fetch (single-flight).
+//! * A token naming an unknown `kid` triggers a refetch, but at most one per issuer per
+//!   `jwks_refetch_interval`, and concurrent triggers share one fetch (single-flight). When the
+//!   last refetch was too recent, the token **waits** for the next allowed one instead of
+//!   being refused: right after a refetch (an attacker's unknown kid, or an earlier rotation)
+//!   the IdP may start signing with a new key, and its tokens must not fail in the meantime.
+//!   The wait is bounded by the interval (plus one fetch); waiters queue on one lock and sleep
+//!   on one timer, and a waiter is answered by any fetch that *started* after it arrived.
+//!   Tokens naming known keys never come here: that path is one atomic load, no lock.
 
 use crate::idp::{IdpClient, IdpError};
 use crate::jwks::KeySet;
@@ -25,14 +31,17 @@ pub struct IssuerKeys {
     pub issuer: String,
     jwks_url: ArcSwapOption<String>,
     keys: ArcSwap<KeySet>,
-    /// Serialises fetches; `generation` tells a waiter that someone else fetched meanwhile.
-    fetch_lock: tokio::sync::Mutex<()>,
+    /// Serialises fetches, and holds when the last unknown-kid refetch started (`None`:
+    /// never). `generation` tells a waiter that someone else fetched meanwhile. Held by the
+    /// unknown-kid refetch while it waits for the rate limit, so the requests queued behind
+    /// it are answered by the fetch it then makes.
+    fetch_lock: tokio::sync::Mutex<Option<Instant>>,
     generation: AtomicU64,
+    /// Fetches started (successful or not), moved on under `fetch_lock`: a request that read
+    /// it before queueing knows, once it holds the lock, whether a fetch began after it came.
+    fetches_started: AtomicU64,
     /// Counts refreshes that withdrew a key: tokens verified before must be checked again.
     removals: AtomicU64,
-    /// Milliseconds since `epoch` of the last unknown-kid refetch (0 = never).
-    last_kid_fetch_ms: AtomicU64,
-    epoch: Instant,
     refetch_interval: Duration,
     next_refresh: std::sync::Mutex<Duration>,
 }
@@ -49,11 +58,10 @@ impl IssuerKeys {
             issuer,
             jwks_url: ArcSwapOption::new(jwks_url.map(Arc::new)),
             keys: ArcSwap::from_pointee(KeySet::default()),
-            fetch_lock: tokio::sync::Mutex::new(()),
+            fetch_lock: tokio::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
+            fetches_started: AtomicU64::new(0),
             removals: AtomicU64::new(0),
-            last_kid_fetch_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
             refetch_interval,
             next_refresh: std::sync::Mutex::new(DEFAULT_REFRESH),
         }
@@ -88,6 +96,12 @@ impl IssuerKeys {
         if self.generation.load(Ordering::Acquire) != seen {
             return Ok(()); // someone fetched while we waited
         }
+        self.fetch_locked(idp).await
+    }
+
+    /// One JWKS fetch; the caller holds `fetch_lock`.
+    async fn fetch_locked(&self, idp: &IdpClient) -> Result<(), IdpError> {
+        self.fetches_started.fetch_add(1, Ordering::AcqRel);
         let Some(url) = self.jwks_url.load_full() else {
             return Err(IdpError::Unreachable);
         };
@@ -111,30 +125,36 @@ impl IssuerKeys {
         Ok(())
     }
 
-    /// Called when a token names a key we don't have. Returns `true` if a refetch ran (or was
-    /// already running) so the caller may look again; `false` when rate-limited.
+    /// Called when a token names a key we don't have. Returns once a JWKS fetch that started
+    /// after this call has finished (`true`: look again), or `false` when that fetch failed.
+    ///
+    /// Single-flight and rate-limited: the first caller takes `fetch_lock`, waits until
+    /// `jwks_refetch_interval` has passed since the previous unknown-kid refetch (at once if
+    /// it has), and fetches; every caller queued behind it meanwhile is answered by that one
+    /// fetch. So a flood of unknown kids costs one fetch per interval, and a token of a key
+    /// the IdP has just started using waits at most one interval (plus a fetch) instead of
+    /// failing.
     pub async fn refetch_for_unknown_kid(&self, idp: &IdpClient, metrics: &Metrics) -> bool {
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let last = self.last_kid_fetch_ms.load(Ordering::Acquire);
-        let interval = u64::try_from(self.refetch_interval.as_millis()).unwrap_or(u64::MAX);
-        if last != 0 && now_ms.saturating_sub(last) < interval {
+        let started_before = self.fetches_started.load(Ordering::Acquire);
+        let mut last_refetch = self.fetch_lock.lock().await;
+        if self.fetches_started.load(Ordering::Acquire) != started_before {
+            // A fetch began after we came and is over (it ran under the lock): its keys are
+            // as fresh as ours would be.
+            return true;
+        }
+        let allowed_at = last_refetch.map(|at| at + self.refetch_interval);
+        let wait = allowed_at.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        if !wait.is_zero() {
             metrics
                 .jwks_refetch_suppressed
                 .fetch_add(1, Ordering::Relaxed);
-            return false;
+            tracing::debug!(issuer = %self.issuer, wait_ms = wait.as_millis(), "unknown kid: waiting for the next allowed JWKS refetch");
+            tokio::time::sleep(wait).await;
         }
-        if self
-            .last_kid_fetch_ms
-            .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            // Another request won the race and is fetching: share its result.
-            let _wait = self.fetch_lock.lock().await;
-            return true;
-        }
-        match self.refresh(idp).await {
+        *last_refetch = Some(Instant::now());
+        match self.fetch_locked(idp).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(code = "jwks.refetch_failed", issuer = %self.issuer, error = %e, "JWKS refetch for an unknown key failed; keeping cached keys");
@@ -143,8 +163,9 @@ impl IssuerKeys {
         }
     }
 
-    /// Verifies a token's signature with these keys; an unknown `kid` may refetch once
-    /// (rate-limited), so a key rotation at the IdP is picked up without a restart.
+    /// Verifies a token's signature with these keys; an unknown `kid` refetches once
+    /// (rate-limited, waiting for the limit if need be), so a key rotation at the IdP is
+    /// picked up without a restart and without failing the new key's tokens.
     pub async fn verify_signature(
         &self,
         token: &UnverifiedToken<'_>,

@@ -263,6 +263,75 @@ async fn forty_unknown_kids_cause_at_most_a_handful_of_jwks_fetches() {
     assert!(fetched <= 2, "{fetched} JWKS fetches for 40 unknown kids");
 }
 
+/// Issue 15: a rotation right after a refetch (here: forced by a flood of unknown kids) must
+/// not fail the new key's tokens. The token waits for the next allowed refetch (at most
+/// `jwks_refetch_interval`, 2 s here) instead of getting 401, and the flood still costs at
+/// most one fetch per interval.
+#[tokio::test]
+async fn a_rotation_during_a_flood_of_unknown_kids_waits_for_the_next_refetch_instead_of_401() {
+    let h = Harness::start().await;
+    let interval = std::time::Duration::from_secs(2);
+    let before = h.idp.controls().jwks_fetches();
+    let alice = TestUser::alice();
+    let claims = claims_of(&h.idp.mint_access_token(&alice, json!({}), "rsa-1"));
+    let started = std::time::Instant::now();
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let token = h.idp.sign_raw(
+            json!({"alg": "RS256", "kid": format!("attacker-{i}"), "typ": "JWT"}),
+            claims.clone(),
+            "rsa-rogue",
+        );
+        let client = h.client.clone();
+        let url = h.url("/oauth2/forward-auth");
+        flood.push(tokio::spawn(async move {
+            client
+                .get(url)
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    // The flood's first kid has spent the refetch; the IdP now rotates.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        h.idp.controls().jwks_fetches() > before,
+        "the flood refetched"
+    );
+    h.idp.controls().rotate_to_rsa2();
+    let new = h
+        .idp
+        .mint_access_token(&alice, json!({"jti": "after-rotation"}), "rsa-2");
+    let asked = std::time::Instant::now();
+    let r = bearer(&h, &new).await;
+    let waited = asked.elapsed();
+    assert_eq!(r.status(), 200, "the new key's token waits for the refetch");
+    assert!(
+        waited < interval,
+        "waited {waited:?}, more than the interval"
+    );
+    for t in flood {
+        assert_eq!(t.await.unwrap(), 401, "unknown kids are still refused");
+    }
+    let fetched = h.idp.controls().jwks_fetches() - before;
+    let allowed = 1 + started.elapsed().as_secs() / interval.as_secs();
+    assert!(
+        fetched <= allowed,
+        "{fetched} JWKS fetches in {:?} (at most {allowed})",
+        started.elapsed()
+    );
+    // Once the new key is known it is the ordinary, immediate path.
+    let again = h
+        .idp
+        .mint_access_token(&alice, json!({"jti": "later"}), "rsa-2");
+    let asked = std::time::Instant::now();
+    assert_eq!(bearer(&h, &again).await.status(), 200);
+    assert!(asked.elapsed() < std::time::Duration::from_millis(500));
+}
+
 #[tokio::test]
 async fn key_rotation_passes_new_tokens_after_one_refetch_and_drops_vanished_keys() {
     let h = Harness::start().await;
