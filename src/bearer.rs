@@ -4,7 +4,8 @@
 //! token, so a re-signed or altered token is a miss) with no signature check and no
 //! allocation beyond an `Arc` clone. A new token is parsed, matched to a trusted issuer,
 //! verified with that issuer's cached keys and checked against RFC 9068 rules; an unknown
-//! `kid` may trigger one rate-limited JWKS refetch, never more.
+//! `kid` (or a kid-less token none of its algorithm's keys verifies) triggers one
+//! rate-limited JWKS refetch, never more, waiting for the rate limit rather than failing.
 
 use crate::clock::UnixTime;
 use crate::config::{BearerConfig, IssuerConfig};

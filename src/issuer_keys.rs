@@ -172,16 +172,10 @@ impl IssuerKeys {
         idp: &IdpClient,
         metrics: &Metrics,
     ) -> Result<(), TokenError> {
-        let first = {
-            let keys = self.current();
-            token
-                .find_key(&keys)
-                .and_then(|k| token.verify_signature(k))
-        };
+        let first = token.verify_with(&self.current());
         match first {
             Err(TokenError::UnknownKey) if self.refetch_for_unknown_kid(idp, metrics).await => {
-                let keys = self.current();
-                token.verify_signature(token.find_key(&keys)?)
+                token.verify_with(&self.current())
             }
             other => other,
         }

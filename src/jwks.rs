@@ -9,6 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Deserialize;
 
+/// How many keys one token may be tried against (kid-less tokens during a rotation; a JWKS
+/// publishing a `kid` twice). Bounds the signature checks an attacker's token costs.
+pub const MAX_CANDIDATE_KEYS: usize = 4;
+
 /// One verifying key, bound to one algorithm.
 pub struct VerifyingKey {
     pub kid: Option<String>,
@@ -85,12 +89,30 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    /// The key a token with this header may be verified with: same algorithm, and same `kid`
-    /// when the token names one.
+    /// The first key a token with this header may be verified with: same algorithm, and same
+    /// `kid` when the token names one. [`KeySet::candidates`] gives all of them.
     pub fn find(&self, kid: Option<&str>, alg: JwtAlg) -> Option<&VerifyingKey> {
         self.keys
             .iter()
             .find(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+    }
+
+    /// The keys a token with this header may be verified with, in publication order: those of
+    /// its algorithm carrying its `kid`, or, for a token without `kid`, every key of its
+    /// algorithm. At most [`MAX_CANDIDATE_KEYS`]: a token can't make us try the whole set.
+    ///
+    /// RFC 7515 §4.1.4 makes `kid` optional. An IdP that omits it usually publishes one key
+    /// per algorithm, but during a rotation it publishes the old and the new one: a kid-less
+    /// token must be tried against both, not just the first.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: JwtAlg,
+    ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
+        self.keys
+            .iter()
+            .filter(move |k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+            .take(MAX_CANDIDATE_KEYS)
     }
 
     /// Whether some key of `self` is gone from `newer` (a key was withdrawn, not just added).

@@ -1,7 +1,9 @@
 //! JWT verification (RFC 7519, RFC 8725 best practices, RFC 9068 access-token profile, OIDC
 //! Core §3.1.3.7 ID-token rules). One path checks access tokens, ID tokens and logout tokens:
 //! split → header → key chosen by `kid` **and** the key's own algorithm → signature → claims.
-//! Nothing here does I/O; the key set and `now` are passed in.
+//! A token without `kid` (RFC 7515 §4.1.4 makes it optional) is tried against each published
+//! key of its algorithm, at most four. Nothing here does I/O; the key set and `now` are
+//! passed in.
 
 mod claims;
 
@@ -179,7 +181,32 @@ impl<'a> UnverifiedToken<'a> {
         })
     }
 
-    /// The key this token names, with the algorithm that key allows.
+    /// Verifies the signature with the keys of `keys` this token may use: the key its `kid`
+    /// names, or, without a `kid`, each key of its algorithm in turn (at most
+    /// [`crate::jwks::MAX_CANDIDATE_KEYS`]).
+    ///
+    /// `UnknownKey` when no key fits, and also when a kid-less token verifies with none of
+    /// its algorithm's keys: it may be signed by a key we have not fetched yet, exactly like
+    /// an unknown `kid`, so the caller may refetch (rate-limited) and try again.
+    pub fn verify_with(&self, keys: &KeySet) -> Result<(), TokenError> {
+        let kid = self.header.kid.as_deref();
+        let mut tried = false;
+        for key in keys.candidates(kid, self.alg) {
+            if self.verify_signature(key).is_ok() {
+                return Ok(());
+            }
+            tried = true;
+        }
+        match kid {
+            Some(_) if tried => Err(TokenError::Signature),
+            // No key of its own algorithm: `find_key` tells an algorithm attack from a new key.
+            Some(_) => self.find_key(keys).map(|_| ()),
+            None => Err(TokenError::UnknownKey),
+        }
+    }
+
+    /// The key this token names, with the algorithm that key allows (for a kid-less token,
+    /// the first key of its algorithm: [`Self::verify_with`] tries the others too).
     pub fn find_key<'k>(&self, keys: &'k KeySet) -> Result<&'k VerifyingKey, TokenError> {
         let kid = self.header.kid.as_deref();
         match keys.find(kid, self.alg) {

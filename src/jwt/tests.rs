@@ -86,8 +86,7 @@ fn rules() -> (Vec<String>, Vec<String>) {
 fn check_access(keys: &Keys, token: &str) -> Result<(), TokenError> {
     let set = keys.keyset();
     let t = UnverifiedToken::parse(token)?;
-    let key = t.find_key(&set)?;
-    t.verify_signature(key)?;
+    t.verify_with(&set)?;
     let (aud, clients) = rules();
     AccessTokenRules {
         issuer: "https://idp/realms/r",
@@ -251,6 +250,63 @@ fn unknown_kid_and_garbage() {
     ] {
         assert!(check_access(&keys, junk).is_err(), "{junk:.20}");
     }
+}
+
+/// The RS256 JWK of `keys` under another `kid`.
+fn rsa_jwk(keys: &Keys, kid: &str) -> Value {
+    let mut jwk = keys.jwks()["keys"][0].clone();
+    jwk["kid"] = json!(kid);
+    jwk
+}
+
+#[test]
+fn a_token_without_kid_is_tried_against_each_key_of_its_algorithm_at_most_four() {
+    let ring: Vec<Keys> = (0..5).map(|_| Keys::new()).collect();
+    let mut published: Vec<Value> = ring
+        .iter()
+        .enumerate()
+        .map(|(i, k)| rsa_jwk(k, &format!("rsa-{i}")))
+        .collect();
+    // Keys of other algorithms don't count against the bound.
+    published.insert(1, ring[0].jwks()["keys"][2].clone());
+    let set = KeySet::parse(json!({ "keys": published }).to_string().as_bytes()).unwrap();
+    let kidless = |k: &Keys| {
+        let tok = k.sign(json!({"alg": "RS256", "typ": "JWT"}), access_claims());
+        UnverifiedToken::parse(&tok).unwrap().verify_with(&set)
+    };
+    // The rotation case: old key first, new key second.
+    assert_eq!(kidless(&ring[0]), Ok(()));
+    assert_eq!(kidless(&ring[1]), Ok(()), "the second RS256 key is tried");
+    assert_eq!(kidless(&ring[3]), Ok(()), "the fourth still is");
+    assert_eq!(
+        kidless(&ring[4]),
+        Err(TokenError::UnknownKey),
+        "a fifth key of the same algorithm is never tried"
+    );
+    assert_eq!(kidless(&Keys::new()), Err(TokenError::UnknownKey));
+    // With a `kid`, only the key it names counts.
+    let named = ring[1].sign(
+        json!({"alg": "RS256", "kid": "rsa-0", "typ": "JWT"}),
+        access_claims(),
+    );
+    assert_eq!(
+        UnverifiedToken::parse(&named).unwrap().verify_with(&set),
+        Err(TokenError::Signature)
+    );
+    let named = ring[1].sign(
+        json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
+        access_claims(),
+    );
+    assert_eq!(
+        UnverifiedToken::parse(&named).unwrap().verify_with(&set),
+        Ok(())
+    );
+    // Kid-less with an algorithm no key has: unknown, whatever the signature.
+    let ps = ring[0].sign(json!({"alg": "PS256"}), access_claims());
+    assert_eq!(
+        UnverifiedToken::parse(&ps).unwrap().verify_with(&set),
+        Err(TokenError::UnknownKey)
+    );
 }
 
 #[test]

@@ -352,6 +352,45 @@ async fn key_rotation_passes_new_tokens_after_one_refetch_and_drops_vanished_key
     assert_eq!(bearer(&h, &old).await.status(), 401);
 }
 
+/// Issue 15: a token without `kid` used to be checked against the first published key of its
+/// algorithm only, so during a rotation (two RS256 keys published) a valid kid-less token of
+/// the new key failed. Every key of its algorithm is tried (at most four).
+#[tokio::test]
+async fn a_token_without_kid_is_tried_against_every_key_of_its_algorithm() {
+    let h = Harness::start().await;
+    h.idp.controls().publish_rsa1_and_rsa2();
+    let claims = claims_of(
+        &h.idp
+            .mint_access_token(&TestUser::alice(), json!({}), "rsa-1"),
+    );
+    // Picks up the overlap (rsa-1, rsa-2): a token naming rsa-2 refetches once.
+    let named = h
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({"jti": "named"}), "rsa-2");
+    assert_eq!(bearer(&h, &named).await.status(), 200);
+    let fetches = h.idp.controls().jwks_fetches();
+    for (kid, jti) in [("rsa-1", "old-key"), ("rsa-2", "new-key")] {
+        let mut c = claims.clone();
+        c["jti"] = json!(jti);
+        let kidless = h
+            .idp
+            .sign_raw(json!({"alg": "RS256", "typ": "JWT"}), c, kid);
+        let r = bearer(&h, &kidless).await;
+        assert_eq!(r.status(), 200, "kid-less token signed with {kid}");
+        assert_eq!(header(&r, "x-auth-request-user"), Some("a1b2c3-alice"));
+    }
+    assert_eq!(
+        h.idp.controls().jwks_fetches(),
+        fetches,
+        "no refetch needed"
+    );
+    // A kid-less token no published key verifies is still refused.
+    let rogue = h
+        .idp
+        .sign_raw(json!({"alg": "RS256", "typ": "JWT"}), claims, "rsa-rogue");
+    assert_invalid(bearer(&h, &rogue).await).await;
+}
+
 #[tokio::test]
 async fn cached_keys_keep_working_while_the_idp_is_down() {
     let h = Harness::start().await;
