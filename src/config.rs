@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
+/// `max_connections` when unset: what fits the shipped Deployment's 128 MiB memory limit with
+/// room to spare (see [`crate::http::server`] and README: Reliability for the measured cost of a
+/// connection).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 /// The path every login returns to, relative to `public_url` (RFC 6749 §3.1.2).
 pub const CALLBACK_PATH: &str = "/oauth2/callback";
 
@@ -35,6 +40,8 @@ pub struct Config {
     pub log_json: bool,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Most connections served at once; beyond it, accepting waits.
+    pub max_connections: usize,
     pub oidc: OidcConfig,
     pub session: SessionConfig,
     pub redirect: RedirectPolicy,
@@ -210,6 +217,13 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             .unwrap_or(false),
     };
     let shutdown_grace = p.duration("shutdown_grace", raw.top.shutdown_grace, "10s");
+    let max_connections = match raw.top.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(0) => p
+            .bad("max_connections", "must be at least 1")
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
 
     // [oidc]
     let issuer_url = match raw.oidc.issuer_url {
@@ -453,6 +467,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             tls,
             log_json,
             shutdown_grace,
+            max_connections,
             oidc: OidcConfig {
                 issuer_url,
                 client_id,

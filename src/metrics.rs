@@ -121,6 +121,9 @@ pub struct Metrics {
     /// Per rule name, in the order first configured. Names come from the configuration, so
     /// the label set is bounded; a rule removed by a reload keeps its counts.
     rules: std::sync::Mutex<Vec<(String, Arc<RuleDecisions>)>>,
+    /// Connections being served now, and times the connection limit made accepting wait.
+    pub open_connections: AtomicU64,
+    pub connection_limit_reached: AtomicU64,
     /// Configuration reloads applied and refused.
     pub config_reloads_applied: AtomicU64,
     pub config_reloads_refused: AtomicU64,
@@ -294,6 +297,12 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_open_connections Connections being served.\n# TYPE portcullis_open_connections gauge\nportcullis_open_connections {}\n# HELP portcullis_connection_limit_reached_total Times max_connections made accepting wait.\n# TYPE portcullis_connection_limit_reached_total counter\nportcullis_connection_limit_reached_total {}",
+            self.open_connections.load(Relaxed),
+            self.connection_limit_reached.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP portcullis_idp_up Whether the last call to the identity provider reached it.\n# TYPE portcullis_idp_up gauge\nportcullis_idp_up {}",

@@ -6,7 +6,7 @@
 //! [`App`] is built around what outlives reloads (metrics, revocations), started, and swapped
 //! in once it is ready (discovery and keys loaded); requests in flight finish on the old one,
 //! whose background tasks then end. Settings bound at start-up (`listen`, the TLS file paths,
-//! `log_format`, `shutdown_grace`) are logged as needing a restart.
+//! `log_format`, `shutdown_grace`, `max_connections`) are logged as needing a restart.
 
 use crate::app::{App, CurrentApp};
 use crate::clock::SharedClock;
@@ -145,6 +145,10 @@ fn warn_restart_only(old: &Config, new: &Config) {
         ),
         ("log_format", old.log_json != new.log_json),
         ("shutdown_grace", old.shutdown_grace != new.shutdown_grace),
+        (
+            "max_connections",
+            old.max_connections != new.max_connections,
+        ),
     ];
     for (key, _) in changed.iter().filter(|(_, c)| *c) {
         tracing::warn!(

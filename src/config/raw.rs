@@ -26,6 +26,7 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("", "log_format", Kind::Str),
     ("", "shutdown_grace", Kind::Str),
     ("", "trusted_proxies", Kind::List),
+    ("", "max_connections", Kind::Int),
     ("", "rules", Kind::Tables),
     ("oidc", "issuer_url", Kind::Str),
     ("oidc", "client_id", Kind::Str),
@@ -94,6 +95,7 @@ pub struct RawTop {
     pub log_format: Option<String>,
     pub shutdown_grace: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub max_connections: Option<u64>,
     /// Read separately from the rest of the top level (see [`parse`]).
     #[serde(skip)]
     pub rules: Option<Vec<RawRule>>,

@@ -2,6 +2,10 @@
 //! headers, a cap on header size (oversized → 431 from hyper), and graceful shutdown: on
 //! SIGTERM stop accepting, let in-flight requests finish within the grace period.
 //!
+//! At most `max_connections` connections are served at once: beyond that the accept loop
+//! waits, so new connections queue in the kernel's listen backlog (and past it are refused by
+//! the kernel) instead of growing memory until the pod is OOM-killed.
+//!
 //! [`serve`] speaks plain HTTP; [`serve_tls`] first runs a TLS handshake (certificate from
 //! [`crate::tls`], ALPN picks h2 or http/1.1), bounded by [`TLS_HANDSHAKE_TIMEOUT`], off the
 //! accept loop so slow handshakes cannot hold up other clients.
@@ -71,8 +75,34 @@ async fn serve_with(
 ) {
     let builder = Arc::new(builder());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let current = app.load();
+    let limit = current.config.max_connections;
+    let metrics = current.metrics.clone();
+    drop(current);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
     tokio::pin!(shutdown);
     loop {
+        // A free slot first, then a connection: at the limit, accepting waits.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                metrics
+                    .connection_limit_reached
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    code = "server.connection_limit",
+                    limit,
+                    "connection limit reached; new connections wait"
+                );
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -90,7 +120,10 @@ async fn serve_with(
                 let app = app.clone();
                 let builder = builder.clone();
                 let tls = tls.clone();
+                let open = metrics.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
+                    let _open = OpenConnection::new(open);
                     let Some(tls) = tls else {
                         return serve_connection(&builder, app, peer.ip(), stream, watcher).await;
                     };
@@ -109,6 +142,26 @@ async fn serve_with(
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
+    }
+}
+
+/// Counts a connection in `portcullis_open_connections` while it lives.
+struct OpenConnection(Arc<crate::metrics::Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: Arc<crate::metrics::Metrics>) -> Self {
+        metrics
+            .open_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .open_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

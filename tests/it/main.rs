@@ -7,6 +7,7 @@ mod support;
 
 mod bearer;
 mod config_cli;
+mod connections;
 mod endpoints;
 mod envoy;
 mod login;
