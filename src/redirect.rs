@@ -92,11 +92,15 @@ impl RedirectPolicy {
             }
             return Some(target.to_string());
         }
-        let lower = target
-            .get(..8)
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
-        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        // Compared as bytes: a non-ASCII host right after "http://" puts no character
+        // boundary at byte 8.
+        let scheme = |prefix: &str| {
+            target
+                .as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+        };
+        if !(scheme("https://") || scheme("http://")) {
             return None;
         }
         let url = Url::parse(target).ok()?;

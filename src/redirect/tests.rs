@@ -101,3 +101,19 @@ fn bad_rules_are_config_errors() {
     assert!(RedirectPolicy::new(vec![".com".into()]).is_err());
     assert!(RedirectPolicy::new(vec![".localhost".into(), "intranet".into()]).is_ok());
 }
+
+#[test]
+fn accepts_an_international_host_right_after_http() {
+    // Found by fuzz/fuzz_targets/redirect.rs: the scheme was compared on the first 8 bytes as
+    // a string, which is no character boundary when a non-ASCII host follows "http://".
+    let p = policy();
+    assert_eq!(
+        p.check("http://ünicode.example.com/").as_deref(),
+        Some("http://xn--nicode-2ya.example.com/")
+    );
+    assert_eq!(
+        p.check("https://ünicode.example.com/").as_deref(),
+        Some("https://xn--nicode-2ya.example.com/")
+    );
+    assert_eq!(p.check("http://ünicode.evil.com/"), None);
+}
