@@ -69,8 +69,10 @@ impl Identity {
             email: c.email,
             email_verified: c.email_verified == Some(true),
             preferred_username: c.preferred_username,
-            // `X-Auth-Request-Groups` is comma-joined and marks roles with `role:`: a group
-            // name with a comma or that prefix could pass for another group or a role.
+            // Names with a comma, groups named `role:…` and client ids with `:` have always
+            // been left out here, for `[authz]` as well as the headers; that stays, so no
+            // `allowed_*` decision changes. The headers no longer rely on it:
+            // `groups_header` encodes every name so that it can't be misread.
             groups: c
                 .groups
                 .into_iter()
@@ -124,27 +126,84 @@ impl Identity {
         }
     }
 
-    /// The `X-Auth-Request-Groups` value: groups, then `role:NAME` and `role:CLIENT:NAME`.
+    /// The `X-Auth-Request-Groups` value: groups, then `role:NAME` for realm roles and
+    /// `role:CLIENT:NAME` for client roles, comma-joined. Each name is written with
+    /// [`push_header_name`], so the value reads the same to every app however it parses it:
+    ///
+    /// * a `:` is never part of a group entry, so no group (`role:x`, ` ROLE:x`,
+    ///   `parent/role:x`) can read as a role, whatever an app trims or lowercases;
+    /// * a realm role entry has exactly one `:` and a client role entry exactly two, so the
+    ///   realm role `portcullis:admin` (sent as `role:portcullis%3Aadmin`) can't read as the
+    ///   client role `admin` of client `portcullis` (`role:portcullis:admin`);
+    /// * no entry starts or ends with whitespace, so trimming never turns ` admins` into the
+    ///   group `admins`; a `,` inside a name can't split it into two entries.
+    ///
+    /// Empty names are left out (they would read as nothing, or as a bare `role:`).
     pub fn groups_header(&self) -> String {
         let mut out = String::new();
-        let mut push = |s: &str| {
+        let mut entry = |role: bool, parts: &[&str]| {
+            if parts.iter().any(|p| p.is_empty()) {
+                return;
+            }
             if !out.is_empty() {
                 out.push(',');
             }
-            out.push_str(s);
+            if role {
+                out.push_str("role:");
+            }
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push(':');
+                }
+                push_header_name(&mut out, part);
+            }
         };
         for g in &self.groups {
-            push(g);
+            entry(false, &[g]);
         }
         for r in &self.realm_roles {
-            push(&format!("role:{r}"));
+            entry(true, &[r]);
         }
         for (c, r) in &self.client_roles {
-            push(&format!("role:{c}:{r}"));
+            entry(true, &[c, r]);
         }
         out
     }
 }
+
+/// Writes `name` into an identity-header list, percent-encoded (RFC 3986 §2.1, `%XX` of each
+/// UTF-8 byte, uppercase hex) where it could be misread:
+///
+/// * `%` (so decoding gives back exactly the name), `,` (the list separator) and `:` (the
+///   role separator);
+/// * every control character (C0, DEL, C1): they can't be sent in a header value, or are
+///   stripped by some parsers;
+/// * whitespace (Unicode `White_Space`, and U+FEFF) as the first or last character: HTTP
+///   parsers strip it from the header value, apps trim list entries.
+///
+/// Any other character, non-ASCII included, is written as it is: a plain group name reads
+/// exactly as before.
+pub fn push_header_name(out: &mut String, name: &str) {
+    let last = name.char_indices().last().map_or(0, |(i, _)| i);
+    for (i, c) in name.char_indices() {
+        let at_edge = i == 0 || i == last;
+        let escape = matches!(c, '%' | ',' | ':')
+            || c.is_control()
+            || (at_edge && (c.is_whitespace() || c == '\u{feff}'));
+        if escape {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 #[cfg(test)]
 mod tests {
@@ -167,6 +226,160 @@ mod tests {
             "admins,dev,role:platform-user,role:account:view-profile,role:portcullis:reader"
         );
         assert_eq!(id.sid.as_deref(), Some("s-1"));
+    }
+
+    /// How upstream apps read the groups header: split on `,`, trim, lowercase; `role:X` is a
+    /// realm role, `role:C:X` a client role. Returns (groups, realm roles, client roles).
+    fn as_apps_read(header: &str) -> (Vec<String>, Vec<String>, Vec<(String, String)>) {
+        let (mut groups, mut realm, mut client) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in header.split(',').map(|e| e.trim().to_lowercase()) {
+            match entry.strip_prefix("role:") {
+                Some(role) => match role.split_once(':') {
+                    Some((c, r)) => client.push((c.to_string(), r.to_string())),
+                    None => realm.push(role.to_string()),
+                },
+                None if !entry.is_empty() => groups.push(entry),
+                None => {}
+            }
+        }
+        (groups, realm, client)
+    }
+
+    fn percent_decoded(s: &str) -> String {
+        let mut out = Vec::new();
+        let mut rest = s.as_bytes();
+        while let Some((&b, tail)) = rest.split_first() {
+            let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(v) if b == b'%' => {
+                    out.push(v);
+                    rest = &tail[2..];
+                }
+                _ => {
+                    out.push(b);
+                    rest = tail;
+                }
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn identity(groups: &[&str], realm: &[&str], client: &[(&str, &str)]) -> Identity {
+        Identity {
+            sub: "u".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            realm_roles: realm.iter().map(|r| r.to_string()).collect(),
+            client_roles: client
+                .iter()
+                .map(|(c, r)| (c.to_string(), r.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn group_names_never_read_as_roles_and_realm_roles_never_as_client_roles() {
+        let id = identity(
+            &[
+                " role:admin",
+                "ROLE:admin",
+                "parent/role:x",
+                "\u{a0}role:admin",
+                "\u{feff}role:admin",
+                "role%3Aadmin",
+                " admins",
+                "dev\t",
+                "a,b",
+                "line\r\nbreak",
+                "nul\0del\u{7f}",
+                "Équipe Δ",
+            ],
+            &["portcullis:admin", "platform-user", ""],
+            &[("portcullis", "reader"), ("a:b", "c"), ("c", "d:e")],
+        );
+        let h = id.groups_header();
+        assert_eq!(
+            h,
+            "%20role%3Aadmin,ROLE%3Aadmin,parent/role%3Ax,%C2%A0role%3Aadmin,%EF%BB%BFrole%3Aadmin,\
+             role%253Aadmin,%20admins,dev%09,a%2Cb,line%0D%0Abreak,nul%00del%7F,Équipe Δ,\
+             role:portcullis%3Aadmin,role:platform-user,role:portcullis:reader,role:a%3Ab:c,\
+             role:c:d%3Ae"
+        );
+        let (groups, realm, client) = as_apps_read(&h);
+        assert_eq!(groups.len(), 12);
+        assert!(groups.iter().all(|g| !g.contains(':')));
+        assert_eq!(realm, ["portcullis%3aadmin", "platform-user"]);
+        assert_eq!(
+            client,
+            [
+                ("portcullis".to_string(), "reader".to_string()),
+                ("a%3ab".to_string(), "c".to_string()),
+                ("c".to_string(), "d%3ae".to_string())
+            ]
+        );
+        // Decoding each entry gives back exactly the names.
+        let decoded: Vec<String> = h.split(',').take(12).map(percent_decoded).collect();
+        assert_eq!(decoded, id.groups);
+        // And the value is always a valid header value (nothing is ever left out for it).
+        assert!(http::HeaderValue::from_str(&h).is_ok());
+    }
+
+    #[test]
+    fn plain_names_are_unchanged() {
+        let id = identity(
+            &["admins", "team leads", "grafana-users"],
+            &["platform-user"],
+            &[("portcullis", "reader")],
+        );
+        assert_eq!(
+            id.groups_header(),
+            "admins,team leads,grafana-users,role:platform-user,role:portcullis:reader"
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            /// Whatever the names, apps that split, trim and lowercase read exactly as many
+            /// groups, realm roles and client roles as there are, no group contains `:`, and
+            /// decoding gives back every name.
+            #[test]
+            fn every_name_reads_as_what_it_is(
+                groups in proptest::collection::vec("\\PC{1,12}|[ \t,:%rRoOlLeE\u{a0}\r\n\0]{1,8}", 0..6),
+                realm in proptest::collection::vec("\\PC{1,12}|[ :,%a\u{85}]{1,6}", 0..4),
+                client in proptest::collection::vec(("[a-z:, ]{1,6}", "\\PC{1,8}"), 0..4),
+            ) {
+                let id = Identity {
+                    sub: "u".into(),
+                    groups: groups.clone(),
+                    realm_roles: realm.clone(),
+                    client_roles: client.clone(),
+                    ..Default::default()
+                };
+                let h = id.groups_header();
+                prop_assert!(http::HeaderValue::from_str(&h).is_ok(), "{h:?}");
+                let (g, r, c) = as_apps_read(&h);
+                prop_assert_eq!(g.len(), groups.len(), "{:?}", h);
+                prop_assert!(g.iter().all(|g| !g.contains(':')));
+                prop_assert_eq!(r.len(), realm.len(), "{:?}", h);
+                prop_assert_eq!(c.len(), client.len(), "{:?}", h);
+                let entries: Vec<&str> = h.split(',').collect();
+                for (entry, name) in entries.iter().zip(&groups) {
+                    prop_assert_eq!(&percent_decoded(entry), name);
+                }
+                for (entry, name) in entries[groups.len()..].iter().zip(&realm) {
+                    prop_assert_eq!(&percent_decoded(&entry["role:".len()..]), name);
+                }
+                for (entry, (cl, role)) in entries[groups.len() + realm.len()..].iter().zip(&client) {
+                    let (ec, er) = entry["role:".len()..].split_once(':').unwrap();
+                    prop_assert_eq!(&percent_decoded(ec), cl);
+                    prop_assert_eq!(&percent_decoded(er), role);
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `Authorization: Bearer` on the forward-auth endpoints: RFC 8725 attacks, audiences, key
-//! rotation, JWKS fetch limits and an IdP outage.
+//! rotation, JWKS fetch limits, an IdP outage, and identity headers an upstream app can't
+//! misread.
 
 use crate::support::*;
 use base64::Engine;
@@ -64,6 +65,119 @@ async fn valid_tokens_pass_with_identity_headers_for_every_algorithm() {
         .get("/oauth2/auth", &[("authorization", &format!("Bearer {t}"))])
         .await;
     assert_eq!(r.status(), 202);
+}
+
+/// `X-Auth-Request-Groups` as upstream apps really read it: split on `,`, trim, compare
+/// case-insensitively; an entry starting with `role:` is a role, `role:CLIENT:NAME` a client
+/// role. Returns (groups, realm roles, client roles).
+fn as_apps_read(header: &str) -> (Vec<String>, Vec<String>, Vec<(String, String)>) {
+    let (mut groups, mut realm, mut client) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in header.split(',') {
+        let entry = entry.trim().to_lowercase();
+        if entry.is_empty() {
+            continue;
+        }
+        match entry.strip_prefix("role:") {
+            Some(role) => match role.split_once(':') {
+                Some((c, r)) => client.push((c.to_string(), r.to_string())),
+                None => realm.push(role.to_string()),
+            },
+            None => groups.push(entry),
+        }
+    }
+    (groups, realm, client)
+}
+
+/// Percent-decoding (RFC 3986 §2.1), what an app that wants the exact names does.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(v) if b[i] == b'%' => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Issue 15: group names an attacker can choose (directly, or through an LDAP or brokered
+/// group mapper) must never read as roles, and a realm role with `:` must not read as a
+/// client role, for apps that trim, split on commas and compare case-insensitively.
+#[tokio::test]
+async fn no_group_reads_as_a_role_and_realm_and_client_roles_stay_apart() {
+    let h = Harness::start_with(|t| t + "[authz]\nallowed_roles = [\"portcullis:admin\"]\n").await;
+    let tricky_groups = [
+        " role:admin",
+        "ROLE:admin",
+        "Role:portcullis:admin",
+        "parent/role:x",
+        "\u{a0}role:admin",
+        "\trole:admin",
+        "role%3Aadmin",
+        " admins",
+        "dev ",
+        "plain",
+    ];
+    let mut user = TestUser::alice();
+    user.groups = tricky_groups.iter().map(|g| g.to_string()).collect();
+    user.realm_roles = vec!["portcullis:admin".into(), "platform-user".into()];
+    user.client_roles = vec![("portcullis".into(), "reader".into())];
+    let token = h.idp.mint_access_token(&user, json!({}), "rsa-1");
+    let r = bearer(&h, &token).await;
+    // Portcullis' own check is not fooled: the realm role `portcullis:admin` is not the client
+    // role `admin` of `portcullis` that `allowed_roles` asks for.
+    assert_eq!(r.status(), 403);
+    let h = Harness::start().await;
+    let token = h.idp.mint_access_token(&user, json!({}), "rsa-1");
+    let r = bearer(&h, &token).await;
+    assert_eq!(r.status(), 200);
+    let header_value =
+        std::str::from_utf8(r.headers()["x-auth-request-groups"].as_bytes()).unwrap();
+    let (groups, realm, client) = as_apps_read(header_value);
+    assert_eq!(
+        realm.len(),
+        2,
+        "only the two realm roles read as realm roles: {header_value}"
+    );
+    assert!(
+        realm.contains(&"platform-user".to_string()),
+        "{header_value}"
+    );
+    assert_eq!(
+        client,
+        vec![("portcullis".to_string(), "reader".to_string())],
+        "only the real client role reads as one: {header_value}"
+    );
+    assert_eq!(groups.len(), tricky_groups.len(), "{header_value}");
+    assert!(
+        !groups.iter().any(|g| g == "admins" || g == "dev"),
+        "trimming must not turn a group into another: {header_value}"
+    );
+    // An app that wants the exact names decodes them.
+    let exact: Vec<String> = header_value
+        .split(',')
+        .filter(|e| !e.starts_with("role:"))
+        .map(percent_decoded)
+        .collect();
+    assert_eq!(exact, tricky_groups, "{header_value}");
+    let realm_exact: Vec<String> = header_value
+        .split(',')
+        .filter_map(|e| e.strip_prefix("role:"))
+        .filter(|r| !r.contains(':'))
+        .map(percent_decoded)
+        .collect();
+    assert_eq!(realm_exact, ["portcullis:admin", "platform-user"]);
 }
 
 #[tokio::test]
