@@ -200,6 +200,16 @@ impl Gate {
         if self.revocations.is_revoked(session) {
             return Err(dead());
         }
+        // Logins refuse such identities (`Identity::from_claims`); a cookie sealed before they
+        // did must not pass with an identity header missing either.
+        if let Some(claim) = session.identity.unsendable_claim() {
+            tracing::warn!(
+                code = "identity.unsendable",
+                claim,
+                "session refused: a claim holds characters an identity header can't carry exactly"
+            );
+            return Err(dead());
+        }
         match session.freshness(now, self.refresh_after) {
             Freshness::Fresh => {
                 let granted = self.granted(session, Vec::new());

@@ -55,7 +55,9 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// `None` when there is no `sub` (RFC 7519 §4.1.2 makes it the user's identifier).
+    /// `None` when there is no `sub` (RFC 7519 §4.1.2 makes it the user's identifier), or when
+    /// `sub`, `email` or `preferred_username` can't be sent upstream exactly as it is (see
+    /// [`Identity::unsendable_claim`]; logged with code `identity.unsendable`).
     pub fn from_claims(c: IdentityClaims) -> Option<Identity> {
         let sub = c.sub.filter(|s| !s.is_empty())?;
         let mut client_roles = Vec::new();
@@ -64,7 +66,7 @@ impl Identity {
                 client_roles.push((client.clone(), role));
             }
         }
-        Some(Identity {
+        let identity = Identity {
             sub,
             email: c.email,
             email_verified: c.email_verified == Some(true),
@@ -91,7 +93,33 @@ impl Identity {
                 .filter(|(c, r)| !c.contains([',', ':']) && !r.contains(','))
                 .collect(),
             sid: c.sid,
-        })
+        };
+        if let Some(claim) = identity.unsendable_claim() {
+            tracing::warn!(code = "identity.unsendable", claim, sub = ?identity.sub, "identity refused: a claim holds characters an identity header can't carry exactly");
+            return None;
+        }
+        Some(identity)
+    }
+
+    /// Which of `sub`, `email` and `preferred_username` (if any) can't be an identity header
+    /// value exactly as it is: it holds a control character (CR, LF, NUL, DEL, tab…, invalid
+    /// in a header value or a way to smuggle one), or starts or ends with a space (HTTP parsers
+    /// strip it, so ` admin` would reach the app as `admin`).
+    ///
+    /// Such an identity is refused rather than sent with the header left out (a client's own
+    /// copy could then reach the app) or sanitised (two users could then look alike). Keycloak
+    /// never issues such values for its own users; a mapper or a brokered IdP might.
+    pub fn unsendable_claim(&self) -> Option<&'static str> {
+        let unsendable = |v: &str| {
+            v.starts_with(' ') || v.ends_with(' ') || v.chars().any(|c| c.is_ascii_control())
+        };
+        [
+            ("sub", Some(self.sub.as_str())),
+            ("email", self.email.as_deref()),
+            ("preferred_username", self.preferred_username.as_deref()),
+        ]
+        .into_iter()
+        .find_map(|(claim, v)| v.is_some_and(unsendable).then_some(claim))
     }
 
     /// Adds the roles of an access token to an identity built from an ID token (Keycloak puts
@@ -380,6 +408,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_identity_whose_claims_cannot_be_sent_exactly_is_refused() {
+        let with = |claim: &str, value: &str| {
+            let mut c = serde_json::json!({"sub": "u1", "email": "a@example.com", "preferred_username": "alice"});
+            c[claim] = serde_json::json!(value);
+            Identity::from_claims(serde_json::from_value(c).unwrap())
+        };
+        assert!(with("email", "a@example.com").is_some());
+        assert!(
+            with("preferred_username", "Ålice Δ").is_some(),
+            "non-ASCII is fine"
+        );
+        assert!(with("preferred_username", "alice smith").is_some());
+        for claim in ["sub", "email", "preferred_username"] {
+            for bad in [
+                "a\rb", "a\nb", "a\0b", "a\u{7f}b", "a\tb", " a", "a ", "\r\n",
+            ] {
+                assert!(with(claim, bad).is_none(), "{claim} = {bad:?}");
+            }
+        }
+        // Groups never make an identity unsendable: they are encoded.
+        let c = serde_json::json!({"sub": "u1", "groups": ["a\nb"]});
+        let id = Identity::from_claims(serde_json::from_value(c).unwrap()).unwrap();
+        assert_eq!(id.groups_header(), "a%0Ab");
     }
 
     #[test]

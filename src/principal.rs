@@ -24,8 +24,10 @@ pub struct Principal {
     pub valid_until: UnixTime,
 }
 
-/// The headers sent upstream. A value that is not valid header text is left out, never sent
-/// mangled.
+/// The headers sent upstream. The four identity headers are always present: an identity whose
+/// `sub`, `email` or `preferred_username` can't be sent exactly is refused before it gets here
+/// ([`Identity::unsendable_claim`]), and group names are encoded so that the groups header is
+/// always valid ([`Identity::groups_header`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpstreamHeaders {
     /// `X-Auth-Request-User/Email/Preferred-Username/Groups`, all four always present (empty
@@ -52,9 +54,10 @@ impl Principal {
             ),
             (&X_AUTH_GROUPS, groups_header.as_str()),
         ] {
-            if let Some(v) = value(text) {
-                map.insert(name.clone(), v);
-            }
+            // Never left out, so the proxy overwrites any copy the client sent. Empty only for
+            // an identity nobody should have built: every constructor refuses unsendable ones.
+            let v = value(text).unwrap_or_else(|| HeaderValue::from_static(""));
+            map.insert(name.clone(), v);
         }
         let headers = UpstreamHeaders {
             identity: map,
@@ -82,13 +85,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_values_are_prepared_and_invalid_text_is_left_out() {
+    fn header_values_are_prepared_and_the_four_identity_headers_are_always_sent() {
         let id = Identity {
             sub: "user-1".into(),
             email: Some("alice@example.com".into()),
             preferred_username: Some("ali\nce".into()),
+            groups: vec!["dev\nops".into()],
             ..Default::default()
         };
+        assert_eq!(id.unsendable_claim(), Some("preferred_username"));
         let p = Principal::new(id, Some("tok".into()), 100);
         let h = &p.headers;
         let get = |name: &HeaderName| h.identity.get(name).map(|v| v.as_bytes());
@@ -96,11 +101,11 @@ mod tests {
         assert_eq!(get(&X_AUTH_EMAIL), Some(&b"alice@example.com"[..]));
         assert_eq!(
             get(&X_AUTH_USERNAME),
-            None,
-            "a newline can't go in a header"
+            Some(&b""[..]),
+            "never left out (such an identity is refused before it gets here)"
         );
-        assert_eq!(get(&X_AUTH_GROUPS), Some(&b""[..]), "unknown: empty");
-        assert_eq!(h.identity.len(), 3);
+        assert_eq!(get(&X_AUTH_GROUPS), Some(&b"dev%0Aops"[..]));
+        assert_eq!(h.identity.len(), 4);
         assert_eq!(
             h.access_token.as_ref().map(|v| v.as_bytes()),
             Some(&b"tok"[..])
@@ -112,5 +117,6 @@ mod tests {
         let without = Principal::new(Identity::default(), None, 100);
         assert_eq!(without.headers.access_token, None);
         assert_eq!(without.headers.authorization, None);
+        assert_eq!(without.headers.identity.len(), 4);
     }
 }

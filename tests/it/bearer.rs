@@ -180,6 +180,54 @@ async fn no_group_reads_as_a_role_and_realm_and_client_roles_stay_apart() {
     assert_eq!(realm_exact, ["portcullis:admin", "platform-user"]);
 }
 
+/// Issue 15: a `sub`, `email` or `preferred_username` that can't be sent exactly as a header
+/// value (CR, LF, NUL, DEL, or whitespace an HTTP parser strips) used to pass with that header
+/// left out, so a client's own copy could reach the app. Such an identity is refused; a group
+/// with such characters is sent percent-encoded, so the groups header is never left out.
+#[tokio::test]
+async fn an_identity_that_cannot_be_sent_as_headers_is_refused_and_groups_are_never_left_out() {
+    let h = Harness::start().await;
+    let alice = TestUser::alice();
+    for claim in ["sub", "email", "preferred_username"] {
+        for bad in [
+            "x\r\nx-auth-request-user: admin",
+            "x\ny",
+            "x\0y",
+            "x\u{7f}y",
+            " admin",
+            "admin\t",
+        ] {
+            let mut overrides = json!({"jti": format!("{claim}-{bad:?}")});
+            overrides[claim] = json!(bad);
+            let token = h.idp.mint_access_token(&alice, overrides, "rsa-1");
+            let r = bearer(&h, &token).await;
+            assert_eq!(r.status(), 401, "{claim} = {bad:?}");
+            assert!(header(&r, "x-auth-request-user").is_none());
+        }
+    }
+    let token = h.idp.mint_access_token(
+        &alice,
+        json!({"groups": ["admins", "evil\r\nx-auth-request-user: admin", "nul\0"]}),
+        "rsa-1",
+    );
+    let r = bearer(&h, &token).await;
+    assert_eq!(r.status(), 200);
+    for name in [
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-preferred-username",
+        "x-auth-request-groups",
+    ] {
+        assert!(r.headers().contains_key(name), "{name} is always sent");
+    }
+    assert_eq!(
+        header(&r, "x-auth-request-groups"),
+        Some(
+            "admins,evil%0D%0Ax-auth-request-user%3A admin,nul%00,role:platform-user,role:portcullis:reader"
+        )
+    );
+}
+
 #[tokio::test]
 async fn authz_rules_apply_to_bearer_identities() {
     let h = Harness::start_with(|t| t + "[authz]\nallowed_groups = [\"admins\"]\n").await;

@@ -235,3 +235,45 @@ async fn a_refresh_that_failed_during_an_outage_is_retried_once_the_idp_is_back(
     assert_eq!(r.status(), 200, "the failure was not cached");
     assert_eq!(h.idp.controls().refresh_grants() - before, 1);
 }
+
+/// Issue 15: a login whose identity can't be sent exactly as headers (here a username with a
+/// line break) is refused at the callback, and a session cookie sealed before that rule
+/// existed is refused and cleared: the request never passes with an identity header missing.
+#[tokio::test]
+async fn an_identity_that_cannot_be_sent_as_headers_gets_no_session() {
+    let h = Harness::start().await;
+    let mut user = portcullis_test_idp::TestUser::alice();
+    user.preferred_username = "alice\r\nx-auth-request-user: admin".into();
+    h.idp.set_user(user);
+    let start = h.forward_auth("/", &[("accept", BROWSER_ACCEPT)]).await;
+    let state_cookie = cookie_pairs(&start);
+    let callback = h.follow_idp(&location(&start)).await;
+    let r = h.get(&callback, &[("cookie", &state_cookie)]).await;
+    assert_ne!(r.status(), 302, "no sign-in");
+    assert!(session_cookie(&r).is_empty(), "no session cookie");
+
+    // An older cookie carrying such an identity.
+    h.idp.set_user(portcullis_test_idp::TestUser::alice());
+    let (good, _) = h.login("/").await;
+    let gate = &h.app.gate;
+    let mut session = gate.cookies.read(&gate.sealer, &good).unwrap();
+    session.identity.preferred_username = Some("alice\nsmith".into());
+    let set = gate
+        .cookies
+        .write(
+            &gate.sealer,
+            &session,
+            portcullis::clock::Clock::now(&h.clock),
+            None,
+        )
+        .unwrap();
+    let old = set[0].split(';').next().unwrap().to_string();
+    let r = h
+        .forward_auth("/", &[("cookie", &old), ("accept", "application/json")])
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        set_cookies(&r).iter().any(|c| c.contains("Max-Age=0")),
+        "the cookie is cleared"
+    );
+}
