@@ -3,6 +3,7 @@
 
 pub mod backchannel;
 pub mod forward_auth;
+pub mod idle_timeout;
 pub mod login;
 pub mod pages;
 pub mod problem;

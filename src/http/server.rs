@@ -2,6 +2,7 @@
 //! headers, a cap on header size (oversized → 431 from hyper), and graceful shutdown: on
 //! SIGTERM stop accepting, let in-flight requests finish within the grace period.
 //!
+//! A connection with no I/O for [`IDLE_TIMEOUT`] is closed ([`super::idle_timeout`]).
 //! At most `max_connections` connections are served at once: beyond that the accept loop
 //! waits, so new connections queue in the kernel's listen backlog (and past it are refused by
 //! the kernel) instead of growing memory until the pod is OOM-killed.
@@ -11,6 +12,7 @@
 //! accept loop so slow handshakes cannot hold up other clients.
 
 use super::handle;
+use super::idle_timeout::{IDLE_TIMEOUT, IdleTimeout};
 use crate::app::CurrentApp;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -198,6 +200,7 @@ async fn serve_connection<I>(
         let app = app.load();
         async move { Ok::<_, Infallible>(handle(&app, Some(peer), req).await) }
     });
+    let io = IdleTimeout::new(io, IDLE_TIMEOUT);
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     let _ = watcher.watch(conn.into_owned()).await;
 }
