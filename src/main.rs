@@ -12,6 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// jemalloc, with its background thread purging freed pages: glibc's malloc kept 106 MiB of a
+/// 4,000-connection burst after the connections closed; jemalloc gives it back (15 MiB).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// EX_USAGE from sysexits.h: bad configuration.
 const EXIT_CONFIG: u8 = 64;
 
