@@ -157,9 +157,26 @@ impl Gate {
                 set_cookies: Vec::new(),
             });
         }
-        // The session cookie is found (and reassembled from chunks) once per request.
-        let Some(sealed) = self.cookies.sealed_value(creds.cookie.unwrap_or("")) else {
-            return Err(Refused::Unauthenticated { clear: Vec::new() });
+        // The session cookies are found (and reassembled from chunks) once per request. Kept
+        // out of the future's state: nothing of the header's reading lives across an await.
+        let header = creds.cookie.unwrap_or("");
+        let found = {
+            let values = self.cookies.values(header);
+            match values.single() {
+                Some(one) => Ok(one),
+                None if values.is_empty() => {
+                    return Err(Refused::Unauthenticated { clear: Vec::new() });
+                }
+                None => Err(values.candidates()),
+            }
+        };
+        let sealed = match found {
+            Ok(one) => one,
+            // Several: tossed by another host under `cookie_domain`, or stale. Boxed: this
+            // slow path must not grow every decision's future.
+            Err(candidates) => {
+                return Box::pin(self.authenticate_among(candidates, creds.cookie, now)).await;
+            }
         };
         if let Some(d) = self.decoded.as_ref().and_then(|c| c.get(&sealed, now)) {
             if !self.revocations.is_revoked(&d.session)
@@ -177,12 +194,82 @@ impl Gate {
             .await
             .map_err(store_unavailable)?
         else {
+            // A stray chunk after our last one makes one set of chunks that doesn't open:
+            // its shorter readings are tried too.
+            let candidates = self.cookies.values(header).candidates();
+            if candidates.len() > 1 {
+                return Box::pin(self.authenticate_among(candidates, creds.cookie, now)).await;
+            }
             return Err(Refused::Unauthenticated {
                 clear: self.cookies.clear(creds.cookie),
             });
         };
         let cache_key = self.decoded.is_some().then_some(&*sealed);
         self.session_access(stored, creds.cookie, cache_key, now)
+            .await
+    }
+
+    /// A request carrying several session cookies (RFC 6265 §5.4: a sibling host's cookie
+    /// with a longer `Path` is sent before ours). Every candidate is tried; those that don't
+    /// open, are revoked, or are over don't count, so garbage can't lock the user out. Among
+    /// the live ones:
+    ///
+    /// * all of one user (an older login's cookie left under another Path or Domain): the
+    ///   most recently refreshed passes;
+    /// * of different users: **none** passes, and ours is cleared. One of them was planted,
+    ///   and which one can't be told from the request (a cookie's Path and Domain are not
+    ///   sent), so letting either pass could sign the victim in as the attacker (login
+    ///   fixation). Logged as `session.conflicting_cookies` with both subjects: the planted
+    ///   one's session can then be ended at the IdP (back-channel logout revokes it).
+    async fn authenticate_among(
+        &self,
+        candidates: Vec<std::borrow::Cow<'_, str>>,
+        cookie_header: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Granted, Refused> {
+        let mut chosen: Option<(StoredSession, std::borrow::Cow<'_, str>)> = None;
+        for sealed in candidates {
+            let Some(stored) = self
+                .store
+                .load_sealed(&self.sealer, &sealed)
+                .await
+                .map_err(store_unavailable)?
+            else {
+                continue;
+            };
+            let s = &stored.session;
+            if self.revocations.is_revoked(s)
+                || s.freshness(now, self.refresh_after) == Freshness::Expired
+            {
+                continue;
+            }
+            match &chosen {
+                None => chosen = Some((stored, sealed)),
+                Some((c, _)) if c.session.identity.sub == s.identity.sub => {
+                    if (s.tokens_at, s.created_at) > (c.session.tokens_at, c.session.created_at) {
+                        chosen = Some((stored, sealed));
+                    }
+                }
+                Some((c, _)) => {
+                    tracing::warn!(
+                        code = "session.conflicting_cookies",
+                        first = ?c.session.identity.sub,
+                        second = ?s.identity.sub,
+                        "session cookies of two users in one request (one was set by another host under cookie_domain); neither passes"
+                    );
+                    return Err(Refused::Unauthenticated {
+                        clear: self.cookies.clear(cookie_header),
+                    });
+                }
+            }
+        }
+        let Some((stored, sealed)) = chosen else {
+            return Err(Refused::Unauthenticated {
+                clear: self.cookies.clear(cookie_header),
+            });
+        };
+        let cache_key = self.decoded.is_some().then_some(&*sealed);
+        self.session_access(stored, cookie_header, cache_key, now)
             .await
     }
 
@@ -270,12 +357,20 @@ impl Gate {
         }
     }
 
-    async fn live_session(&self, header: &str) -> Result<Option<StoredSession>, StoreUnavailable> {
-        Ok(self
-            .store
-            .load(&self.sealer, &self.cookies, header)
-            .await?
-            .filter(|s| !self.revocations.is_revoked(&s.session)))
+    /// Every live (opened, not revoked) session the `Cookie` header carries: one normally,
+    /// more when another host tossed one in (bounded, see [`SessionCookieValues`]).
+    ///
+    /// [`SessionCookieValues`]: crate::session::cookies::SessionCookieValues
+    async fn live_sessions(&self, header: &str) -> Result<Vec<StoredSession>, StoreUnavailable> {
+        let mut live = Vec::new();
+        for sealed in self.cookies.values(header).candidates() {
+            if let Some(s) = self.store.load_sealed(&self.sealer, &sealed).await? {
+                if !self.revocations.is_revoked(&s.session) {
+                    live.push(s);
+                }
+            }
+        }
+        Ok(live)
     }
 
     /// Stores the session of a new login; the `Set-Cookie` values that carry it, `Ok(None)` if
@@ -292,7 +387,9 @@ impl Gate {
     }
 
     /// Sign-out: ends the session everywhere (a copied cookie must not outlive it) and returns
-    /// it, for the IdP logout's `id_token_hint`.
+    /// it, for the IdP logout's `id_token_hint`. Every session the browser sent is ended, a
+    /// tossed one included; when they belong to different users, none is returned (the IdP
+    /// logout then goes without a hint, and asks).
     pub async fn end_session(
         &self,
         cookie_header: Option<&str>,
@@ -300,12 +397,22 @@ impl Gate {
         let Some(header) = cookie_header else {
             return Ok(None);
         };
-        let Some(stored) = self.live_session(header).await? else {
-            return Ok(None);
-        };
-        self.store.end(&stored).await?;
-        self.revocations.revoke_session(&stored.session);
-        Ok(Some(stored.session))
+        let mut ended: Option<Session> = None;
+        let mut one_user = true;
+        for stored in self.live_sessions(header).await? {
+            self.store.end(&stored).await?;
+            self.revocations.revoke_session(&stored.session);
+            let s = stored.session;
+            match &ended {
+                None => ended = Some(s),
+                Some(e) if e.identity.sub != s.identity.sub => one_user = false,
+                Some(e) if (s.tokens_at, s.created_at) > (e.tokens_at, e.created_at) => {
+                    ended = Some(s);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(ended.filter(|_| one_user))
     }
 }
 

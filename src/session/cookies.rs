@@ -1,6 +1,13 @@
 //! Reading and writing the session cookie: AEAD-sealed JSON, split into `NAME_0`, `NAME_1`…
 //! when the sealed value is larger than one cookie should be, reassembled on read. A cookie
 //! that is tampered, truncated, foreign or sealed with an unknown key is simply no session.
+//!
+//! A `Cookie` header may carry several cookies of our name: with `cookie_domain` set, any host
+//! under that domain can set one ("cookie tossing"), and a longer `Path` makes browsers send
+//! it before ours (RFC 6265 §5.4). So the header is read into [`SessionCookieValues`]: every
+//! candidate value, bounded. One value (the normal case) is taken as it is, with no more work
+//! than before; several are all tried by the caller ([`crate::access`]), which decides what
+//! happens when more than one opens.
 
 use super::Session;
 use crate::clock::UnixTime;
@@ -12,6 +19,9 @@ use std::borrow::Cow;
 pub const CHUNK_SIZE: usize = 3800;
 /// We never read more chunks than this (a forged header can't make us assemble megabytes).
 const MAX_CHUNKS: usize = 8;
+/// Unchunked values of our name kept from one header: the **last** ones, since browsers send
+/// our own cookie (`Path=/`, the shortest path) after those tossed with longer paths.
+const MAX_WHOLE_VALUES: usize = 4;
 
 /// Encodes, decodes and clears the session cookie per `[session]`.
 #[derive(Debug)]
@@ -30,7 +40,8 @@ impl SessionCookies {
         }
     }
 
-    /// The session in a `Cookie` header, if any is valid.
+    /// The session in a `Cookie` header, if it carries exactly one session cookie (whole or
+    /// chunked) and that one is valid.
     pub fn read(&self, sealer: &Sealer, cookie_header: &str) -> Option<Session> {
         Self::open(sealer, &self.sealed_value(cookie_header)?)
     }
@@ -40,20 +51,29 @@ impl SessionCookies {
         super::compact::decode(&sealer.open(Purpose::Session, sealed)?)
     }
 
-    /// The sealed value, reassembled from chunks when needed.
-    pub fn sealed_value<'a>(&self, cookie_header: &'a str) -> Option<Cow<'a, str>> {
-        if let Some(v) = find_cookie(cookie_header, &self.name) {
-            return Some(Cow::Borrowed(v));
-        }
-        let mut out = String::new();
-        for i in 0..MAX_CHUNKS {
-            match find_cookie(cookie_header, &self.chunk_name(i)) {
-                Some(part) => out.push_str(part),
-                None if i == 0 => return None,
-                None => break,
+    /// The sealed value, reassembled from chunks when needed, when the header carries exactly
+    /// one; `None` when it carries none **or several** (see [`Self::values`]).
+    pub fn sealed_value<'a>(&'a self, cookie_header: &'a str) -> Option<Cow<'a, str>> {
+        self.values(cookie_header).single()
+    }
+
+    /// Every session cookie value in a `Cookie` header, in one pass and without allocating.
+    pub fn values<'a>(&'a self, cookie_header: &'a str) -> SessionCookieValues<'a> {
+        let mut found = SessionCookieValues {
+            header: cookie_header,
+            name: &self.name,
+            whole: [""; MAX_WHOLE_VALUES],
+            whole_kept: 0,
+            chunked: false,
+        };
+        for (rest, v) in session_pairs(cookie_header, &self.name) {
+            if rest.is_empty() {
+                found.push_whole(v);
+            } else if chunk_index(rest) == Some(0) {
+                found.chunked = true;
             }
         }
-        Some(Cow::Owned(out))
+        found
     }
 
     /// `Set-Cookie` values that store `session`, clearing chunks the request carried that the
@@ -144,6 +164,138 @@ impl SessionCookies {
             max_age,
         )
     }
+}
+
+/// `_N` (one digit below [`MAX_CHUNKS`]) after the cookie name: the index of a chunk.
+fn chunk_index(rest: &str) -> Option<usize> {
+    match rest.as_bytes() {
+        [b'_', d @ b'0'..=b'9'] => Some(usize::from(d - b'0')).filter(|i| *i < MAX_CHUNKS),
+        _ => None,
+    }
+}
+
+/// Every `(rest, value)` of a cookie whose name starts with `name`, `rest` being what follows
+/// it (`""` for the session cookie itself, `_0` for its first chunk).
+fn session_pairs<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+    pairs(header).filter_map(move |pair| {
+        let (k, v) = pair.split_once('=')?;
+        let rest = k.trim().strip_prefix(name)?;
+        Some((rest, v.trim().trim_matches('"')))
+    })
+}
+
+/// The session cookie values one `Cookie` header carries. The pass over the header keeps the
+/// whole `NAME` values (the last [`MAX_WHOLE_VALUES`]) and whether a chunk `NAME_0` was
+/// sent; chunks are read only when there are some. Small and on the stack: reading the header
+/// of a request allocates nothing.
+#[derive(Debug)]
+pub struct SessionCookieValues<'a> {
+    header: &'a str,
+    name: &'a str,
+    whole: [&'a str; MAX_WHOLE_VALUES],
+    whole_kept: usize,
+    chunked: bool,
+}
+
+/// For each chunk `NAME_i`: the first and last value sent, and how many there were.
+#[derive(Debug, Default, Clone, Copy)]
+struct ChunkValues<'a> {
+    first: &'a str,
+    last: &'a str,
+    count: u32,
+}
+
+/// Which occurrence of each chunk an assembly takes.
+#[derive(Clone, Copy)]
+enum Pick {
+    First,
+    Last,
+}
+
+impl<'a> SessionCookieValues<'a> {
+    fn push_whole(&mut self, v: &'a str) {
+        if self.whole_kept == MAX_WHOLE_VALUES {
+            self.whole.rotate_left(1);
+            self.whole[MAX_WHOLE_VALUES - 1] = v;
+        } else {
+            self.whole[self.whole_kept] = v;
+            self.whole_kept += 1;
+        }
+    }
+
+    /// The chunks sent, and how many from `NAME_0` on are present without a gap.
+    fn chunks(&self) -> ([ChunkValues<'a>; MAX_CHUNKS], usize) {
+        let mut chunks = [ChunkValues::default(); MAX_CHUNKS];
+        if self.chunked {
+            for (rest, v) in session_pairs(self.header, self.name) {
+                if let Some(c) = chunk_index(rest).and_then(|i| chunks.get_mut(i)) {
+                    if c.count == 0 {
+                        c.first = v;
+                    }
+                    c.last = v;
+                    c.count = c.count.saturating_add(1);
+                }
+            }
+        }
+        let run = chunks.iter().take_while(|c| c.count > 0).count();
+        (chunks, run)
+    }
+
+    /// No session cookie at all (a chunk without `NAME_0` is none either).
+    pub fn is_empty(&self) -> bool {
+        self.whole_kept == 0 && !self.chunked
+    }
+
+    /// The one session cookie value, when exactly one was sent: a single `NAME`, or a single
+    /// set of chunks. This is the request path's case and costs what reading one cookie did.
+    pub fn single(&self) -> Option<Cow<'a, str>> {
+        match (self.whole_kept, self.chunked) {
+            (1, false) => Some(Cow::Borrowed(self.whole[0])),
+            (0, true) => {
+                let (chunks, run) = self.chunks();
+                chunks[..run]
+                    .iter()
+                    .all(|c| c.count == 1)
+                    .then(|| Cow::Owned(assemble(&chunks, Pick::First, run)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every value to try when several were sent, bounded: the whole values, then each
+    /// chunk set assembled from the first and from the last occurrence of every chunk, each
+    /// also cut short at every length (a stray chunk after our last one must not hide it).
+    /// Duplicates are dropped. At most 4 + 2 × 8 values.
+    pub fn candidates(&self) -> Vec<Cow<'a, str>> {
+        let mut out: Vec<Cow<'a, str>> = Vec::new();
+        let mut add = |v: Cow<'a, str>| {
+            if !v.is_empty() && !out.contains(&v) {
+                out.push(v);
+            }
+        };
+        for v in &self.whole[..self.whole_kept] {
+            add(Cow::Borrowed(v));
+        }
+        let (chunks, run) = self.chunks();
+        for pick in [Pick::First, Pick::Last] {
+            for len in (1..=run).rev() {
+                add(Cow::Owned(assemble(&chunks, pick, len)));
+            }
+        }
+        out
+    }
+}
+
+/// The first `len` chunks joined, each taken as `pick` says.
+fn assemble(chunks: &[ChunkValues<'_>], pick: Pick, len: usize) -> String {
+    let mut out = String::with_capacity(len * CHUNK_SIZE);
+    for c in chunks.iter().take(len) {
+        out.push_str(match pick {
+            Pick::First => c.first,
+            Pick::Last => c.last,
+        });
+    }
+    out
 }
 
 /// Builds a `Set-Cookie` value: always `HttpOnly` and `SameSite=Lax`.
@@ -314,6 +466,53 @@ mod tests {
         ] {
             assert!(c.read(&sealer, h).is_none(), "{h}");
         }
+    }
+
+    #[test]
+    fn every_session_cookie_value_is_a_candidate() {
+        let c = SessionCookies::new(&cfg());
+        let single = |h: &str| c.values(h).single().map(|v| v.into_owned());
+        let candidates = |h: &str| {
+            c.values(h)
+                .candidates()
+                .into_iter()
+                .map(|v| v.into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(single("a=1; _portcullis=X; b=2").as_deref(), Some("X"));
+        assert_eq!(
+            single("_portcullis_0=A; _portcullis_1=B").as_deref(),
+            Some("AB")
+        );
+        assert!(
+            c.values("a=1; _portcullis_1=B").is_empty(),
+            "no NAME_0: no session"
+        );
+        assert!(
+            c.values("_portcullis_csrf_1=x; _portcullis_10=y; _portcullisx=z")
+                .is_empty(),
+            "other cookies that share the prefix"
+        );
+        // Tossed: several values, no single one.
+        let tossed = "_portcullis=EVIL; _portcullis=OURS";
+        assert_eq!(single(tossed), None);
+        assert_eq!(candidates(tossed), ["EVIL", "OURS"]);
+        // The last four are kept: ours is sent last (shortest Path).
+        assert_eq!(
+            candidates("_portcullis=1; _portcullis=2; _portcullis=3; _portcullis=4; _portcullis=5"),
+            ["2", "3", "4", "5"]
+        );
+        // Chunks: first and last occurrence of each, and every shorter reading.
+        assert_eq!(
+            candidates("_portcullis_0=E; _portcullis_0=A; _portcullis_1=B; _portcullis_2=X"),
+            ["EBX", "EB", "E", "ABX", "AB", "A"]
+        );
+        assert_eq!(
+            candidates("_portcullis=W; _portcullis_0=A; _portcullis=W"),
+            ["W", "A"],
+            "duplicates are tried once"
+        );
+        assert!(candidates("_portcullis=; _portcullis_0=").is_empty());
     }
 
     #[test]

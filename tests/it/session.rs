@@ -277,3 +277,170 @@ async fn an_identity_that_cannot_be_sent_as_headers_gets_no_session() {
         "the cookie is cleared"
     );
 }
+
+/// The `name=value` pair of a session cookie header (`_portcullis=…`).
+fn value_of(session: &str) -> &str {
+    session
+        .strip_prefix("_portcullis=")
+        .expect("one unchunked cookie")
+}
+
+/// Bob's session, from a login of his own (the attacker, who controls a sibling host).
+async fn bobs_session(h: &Harness) -> String {
+    h.idp.set_user(portcullis_test_idp::TestUser::bob());
+    let (bob, _) = h.login("/").await;
+    h.idp.set_user(portcullis_test_idp::TestUser::alice());
+    bob
+}
+
+async fn as_json_client(h: &Harness, cookie: &str) -> reqwest::Response {
+    h.forward_auth("/", &[("cookie", cookie), ("accept", "application/json")])
+        .await
+}
+
+/// Issue 15 (cookie tossing): a sibling host under `cookie_domain` sets a session cookie with
+/// a longer `Path`; browsers send it before ours. A garbage one must not lock the user out.
+#[tokio::test]
+async fn a_garbage_session_cookie_tossed_before_ours_does_not_lock_the_user_out() {
+    let h = Harness::start().await;
+    let (alice, _) = h.login("/").await;
+    for tossed in [
+        "_portcullis=garbage".to_string(),
+        "_portcullis=AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string(),
+        format!("_portcullis={}x", value_of(&alice)),
+        "_portcullis=a; _portcullis=b; _portcullis=c; _portcullis=d; _portcullis=e".to_string(),
+        "_portcullis_0=garbage".to_string(),
+    ] {
+        let cookie = format!("{tossed}; {alice}");
+        let r = as_json_client(&h, &cookie).await;
+        assert_eq!(r.status(), 200, "{tossed:.50}");
+        assert_eq!(header(&r, "x-auth-request-user"), Some("a1b2c3-alice"));
+        assert!(set_cookies(&r).is_empty(), "nothing cleared, nothing set");
+    }
+}
+
+/// Issue 15 (login fixation): the attacker's own valid session, tossed next to the victim's,
+/// must never win, whichever comes first. Both are refused and ours is cleared; the
+/// attacker's session alone still works for the attacker.
+#[tokio::test]
+async fn another_users_valid_session_next_to_ours_never_wins() {
+    let h = Harness::start().await;
+    let (alice, _) = h.login("/").await;
+    let bob = bobs_session(&h).await;
+    for cookie in [format!("{bob}; {alice}"), format!("{alice}; {bob}")] {
+        let r = as_json_client(&h, &cookie).await;
+        assert_eq!(r.status(), 401, "neither session passes");
+        assert!(header(&r, "x-auth-request-user").is_none());
+        let cleared = set_cookies(&r);
+        assert!(
+            cleared.iter().any(|c| c.starts_with("_portcullis=;")
+                && c.contains("Max-Age=0")
+                && c.contains("Domain=example.com")
+                && c.contains("Path=/")),
+            "{cleared:?}"
+        );
+        let r = h
+            .forward_auth("/", &[("cookie", &cookie), ("accept", BROWSER_ACCEPT)])
+            .await;
+        assert_eq!(r.status(), 302, "a browser is sent to sign in");
+    }
+    assert_eq!(
+        header(&as_json_client(&h, &alice).await, "x-auth-request-user"),
+        Some("a1b2c3-alice")
+    );
+    assert_eq!(
+        header(&as_json_client(&h, &bob).await, "x-auth-request-user"),
+        Some("d4e5f6-bob")
+    );
+}
+
+/// Two sessions of the same user (an older login's cookie under another Path or Domain) are
+/// no attack: the most recently refreshed one passes.
+#[tokio::test]
+async fn two_sessions_of_the_same_user_pass_with_the_newest() {
+    let h = Harness::start().await;
+    let (first, _) = h.login("/").await;
+    h.advance(60);
+    let (second, _) = h.login("/").await;
+    assert_ne!(first, second);
+    for cookie in [format!("{first}; {second}"), format!("{second}; {first}")] {
+        let r = as_json_client(&h, &cookie).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-auth-request-user"), Some("a1b2c3-alice"));
+    }
+}
+
+/// Tossing works on chunked sessions too: a stray `_portcullis_0` before ours, or an extra
+/// chunk after our last one, must not hide the session.
+#[tokio::test]
+async fn tossed_chunks_do_not_hide_a_chunked_session() {
+    let h = Harness::start().await;
+    let (alice, _) = h.login("/").await;
+    let gate = &h.app.gate;
+    let mut session = gate.cookies.read(&gate.sealer, &alice).unwrap();
+    // Incompressible text, so the sealed session needs three chunks.
+    let mut x: u32 = 0x2545_f491;
+    session.access_token = Some(
+        (0..9000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                char::from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                        [(x % 64) as usize],
+                )
+            })
+            .collect(),
+    );
+    let now = portcullis::clock::Clock::now(&h.clock);
+    let set = gate
+        .cookies
+        .write(&gate.sealer, &session, now, None)
+        .unwrap();
+    assert!(set.len() >= 3, "chunked: {set:?}");
+    let chunked = set
+        .iter()
+        .map(|c| c.split(';').next().unwrap())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert_eq!(as_json_client(&h, &chunked).await.status(), 200);
+    let n = set.len();
+    for cookie in [
+        format!("_portcullis_0=garbage; {chunked}"),
+        format!("_portcullis_1=garbage; _portcullis_0=junk; {chunked}"),
+        format!("{chunked}; _portcullis_{n}=extra"),
+        format!("_portcullis_{n}=extra; _portcullis_0=x; {chunked}"),
+        format!("_portcullis=garbage; {chunked}"),
+    ] {
+        let r = as_json_client(&h, &cookie).await;
+        assert_eq!(r.status(), 200, "{cookie:.80}");
+        assert_eq!(header(&r, "x-auth-request-user"), Some("a1b2c3-alice"));
+    }
+    // Bob's whole session next to alice's chunked one: refused.
+    let bob = bobs_session(&h).await;
+    assert_eq!(
+        as_json_client(&h, &format!("{bob}; {chunked}"))
+            .await
+            .status(),
+        401
+    );
+}
+
+/// Signing out with a tossed session next to ours ends both: the intruder's session can't be
+/// used again either.
+#[tokio::test]
+async fn sign_out_ends_every_session_the_browser_sent() {
+    let h = Harness::start().await;
+    let (alice, _) = h.login("/").await;
+    let bob = bobs_session(&h).await;
+    let r = h
+        .get(
+            "/oauth2/sign_out",
+            &[("cookie", &format!("{bob}; {alice}"))],
+        )
+        .await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(as_json_client(&h, &alice).await.status(), 401);
+    assert_eq!(as_json_client(&h, &bob).await.status(), 401);
+}
