@@ -267,7 +267,7 @@ impl Metrics {
             ),
             (
                 "portcullis_jwks_refetch_suppressed_total",
-                "Unknown-kid JWKS refetches refused by the rate limit.",
+                "Unknown-kid JWKS refetches that waited for the rate limit (one fetch per interval).",
                 &self.jwks_refetch_suppressed,
             ),
             (
