@@ -236,8 +236,9 @@ async fn z1_signing_key_rotation_is_picked_up_without_restart() -> R {
         "JWKS after rotation should have {new_kid} and not {old_kid}: {published:?}"
     );
 
-    // New tokens carry the new kid and pass. A refetch for an unknown kid may be held back
-    // by bearer.jwks_refetch_interval (5 s) if one ran just before: retry a little longer.
+    // New tokens carry the new kid and pass. A token of an unknown kid waits for the next
+    // allowed refetch (at most bearer.jwks_refetch_interval, 5 s) instead of failing; the
+    // retries only absorb a slow Keycloak.
     let fresh = keycloak::service_account_token(&env).await?;
     assert_eq!(kid(&fresh)?, new_kid);
     for (name, base, direct) in &fronts {
