@@ -104,12 +104,8 @@ pub async fn forward_auth(
     };
     let rules = &app.config.rules;
     let verdict = rules.evaluate(&target);
-    let creds = credentials(headers);
     let cookies = cookie_header(headers);
-    let creds = Credentials {
-        cookie: cookies.as_deref(),
-        ..creds
-    };
+    let creds = credentials(headers, cookies.as_deref());
     let decided = app
         .gate
         .decide(&verdict, constraints.as_deref(), creds, now)
@@ -207,12 +203,12 @@ fn anonymous(status: StatusCode) -> Response<Body> {
     resp
 }
 
-/// The credentials (`Authorization`, `Cookie`) a request carries; the cookie is joined by the
-/// caller (it may span several headers).
-fn credentials(headers: &HeaderMap) -> Credentials<'_> {
+/// The credentials a request carries: its `Authorization` header and its cookies, which the
+/// caller joined with [`cookie_header`] (they may span several headers).
+fn credentials<'a>(headers: &'a HeaderMap, cookies: Option<&'a str>) -> Credentials<'a> {
     Credentials {
         authorization: credential_str(headers, header::AUTHORIZATION),
-        cookie: None,
+        cookie: cookies,
     }
 }
 
@@ -267,10 +263,7 @@ fn put(h: &mut HeaderMap, name: &HeaderName, value: &Option<HeaderValue>) {
 /// `GET /oauth2/userinfo`: the signed-in user as JSON (oauth2-proxy's field names).
 pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
     let cookies = cookie_header(headers);
-    let creds = Credentials {
-        cookie: cookies.as_deref(),
-        ..credentials(headers)
-    };
+    let creds = credentials(headers, cookies.as_deref());
     match app.gate.identify(creds, app.now()).await {
         Ok(g) => {
             let id = &g.principal.identity;
