@@ -2,6 +2,7 @@
 //! are thin; all decisions live in the core modules.
 
 pub mod backchannel;
+pub mod connections;
 pub mod forward_auth;
 pub mod idle_timeout;
 pub mod login;

@@ -121,9 +121,11 @@ pub struct Metrics {
     /// Per rule name, in the order first configured. Names come from the configuration, so
     /// the label set is bounded; a rule removed by a reload keeps its counts.
     rules: std::sync::Mutex<Vec<(String, Arc<RuleDecisions>)>>,
-    /// Connections being served now, and times the connection limit made accepting wait.
+    /// Connections being served now, times the connection limit was reached, and idle
+    /// connections asked to close to make room (`http::connections`).
     pub open_connections: AtomicU64,
     pub connection_limit_reached: AtomicU64,
+    pub idle_connections_closed: AtomicU64,
     /// Configuration reloads applied and refused.
     pub config_reloads_applied: AtomicU64,
     pub config_reloads_refused: AtomicU64,
@@ -299,9 +301,10 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP portcullis_open_connections Connections being served.\n# TYPE portcullis_open_connections gauge\nportcullis_open_connections {}\n# HELP portcullis_connection_limit_reached_total Times max_connections made accepting wait.\n# TYPE portcullis_connection_limit_reached_total counter\nportcullis_connection_limit_reached_total {}",
+            "# HELP portcullis_open_connections Connections being served.\n# TYPE portcullis_open_connections gauge\nportcullis_open_connections {}\n# HELP portcullis_connection_limit_reached_total Times a new connection found every max_connections slot taken.\n# TYPE portcullis_connection_limit_reached_total counter\nportcullis_connection_limit_reached_total {}\n# HELP portcullis_idle_connections_closed_total Idle connections closed at the connection limit to make room.\n# TYPE portcullis_idle_connections_closed_total counter\nportcullis_idle_connections_closed_total {}",
             self.open_connections.load(Relaxed),
-            self.connection_limit_reached.load(Relaxed)
+            self.connection_limit_reached.load(Relaxed),
+            self.idle_connections_closed.load(Relaxed)
         );
         let _ = writeln!(
             out,

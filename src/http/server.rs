@@ -3,14 +3,14 @@
 //! SIGTERM stop accepting, let in-flight requests finish within the grace period.
 //!
 //! A connection with no I/O for [`IDLE_TIMEOUT`] is closed ([`super::idle_timeout`]).
-//! At most `max_connections` connections are served at once: beyond that the accept loop
-//! waits, so new connections queue in the kernel's listen backlog (and past it are refused by
-//! the kernel) instead of growing memory until the pod is OOM-killed.
+//! At most `max_connections` connections are served at once; at the limit idle connections
+//! make room, and only when none is idle does accepting wait ([`super::connections`]).
 //!
 //! [`serve`] speaks plain HTTP; [`serve_tls`] first runs a TLS handshake (certificate from
 //! [`crate::tls`], ALPN picks h2 or http/1.1), bounded by [`TLS_HANDSHAKE_TIMEOUT`], off the
 //! accept loop so slow handshakes cannot hold up other clients.
 
+use super::connections::{Admitted, Connections};
 use super::handle;
 use super::idle_timeout::{IDLE_TIMEOUT, IdleTimeout};
 use crate::app::CurrentApp;
@@ -22,6 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// Largest request head we accept (cookies included).
@@ -76,94 +77,58 @@ async fn serve_with(
     grace: Duration,
 ) {
     let builder = Arc::new(builder());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection holds a receiver; shutdown sends `true` and then waits until all are
+    // dropped (connections still in their TLS handshake included).
+    let (drain, draining) = watch::channel(false);
     let current = app.load();
-    let limit = current.config.max_connections;
-    let metrics = current.metrics.clone();
+    let connections = Connections::new(current.config.max_connections, current.metrics.clone());
     drop(current);
-    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
     tokio::pin!(shutdown);
     loop {
-        // A free slot first, then a connection: at the limit, accepting waits.
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                metrics
-                    .connection_limit_reached
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(
-                    code = "server.connection_limit",
-                    limit,
-                    "connection limit reached; new connections wait"
-                );
-                tokio::select! {
-                    slot = slots.clone().acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors (EMFILE, ENFILE): idle connections make room,
+                    // as at the connection limit. Any error: back off, keep serving the
+                    // open connections.
+                    if matches!(e.raw_os_error(), Some(23 | 24)) {
+                        connections.out_of_descriptors();
+                    }
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-            }
-        };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                // Subscribed now, before a shutdown can start: shutdown also waits (within the
-                // grace period) for connections still in their TLS handshake.
-                let watcher = graceful.watcher();
-                let app = app.clone();
-                let builder = builder.clone();
-                let tls = tls.clone();
-                let open = metrics.clone();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let _open = OpenConnection::new(open);
-                    let Some(tls) = tls else {
-                        return serve_connection(&builder, app, peer.ip(), stream, watcher).await;
-                    };
-                    if let Some(stream) = handshake(&tls, stream).await {
-                        serve_connection(&builder, app, peer.ip(), stream, watcher).await;
-                    }
-                });
-            }
+            },
             () = &mut shutdown => break,
-        }
+        };
+        // Then a slot: at the limit, idle connections make room, and until one is free
+        // nothing more is accepted (the rest wait in the kernel's listen backlog).
+        let admitted = tokio::select! {
+            admitted = connections.admit() => admitted,
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let draining = draining.clone();
+        let app = app.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Some(tls) = tls else {
+                return serve_connection(&builder, app, peer.ip(), stream, admitted, draining)
+                    .await;
+            };
+            if let Some(stream) = handshake(&tls, stream).await {
+                serve_connection(&builder, app, peer.ip(), stream, admitted, draining).await;
+            }
+        });
     }
     drop(listener);
+    drop(draining);
     tracing::info!("shutting down: draining connections");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let _ = drain.send(true);
+    if tokio::time::timeout(grace, drain.closed()).await.is_err() {
         tracing::warn!("grace period over; closing remaining connections");
-    }
-}
-
-/// Counts a connection in `portcullis_open_connections` while it lives.
-struct OpenConnection(Arc<crate::metrics::Metrics>);
-
-impl OpenConnection {
-    fn new(metrics: Arc<crate::metrics::Metrics>) -> Self {
-        metrics
-            .open_connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self(metrics)
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0
-            .open_connections
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -186,21 +151,41 @@ async fn handshake(
     }
 }
 
-/// Serves HTTP/1.1 or HTTP/2 on one (plain or TLS) connection until it closes or is drained.
+/// Serves HTTP/1.1 or HTTP/2 on one (plain or TLS) connection until it closes; closes it
+/// gracefully (after the request in flight, if any) on shutdown or when the connection limit
+/// asks idle connections to make room.
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     app: Arc<CurrentApp>,
     peer: std::net::IpAddr,
     io: I,
-    watcher: hyper_util::server::graceful::Watcher,
+    admitted: Admitted,
+    mut draining: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let tracked = admitted.tracked().clone();
     let svc = service_fn(move |req| {
         let app = app.load();
-        async move { Ok::<_, Infallible>(handle(&app, Some(peer), req).await) }
+        let busy = tracked.busy();
+        async move {
+            let response = handle(&app, Some(peer), req).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let io = IdleTimeout::new(io, IDLE_TIMEOUT);
     let conn = builder.serve_connection(TokioIo::new(io), svc);
-    let _ = watcher.watch(conn.into_owned()).await;
+    tokio::pin!(conn);
+    let shutting_down = async {
+        // Err: the sender is gone, which only happens once the server has stopped.
+        let _ = draining.wait_for(|&d| d).await;
+    };
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = shutting_down => {}
+        () = admitted.tracked().evicted() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
