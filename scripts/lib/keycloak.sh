@@ -3,6 +3,7 @@
 #
 #   keycloak_start              start Keycloak in dev mode on a free port
 #   keycloak_wait               wait until the platform realm is served
+#   keycloak_restart [SIGNAL]   kill it (default SIGKILL) and start it again, same database
 #   keycloak_stop               stop it
 #
 # Inputs (environment, all optional):
@@ -19,8 +20,9 @@
 # re-augments into lib/quarkus on start. Each run therefore gets its own
 # small home under $RUN_DIR/keycloak-home: kc.sh and conf/ are copied, the
 # large jar directories are symlinked to the cached distribution, and
-# quarkus-run.jar and lib/quarkus are private copies. The database is H2 in memory (dev-mem), so
-# nothing survives the run and parallel runs never share state.
+# quarkus-run.jar and lib/quarkus are private copies. The database is an H2 file in that home
+# (dev-file): it survives keycloak_restart, as a production database would, and since the home
+# is the run's own, nothing survives the run and parallel runs never share state.
 
 KEYCLOAK_ADMIN_USER="${KEYCLOAK_ADMIN_USER:-admin}"
 KEYCLOAK_ADMIN_PASSWORD="${KEYCLOAK_ADMIN_PASSWORD:-admin-password}"
@@ -80,7 +82,20 @@ keycloak_start() {
   export KEYCLOAK_PORT
   export KEYCLOAK_URL="http://127.0.0.1:$KEYCLOAK_PORT"
   export KEYCLOAK_ISSUER="$KEYCLOAK_URL/realms/platform"
+  KEYCLOAK_MANAGEMENT_PORT="$(free_port)"
+  # What keycloak_restart needs to start the same Keycloak again.
+  {
+    printf 'KEYCLOAK_JAVA_HOME_USED=%q\n' "$java_home"
+    printf 'KEYCLOAK_PORT=%q\nKEYCLOAK_MANAGEMENT_PORT=%q\n' "$KEYCLOAK_PORT" "$KEYCLOAK_MANAGEMENT_PORT"
+  } >"$RUN_DIR/keycloak.env"
   printf '%s\n' "$SECONDS" >"$RUN_DIR/keycloak.started"
+  _keycloak_run "$java_home"
+}
+
+# _keycloak_run JAVA_HOME: runs the Keycloak of $RUN_DIR/keycloak-home (log appended to on a
+# restart, so both runs stay readable).
+_keycloak_run() {
+  local java_home="$1" home="$RUN_DIR/keycloak-home"
   run_bg keycloak env \
     JAVA_HOME="$java_home" \
     JAVA_OPTS_KC_HEAP="${KEYCLOAK_HEAP:--Xms128m -Xmx768m}" \
@@ -90,16 +105,38 @@ keycloak_start() {
     "$home/bin/kc.sh" start-dev \
     --http-host=127.0.0.1 \
     --http-port="$KEYCLOAK_PORT" \
-    --http-management-port="$(free_port)" \
-    --hostname="$KEYCLOAK_URL" \
-    --db=dev-mem \
+    --http-management-port="$KEYCLOAK_MANAGEMENT_PORT" \
+    --hostname="http://127.0.0.1:$KEYCLOAK_PORT" \
+    --db=dev-file \
     --cache=local \
     --import-realm \
     --log-console-color=false
 }
 
+# keycloak_restart [SIGNAL]: stops the running Keycloak with SIGNAL (default KILL: a crash)
+# and starts it again on the same port, home and database (realm, keys, users and sessions
+# survive, as with a production database). Returns once it is started, not ready; wait
+# with keycloak_wait. Needs RUN_DIR of the run that started it.
+keycloak_restart() {
+  local sig="${1:-KILL}" pid i
+  # shellcheck source=/dev/null
+  source "$RUN_DIR/keycloak.env"
+  pid="$(cat "$RUN_DIR/keycloak.pid")"
+  kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
+  # Gone, or a zombie its parent (scripts/e2e) has not reaped yet.
+  _kc_alive() { [[ -e "/proc/$1" ]] && ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$1/stat" 2>/dev/null; }
+  for ((i = 0; i < 300; i++)); do
+    _kc_alive "$pid" || break
+    sleep 0.1
+  done
+  if _kc_alive "$pid"; then die "Keycloak (pid $pid) did not stop on SIG$sig"; fi
+  mv "$RUN_DIR/keycloak.log" "$RUN_DIR/keycloak-before-restart.log"
+  printf '%s\n' "$SECONDS" >"$RUN_DIR/keycloak.started"
+  _keycloak_run "$KEYCLOAK_JAVA_HOME_USED"
+}
+
 # Where the augmented start-dev build is cached (per version and build options).
-_keycloak_build_cache() { printf '%s\n' "$PORTCULLIS_CACHE/keycloak-$KEYCLOAK_VERSION-build-dev-mem"; }
+_keycloak_build_cache() { printf '%s\n' "$PORTCULLIS_CACHE/keycloak-$KEYCLOAK_VERSION-build-dev-file"; }
 
 _keycloak_save_build() {
   local cache tmp

@@ -52,8 +52,13 @@ pub struct Tracked {
     /// Milliseconds since [`Connections::epoch`] of its last finished request (or of its
     /// opening).
     quiet_since: AtomicU64,
-    /// Asked to close; not asked twice.
-    evicted: AtomicBool,
+    /// Whether a request was ever answered on it: such a connection is idle between requests
+    /// and closes at once when asked; one that never sent a complete request head may be a
+    /// slow client mid-head, which hyper lets finish (or time out) first.
+    served: AtomicBool,
+    /// When it was asked to close (milliseconds since the epoch, plus one; 0: never). Not
+    /// asked twice.
+    evicted_at: AtomicU64,
     evict: Notify,
     epoch: Instant,
 }
@@ -92,7 +97,8 @@ impl Connections {
         let tracked = Arc::new(Tracked {
             in_flight: AtomicU32::new(0),
             quiet_since: AtomicU64::new(0),
-            evicted: AtomicBool::new(false),
+            served: AtomicBool::new(false),
+            evicted_at: AtomicU64::new(0),
             evict: Notify::new(),
             epoch: self.epoch,
         });
@@ -130,10 +136,17 @@ impl Connections {
         }
     }
 
+    /// Whether a connection asked to close in the last [`RECHECK`] may still be on its way
+    /// out (one asked earlier that is still open is not closing soon: a slow request head).
     fn any_leaving(&self) -> bool {
+        let recent = self.now_ms().saturating_sub(RECHECK.as_millis() as u64);
         self.registry()
             .values()
-            .any(|t| t.evicted.load(Relaxed) && t.in_flight.load(Relaxed) == 0)
+            .any(|t| t.evicted_at.load(Relaxed) > recent)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Accepting failed for want of file descriptors: a batch of idle connections is asked
@@ -148,21 +161,25 @@ impl Connections {
         (self.limit / EVICT_DIVISOR).max(1)
     }
 
-    /// Asks up to `n` connections without a request in flight to close, longest-quiet first.
-    /// Returns how many were asked.
+    /// Asks up to `n` connections without a request in flight to close: those idle between
+    /// requests first, longest-quiet first. Returns how many were asked.
     pub fn evict_idle(&self, n: usize) -> usize {
-        let mut idle: Vec<(u64, Arc<Tracked>)> = self
+        let mut idle: Vec<((bool, u64), Arc<Tracked>)> = self
             .registry()
             .values()
-            .filter(|t| t.in_flight.load(Relaxed) == 0 && !t.evicted.load(Relaxed))
-            .map(|t| (t.quiet_since.load(Relaxed), t.clone()))
+            .filter(|t| t.in_flight.load(Relaxed) == 0 && t.evicted_at.load(Relaxed) == 0)
+            .map(|t| {
+                let key = (!t.served.load(Relaxed), t.quiet_since.load(Relaxed));
+                (key, t.clone())
+            })
             .collect();
         if idle.len() > n {
-            idle.select_nth_unstable_by_key(n, |(since, _)| *since);
+            idle.select_nth_unstable_by_key(n, |(key, _)| *key);
             idle.truncate(n);
         }
+        let stamp = self.now_ms().saturating_add(1);
         for (_, t) in &idle {
-            t.evicted.store(true, Relaxed);
+            t.evicted_at.store(stamp, Relaxed);
             t.evict.notify_one();
         }
         if !idle.is_empty() {
@@ -241,6 +258,7 @@ impl Tracked {
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        self.0.served.store(true, Relaxed);
         self.0.mark_quiet();
         self.0.in_flight.fetch_sub(1, Relaxed);
     }
@@ -295,19 +313,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_quiet_since_its_last_request_is_preferred_over_one_served_earlier() {
+    async fn the_connection_quiet_the_longest_goes_first_and_nobody_is_asked_twice() {
         let c = Connections::new(8, metrics());
         let a = c.admit().await;
         let b = c.admit().await;
+        drop(b.tracked().busy());
         tokio::time::sleep(Duration::from_millis(5)).await;
         drop(a.tracked().busy()); // `a` just answered a request: `b` has been quiet longer
         assert_eq!(c.evict_idle(1), 1);
         assert!(closes_soon(b.tracked()).await);
         assert!(!closes_soon(a.tracked()).await);
-        // Not asked twice; then the other one.
         assert_eq!(c.evict_idle(1), 1);
         assert!(closes_soon(a.tracked()).await);
         assert_eq!(c.evict_idle(1), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_between_requests_goes_before_one_that_never_sent_a_request() {
+        let c = Connections::new(8, metrics());
+        let fresh = c.admit().await; // perhaps a slow client still sending its first head
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let served = c.admit().await;
+        drop(served.tracked().busy());
+        assert_eq!(c.evict_idle(1), 1);
+        assert!(closes_soon(served.tracked()).await);
+        assert!(!closes_soon(fresh.tracked()).await);
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use base64::Engine as _;
 
 use crate::support::browser_like::{BrowserLike, Response};
 use crate::support::env::Env;
-use crate::support::{R, err, keycloak, snippet};
+use crate::support::{R, err, html, keycloak, snippet};
 
 pub struct Instance {
     pub name: String,
@@ -47,6 +47,14 @@ pub struct Settings<'a> {
     pub allowed_domains: &'a [&'a str],
     /// Top-level keys, e.g. `trusted_proxies = [...]`.
     pub top_toml: &'a str,
+    /// Added to `[session]`, e.g. `store = "redis"`.
+    pub session_toml: &'a str,
+    /// `session.cookie_secret` (a fresh random one when `None`); replicas share one.
+    pub cookie_secret: Option<&'a str>,
+    /// The port to listen on (a free one when `None`); a restarted replica keeps its own.
+    pub port: Option<u16>,
+    /// Its file-descriptor limit (`prlimit --nofile`), instead of the inherited one.
+    pub fd_limit: Option<u32>,
     /// Appended at the end, e.g. `[[rules]]` tables.
     pub extra_toml: &'a str,
 }
@@ -61,7 +69,7 @@ pub fn free_port() -> R<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn cookie_secret() -> R<String> {
+pub fn cookie_secret() -> R<String> {
     let mut b = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(b))
@@ -76,7 +84,10 @@ impl Instance {
                  the binary it built)",
             )
         })?;
-        let port = free_port()?;
+        let port = match s.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
         let url = format!("http://127.0.0.1:{port}");
         let cookie_domain = s
             .cookie_domain
@@ -101,7 +112,7 @@ client_secret = "portcullis-demo-secret"
 cookie_secret = "{secret}"
 cookie_secure = false
 refresh = "{refresh}"
-{cookie_domain}
+{cookie_domain}{session}
 [redirect]
 allowed_domains = {allowed_domains}
 
@@ -117,7 +128,11 @@ audiences = ["portcullis"]
             public_url = s.public_url.unwrap_or(&url),
             top = s.top_toml,
             issuer = env.keycloak_issuer,
-            secret = cookie_secret()?,
+            secret = match s.cookie_secret {
+                Some(secret) => secret.to_owned(),
+                None => cookie_secret()?,
+            },
+            session = s.session_toml,
             refresh = s.refresh.unwrap_or("30s"),
             allowed_domains = toml_list(allowed_domains),
             groups = toml_list(s.allowed_groups),
@@ -127,8 +142,19 @@ audiences = ["portcullis"]
         let config_path = format!("{}/{name}.toml", env.run_dir);
         std::fs::write(&config_path, config)?;
         let log = format!("{}/{name}.log", env.run_dir);
-        let out = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(&bin);
+        // Appended to: a replica restarted under the same name keeps its earlier log.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let mut cmd = match s.fd_limit {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         cmd.arg("--config")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -184,6 +210,39 @@ audiences = ["portcullis"]
         )))
     }
 
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> R<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, as Kubernetes sends it, then waits for it to exit (at most `within`).
+    /// Returns how long it took and whether it exited with status 0.
+    pub fn terminate(&mut self, within: Duration) -> R<(Duration, bool)> {
+        let started = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            return Err(err(format!("kill -TERM {} failed", self.child.id())));
+        }
+        while started.elapsed() < within {
+            if let Some(exit) = self.child.try_wait()? {
+                return Ok((started.elapsed(), exit.success()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(err(format!(
+            "{} still running {within:?} after SIGTERM; log:\n{}",
+            self.name,
+            self.log_tail()
+        )))
+    }
+
     /// The last lines of its log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -213,6 +272,47 @@ audiences = ["portcullis"]
             )));
         }
         Ok(last)
+    }
+
+    /// Starts a login and submits Keycloak's form for `user`, stopping at Keycloak's redirect
+    /// back to the callback (with a fresh authorization code). Returns the callback URL.
+    pub async fn login_up_to_callback(&self, b: &BrowserLike, user: (&str, &str)) -> R<String> {
+        let page = b
+            .navigate(&format!("{}/oauth2/start?rd=%2Fsigned-in", self.url))
+            .await?;
+        if !html::is_keycloak_login(&page.body) {
+            return Err(err(format!("no Keycloak login form: {}", page.describe())));
+        }
+        let action = page
+            .url
+            .join(&html::form_action(&page.body, "id=\"kc-form-login\"")?)?;
+        let posted = b
+            .post_form(
+                action.as_str(),
+                &[
+                    ("username", user.0),
+                    ("password", user.1),
+                    ("credentialId", ""),
+                ],
+            )
+            .await?;
+        let back = posted
+            .location()
+            .filter(|l| {
+                l.as_str()
+                    .starts_with(&format!("{}/oauth2/callback", self.url))
+            })
+            .ok_or_else(|| {
+                err(format!(
+                    "Keycloak did not send the browser back to the callback: {}\n  trail: {}",
+                    posted.describe(),
+                    b.trail()
+                ))
+            })?;
+        if !back.query_pairs().any(|(k, _)| k == "code") {
+            return Err(err(format!("callback without code: {back}")));
+        }
+        Ok(back.to_string())
     }
 
     /// `GET /oauth2/forward-auth` as Traefik sends it for a request to

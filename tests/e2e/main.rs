@@ -15,12 +15,15 @@
 
 mod caddy;
 mod instance;
+#[path = "../common/redis_server.rs"]
+mod redis_server;
 mod support;
 
 mod backchannel;
 mod bearer;
 mod browser;
 mod error_pages;
+mod faults;
 mod health;
 mod http_authz;
 mod http_login;
@@ -29,3 +32,4 @@ mod refresh;
 mod sign_out;
 mod z1_key_rotation;
 mod z2_keycloak_outage;
+mod z3_keycloak_restart;

@@ -25,10 +25,10 @@
 use std::time::{Duration, Instant};
 
 use crate::instance::{Instance, Settings};
-use crate::support::browser_like::{BrowserLike, Response};
+use crate::support::browser_like::{BrowserLike, Response, assert_idp_error_page};
 use crate::support::env::Env;
 use crate::support::keycloak::{self, ALICE, BOB};
-use crate::support::{R, err, html};
+use crate::support::{R, err};
 
 const REFRESH_OK: &str = r#"portcullis_idp_requests_total{kind="refresh",outcome="ok"}"#;
 const REFRESH_ERROR: &str = r#"portcullis_idp_requests_total{kind="refresh",outcome="error"}"#;
@@ -110,48 +110,6 @@ async fn bearer(p: &Instance, b: &BrowserLike, token: &str) -> R<Response> {
     .await
 }
 
-/// Starts a login and submits Keycloak's form, stopping at Keycloak's redirect back to the
-/// callback (with a fresh authorization code). Returns the callback URL.
-async fn login_up_to_callback(p: &Instance, b: &BrowserLike) -> R<String> {
-    let page = b
-        .navigate(&format!("{}/oauth2/start?rd=%2Fsigned-in", p.url))
-        .await?;
-    if !html::is_keycloak_login(&page.body) {
-        return Err(err(format!("no Keycloak login form: {}", page.describe())));
-    }
-    let action = page
-        .url
-        .join(&html::form_action(&page.body, "id=\"kc-form-login\"")?)?;
-    let posted = b
-        .post_form(
-            action.as_str(),
-            &[
-                ("username", BOB.0),
-                ("password", BOB.1),
-                ("credentialId", ""),
-            ],
-        )
-        .await?;
-    let back = posted
-        .location()
-        .filter(|l| {
-            l.as_str()
-                .starts_with(&format!("{}/oauth2/callback", p.url))
-        })
-        .ok_or_else(|| {
-            err(format!(
-                "Keycloak did not send the browser back to the callback: {}\n  trail: {}",
-                posted.describe(),
-                b.trail()
-            ))
-        })?;
-    assert!(
-        back.query_pairs().any(|(k, _)| k == "code"),
-        "callback without code: {back}"
-    );
-    Ok(back.to_string())
-}
-
 #[tokio::test]
 async fn z2_keycloak_outage_and_recovery() -> R {
     let env = Env::load()?;
@@ -170,7 +128,7 @@ async fn z2_keycloak_outage_and_recovery() -> R {
     p.login(&alice, &env, ALICE).await?;
     let logged_in = Instant::now();
     let bob = p.browser()?;
-    let callback = login_up_to_callback(&p, &bob).await?;
+    let callback = p.login_up_to_callback(&bob, BOB).await?;
     let api = p.browser()?;
     let seen = keycloak::service_account_token(&env).await?;
     let unseen = keycloak::service_account_token(&env).await?;
@@ -226,22 +184,7 @@ async fn z2_keycloak_outage_and_recovery() -> R {
     let t = Instant::now();
     let cb = bob.get(&callback).await?;
     let took = t.elapsed();
-    assert!(
-        cb.status == 502 || cb.status == 503,
-        "callback while Keycloak is down: {}",
-        cb.describe()
-    );
-    assert!(
-        cb.header("content-type")
-            .is_some_and(|c| c.starts_with("text/html")),
-        "{}",
-        cb.describe()
-    );
-    assert!(
-        cb.body.contains("Sign-in failed") && cb.body.contains("identity provider"),
-        "the page does not say the identity provider is the problem: {}",
-        cb.describe()
-    );
+    assert_idp_error_page(&cb);
     assert!(
         took < Duration::from_secs(15),
         "callback took {took:?} (oidc.timeout is 5 s)"

@@ -278,3 +278,24 @@ fn now_unix() -> i64 {
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// The answer to a login callback while the IdP cannot be reached: 502 or 503, an HTML page
+/// that says the identity provider is the problem.
+pub fn assert_idp_error_page(cb: &Response) {
+    assert!(
+        cb.status == 502 || cb.status == 503,
+        "callback while Keycloak is down: {}",
+        cb.describe()
+    );
+    assert!(
+        cb.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html")),
+        "{}",
+        cb.describe()
+    );
+    assert!(
+        cb.body.contains("Sign-in failed") && cb.body.contains("identity provider"),
+        "the page does not say the identity provider is the problem: {}",
+        cb.describe()
+    );
+}

@@ -128,12 +128,23 @@ impl Admin {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str) -> R<Value> {
-        let resp = self
+        self.call_with(method, path, None).await
+    }
+
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> R<Value> {
+        let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
         let status = resp.status();
         let body = resp.text().await?;
         if !status.is_success() {
@@ -147,6 +158,17 @@ impl Admin {
         } else {
             Ok(serde_json::from_str(&body)?)
         }
+    }
+
+    /// Sets how long the realm's access tokens live (seconds), for tokens issued from now on.
+    pub async fn set_access_token_lifespan(&self, seconds: u32) -> R {
+        self.call_with(
+            reqwest::Method::PUT,
+            "",
+            Some(serde_json::json!({ "accessTokenLifespan": seconds })),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The user's id (= the `sub` claim of their tokens).

@@ -5,6 +5,7 @@ pub mod chromium;
 pub mod env;
 pub mod html;
 pub mod keycloak;
+pub mod load;
 
 /// Error type of every helper and test: anything displayable.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
