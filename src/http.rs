@@ -5,10 +5,12 @@ pub mod backchannel;
 pub mod connections;
 pub mod forward_auth;
 pub mod idle_timeout;
+pub mod layer;
 pub mod login;
 pub mod pages;
 pub mod problem;
 pub mod server;
+pub mod service;
 
 use crate::app::App;
 use crate::metrics::{Decision, Endpoint};

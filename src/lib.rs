@@ -31,3 +31,5 @@ pub mod secret;
 pub mod session;
 pub mod tls;
 pub mod verified_cache;
+
+pub use http::layer::{ForwardAuth, ForwardAuthLayer, SignedIn};

@@ -5,6 +5,7 @@
 use crate::clock::UnixTime;
 use crate::identity::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
 
 /// oauth2-proxy's names for the identity headers.
 pub static X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
@@ -22,6 +23,18 @@ pub struct Principal {
     pub headers: UpstreamHeaders,
     /// After this instant the principal must not be used.
     pub valid_until: UnixTime,
+}
+
+/// The signed-in user, as a request extension for the handlers behind
+/// [`crate::ForwardAuthLayer`] (`request.extensions().get::<SignedIn>()`). Gives the identity
+/// only; the tokens reach the app only in the headers the configuration allows.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub(crate) Arc<Principal>);
+
+impl SignedIn {
+    pub fn identity(&self) -> &Identity {
+        &self.0.identity
+    }
 }
 
 /// The headers sent upstream. The four identity headers are always present: an identity whose

@@ -237,10 +237,14 @@ fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>, now: u64) -> Re
 fn identity_response(
     app: &App,
     status: StatusCode,
-    p: &crate::principal::Principal,
+    principal: &Arc<crate::principal::Principal>,
 ) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
+    // For an embedding (`super::layer`), which hands it to the app's handlers.
+    resp.extensions_mut()
+        .insert(crate::principal::SignedIn(principal.clone()));
+    let p = &**principal;
     let v = &p.headers;
     *resp.headers_mut() = v.identity.clone();
     let h = resp.headers_mut();

@@ -34,6 +34,8 @@ pub enum Problem {
     BadRequest(&'static str),
     NotFound,
     MethodNotAllowed,
+    /// A bug: a handler panicked (`http::service`, panic catching). 500, nothing more said.
+    Internal,
 }
 
 impl From<Refused> for Problem {
@@ -136,6 +138,12 @@ impl Problem {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in temporarily unavailable",
                 "Sessions can't be checked right now. Try again in a moment.".into(),
+                None,
+            ),
+            Problem::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Portcullis could not answer this request. Try again in a moment.".into(),
                 None,
             ),
             Problem::BadRequest(why) => {

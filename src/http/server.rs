@@ -11,13 +11,12 @@
 //! accept loop so slow handshakes cannot hold up other clients.
 
 use super::connections::{Admitted, Connections};
-use super::handle;
 use super::idle_timeout::{IDLE_TIMEOUT, IdleTimeout};
+use super::service::service;
 use crate::app::CurrentApp;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use std::convert::Infallible;
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,16 +163,7 @@ async fn serve_connection<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let tracked = admitted.tracked().clone();
-    let svc = service_fn(move |req| {
-        let app = app.load();
-        let busy = tracked.busy();
-        async move {
-            let response = handle(&app, Some(peer), req).await;
-            drop(busy);
-            Ok::<_, Infallible>(response)
-        }
-    });
+    let svc = TowerToHyperService::new(service(app, Some(peer), Some(admitted.tracked().clone())));
     let io = IdleTimeout::new(io, IDLE_TIMEOUT);
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);

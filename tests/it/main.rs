@@ -10,6 +10,7 @@ mod config_cli;
 mod connections;
 mod endpoints;
 mod envoy;
+mod layer;
 mod login;
 mod logout;
 mod redis_sessions;
