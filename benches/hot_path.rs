@@ -135,6 +135,29 @@ fn cold_signature<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         g.bench_function(alg, |b| b.iter(|| check(black_box(&token))));
     }
     g.finish();
+    // The same check through jsonwebtoken 10 (aws-lc-rs): `decode` with a `Validation` for the
+    // key's algorithm, from the same JWKS (issue 12: measured before adopting it).
+    // Key by key: jsonwebtoken's `JwkSet` refuses a whole set when one key has a type it
+    // does not know (RFC 7517 §5 says to skip such keys; the test IdP publishes one).
+    let published = f.idp.jwks();
+    let jwk_of = |kid: &str| -> jsonwebtoken::jwk::Jwk {
+        let keys = published["keys"].as_array().unwrap();
+        let key = keys.iter().find(|k| k["kid"] == kid).unwrap();
+        serde_json::from_value(key.clone()).unwrap()
+    };
+    let mut g = c.benchmark_group("cold_jsonwebtoken");
+    for (alg, kid) in ALGS {
+        let token = f.idp.mint_access_token(&alice, json!({}), kid);
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk_of(kid)).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(alg.parse().unwrap());
+        validation.validate_aud = false;
+        let check = |token: &str| {
+            jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).is_ok()
+        };
+        assert!(check(&token), "{alg}");
+        g.bench_function(alg, |b| b.iter(|| check(black_box(&token))));
+    }
+    g.finish();
     let mut g = c.benchmark_group("parse");
     for (alg, kid) in ALGS {
         let token = f.idp.mint_access_token(&alice, json!({}), kid);
