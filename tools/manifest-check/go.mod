@@ -1,4 +1,4 @@
-module portcullis.invalid/scripts/manifests
+module portcullis.invalid/tools/manifest-check
 
 go 1.26.0
 

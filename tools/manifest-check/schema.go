@@ -216,7 +216,7 @@ func checkSchema(t *tally, s *set) {
 			mk = crdKinds[key]
 		}
 		if mk == nil {
-			problems = append(problems, fmt.Sprintf("%s: no schema known for %s (add it to scripts/lib/manifests/schema.go)", o, key))
+			problems = append(problems, fmt.Sprintf("%s: no schema known for %s (add it to tools/manifest-check/schema.go)", o, key))
 			continue
 		}
 		v := mk()
