@@ -3,6 +3,11 @@
 //! * `cold/*` — a bearer token never seen before: `UnverifiedToken::parse` + `find_key` +
 //!   `verify_signature` against a pre-parsed [`KeySet`] (the test IdP's JWKS), per algorithm;
 //!   `parse/*` is the parse step alone.
+//! * `cold_jsonwebtoken/*` — the same tokens through jsonwebtoken 10 (aws-lc-rs): `decode`
+//!   with a `Validation` for the key's algorithm. Kept to show why the verifier is not built
+//!   on it (yet): it rebuilds the public key from the JWK's components on every verification
+//!   (RS256 +48 % in the run quoted in the issue 12 note), and its `JwkSet` refuses a whole
+//!   JWKS that contains one key of a type it does not know (RFC 7517 §5: skip such keys).
 //! * `decision/bearer_cached` — `Gate::check` for a bearer token already in the
 //!   verified-token cache (the common case behind a proxy).
 //! * `decision/session_cookie` — `Gate::check` for a fresh session cookie seen before: find,
