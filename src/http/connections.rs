@@ -294,22 +294,50 @@ mod tests {
             async move { c.admit().await }
         });
         assert!(closes_soon(oldest.tracked()).await);
-        assert!(!closes_soon(newer.tracked()).await);
-        assert!(!closes_soon(busy.tracked()).await);
         assert!(
             !fourth.is_finished(),
             "no slot until the evicted one closes"
         );
+        // It closes (at once, as an idle connection does; one that lingers past `RECHECK`
+        // gets company), and the newcomer takes its slot.
         drop(oldest);
         let fourth = tokio::time::timeout(Duration::from_secs(1), fourth)
             .await
             .unwrap()
             .unwrap();
+        assert!(!closes_soon(newer.tracked()).await);
+        assert!(!closes_soon(busy.tracked()).await);
         assert_eq!(c.metrics.idle_connections_closed.load(Relaxed), 1);
         assert_eq!(c.metrics.connection_limit_reached.load(Relaxed), 1);
         assert_eq!(c.metrics.open_connections.load(Relaxed), 3);
         drop((newer, busy, fourth));
         assert_eq!(c.metrics.open_connections.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn when_an_evicted_connection_lingers_the_waiting_newcomer_asks_the_next() {
+        let c = Connections::new(2, metrics());
+        let slow = c.admit().await; // e.g. a slow client mid-head: hyper lets it finish first
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let idle = c.admit().await;
+        let next = tokio::spawn({
+            let c = c.clone();
+            async move { c.admit().await }
+        });
+        assert!(closes_soon(slow.tracked()).await);
+        // `slow` stays open past RECHECK: the next idle one is asked too.
+        assert!(
+            tokio::time::timeout(RECHECK * 5, idle.tracked().evicted())
+                .await
+                .is_ok()
+        );
+        drop(idle);
+        tokio::time::timeout(Duration::from_secs(1), next)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.metrics.idle_connections_closed.load(Relaxed), 2);
+        drop(slow);
     }
 
     #[tokio::test]
