@@ -167,15 +167,9 @@ pub(crate) fn decision_of(status: StatusCode) -> Decision {
 
 fn ready(app: &App) -> Response<Body> {
     if !app.oidc.is_ready() {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "identity provider discovery or keys not loaded",
-        )
+        problem::Problem::NotReady("identity provider discovery or keys not loaded").response(false)
     } else if !app.gate.store.is_ready() {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "session store (Redis) unreachable",
-        )
+        problem::Problem::NotReady("session store (Redis) unreachable").response(false)
     } else if app.metrics.idp_is_down() {
         // Still ready: sessions and cached keys keep working while the IdP is down, and taking
         // every replica out of service would turn an IdP outage into a full outage.

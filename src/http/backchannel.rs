@@ -2,10 +2,11 @@
 //! `logout_token`; 200 when sessions were ended, 400 with a JSON error otherwise.
 
 use super::Body;
+use super::problem::{LogoutRejection, Problem};
 use crate::app::App;
 use crate::backchannel::LogoutError;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 
@@ -20,22 +21,19 @@ where
     let form = super::header_str(headers, header::CONTENT_TYPE)
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if !form {
-        return error(
-            "invalid_request",
-            "expected application/x-www-form-urlencoded",
-        );
+        return rejected(LogoutRejection::NotAForm);
     }
     // A slow body (1 byte a minute) must not hold a task forever.
     let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await;
     let Ok(Ok(collected)) = read else {
-        return error("invalid_request", "request body too large or unreadable");
+        return rejected(LogoutRejection::Unreadable);
     };
     let bytes = collected.to_bytes();
     let Some(token) = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "logout_token")
         .map(|(_, v)| v.into_owned())
     else {
-        return error("invalid_request", "missing logout_token");
+        return rejected(LogoutRejection::MissingToken);
     };
     match app
         .backchannel
@@ -60,28 +58,15 @@ where
         }
         Err(e) => {
             tracing::warn!(code = "logout.backchannel_rejected", reason = %e, "back-channel logout refused");
-            match e {
-                LogoutError::Replayed => error("invalid_request", "logout token already used"),
-                LogoutError::Invalid(_) => error("invalid_request", "invalid logout token"),
-                LogoutError::StoreUnavailable => {
-                    let mut r = error("temporarily_unavailable", "session store unavailable");
-                    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                    r
-                }
-            }
+            rejected(match e {
+                LogoutError::Replayed => LogoutRejection::Replayed,
+                LogoutError::Invalid(_) => LogoutRejection::InvalidToken,
+                LogoutError::StoreUnavailable => LogoutRejection::StoreUnavailable,
+            })
         }
     }
 }
 
-fn error(code: &'static str, description: &'static str) -> Response<Body> {
-    let body = serde_json::json!({"error": code, "error_description": description}).to_string();
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = StatusCode::BAD_REQUEST;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+fn rejected(why: LogoutRejection) -> Response<Body> {
+    Problem::LogoutRejected(why).response(false)
 }

@@ -36,6 +36,59 @@ pub enum Problem {
     MethodNotAllowed,
     /// A bug: a handler panicked (`http::service`, panic catching). 500, nothing more said.
     Internal,
+    /// `/ready` before discovery, keys and the session store are: 503 with the reason.
+    NotReady(&'static str),
+    /// A back-channel logout request refused: 400 (503 when the session store is down), with
+    /// the JSON error body of OIDC Back-Channel Logout 1.0 §2.8.
+    LogoutRejected(LogoutRejection),
+}
+
+/// Why a back-channel logout request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutRejection {
+    NotAForm,
+    Unreadable,
+    MissingToken,
+    Replayed,
+    InvalidToken,
+    StoreUnavailable,
+}
+
+impl LogoutRejection {
+    fn answer(self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::NotAForm => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "expected application/x-www-form-urlencoded",
+            ),
+            Self::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "request body too large or unreadable",
+            ),
+            Self::MissingToken => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "missing logout_token",
+            ),
+            Self::Replayed => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "logout token already used",
+            ),
+            Self::InvalidToken => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "invalid logout token",
+            ),
+            Self::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "session store unavailable",
+            ),
+        }
+    }
 }
 
 impl From<Refused> for Problem {
@@ -52,6 +105,19 @@ impl From<Refused> for Problem {
 
 impl Problem {
     pub fn response(self, browser: bool) -> Response<Body> {
+        if let Problem::LogoutRejected(why) = self {
+            let (status, code, description) = why.answer();
+            let body = serde_json::json!({"error": code, "error_description": description});
+            let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return r;
+        }
         let (status, title, message, www_auth): (
             StatusCode,
             &str,
@@ -140,6 +206,14 @@ impl Problem {
                 "Sessions can't be checked right now. Try again in a moment.".into(),
                 None,
             ),
+            Problem::NotReady(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not ready",
+                (*why).into(),
+                None,
+            ),
+            // Answered above, in JSON.
+            Problem::LogoutRejected(_) => unreachable!("answered before the match"),
             Problem::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
