@@ -25,6 +25,10 @@ pub enum Flavor {
     ForwardAuth,
     /// 202 on success; never redirects (nginx turns any non-401/403 denial into a 500).
     AuthRequest,
+    /// As `ForwardAuth`, for [`super::layer`]: the answer also carries the signed-in user as
+    /// a response extension, for the layer to hand to the app (an allocation the proxies'
+    /// answers don't pay for).
+    Embedded,
 }
 
 use crate::principal::{X_AUTH_EMAIL, X_AUTH_GROUPS, X_AUTH_TOKEN, X_AUTH_USER, X_AUTH_USERNAME};
@@ -114,12 +118,16 @@ pub async fn forward_auth(
     let resp = match decided {
         Ok(Pass::User(granted)) => {
             let mut resp = identity_response(app, success(flavor), &granted.principal);
+            if flavor == Flavor::Embedded {
+                resp.extensions_mut()
+                    .insert(crate::principal::SignedIn(granted.principal.clone()));
+            }
             add_cookies(&mut resp, &granted.set_cookies);
             resp
         }
         Ok(Pass::Anonymous) => anonymous(success(flavor)),
         Err(Refused::Unauthenticated { clear }) => {
-            let mut resp = if flavor == Flavor::ForwardAuth
+            let mut resp = if flavor != Flavor::AuthRequest
                 && wants_html(headers)
                 && is_navigation(original)
             {
@@ -180,7 +188,7 @@ impl Constraints<'_> {
 
 fn success(flavor: Flavor) -> StatusCode {
     match flavor {
-        Flavor::ForwardAuth => StatusCode::OK,
+        Flavor::ForwardAuth | Flavor::Embedded => StatusCode::OK,
         Flavor::AuthRequest => StatusCode::ACCEPTED,
     }
 }
@@ -237,14 +245,10 @@ fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>, now: u64) -> Re
 fn identity_response(
     app: &App,
     status: StatusCode,
-    principal: &Arc<crate::principal::Principal>,
+    p: &crate::principal::Principal,
 ) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
-    // For an embedding (`super::layer`), which hands it to the app's handlers.
-    resp.extensions_mut()
-        .insert(crate::principal::SignedIn(principal.clone()));
-    let p = &**principal;
     let v = &p.headers;
     *resp.headers_mut() = v.identity.clone();
     let h = resp.headers_mut();

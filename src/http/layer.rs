@@ -176,7 +176,7 @@ async fn decide(app: &Arc<App>, parts: &http::request::Parts) -> Response<Body> 
         &parts.headers,
         original,
         Constraints::None,
-        Flavor::ForwardAuth,
+        Flavor::Embedded,
     )
     .await
 }
