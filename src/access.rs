@@ -188,21 +188,14 @@ impl Gate {
                 });
             }
         }
-        let Some(stored) = self
-            .store
-            .load_sealed(&self.sealer, &sealed)
-            .await
-            .map_err(store_unavailable)?
-        else {
+        let Some(stored) = self.open(&sealed).await? else {
             // A stray chunk after our last one makes one set of chunks that doesn't open:
             // its shorter readings are tried too.
             let candidates = self.cookies.values(header).candidates();
             if candidates.len() > 1 {
                 return Box::pin(self.authenticate_among(candidates, creds.cookie, now)).await;
             }
-            return Err(Refused::Unauthenticated {
-                clear: self.cookies.clear(creds.cookie),
-            });
+            return Err(self.signed_out(creds.cookie));
         };
         let cache_key = self.decoded.is_some().then_some(&*sealed);
         self.session_access(stored, creds.cookie, cache_key, now)
@@ -229,12 +222,7 @@ impl Gate {
     ) -> Result<Granted, Refused> {
         let mut chosen: Option<(StoredSession, std::borrow::Cow<'_, str>)> = None;
         for sealed in candidates {
-            let Some(stored) = self
-                .store
-                .load_sealed(&self.sealer, &sealed)
-                .await
-                .map_err(store_unavailable)?
-            else {
+            let Some(stored) = self.open(&sealed).await? else {
                 continue;
             };
             let s = &stored.session;
@@ -257,20 +245,31 @@ impl Gate {
                         second = ?s.identity.sub,
                         "session cookies of two users in one request (one was set by another host under cookie_domain); neither passes"
                     );
-                    return Err(Refused::Unauthenticated {
-                        clear: self.cookies.clear(cookie_header),
-                    });
+                    return Err(self.signed_out(cookie_header));
                 }
             }
         }
         let Some((stored, sealed)) = chosen else {
-            return Err(Refused::Unauthenticated {
-                clear: self.cookies.clear(cookie_header),
-            });
+            return Err(self.signed_out(cookie_header));
         };
         let cache_key = self.decoded.is_some().then_some(&*sealed);
         self.session_access(stored, cookie_header, cache_key, now)
             .await
+    }
+
+    /// The session a sealed cookie value holds (`None`: it doesn't open or is gone).
+    async fn open(&self, sealed: &str) -> Result<Option<StoredSession>, Refused> {
+        self.store
+            .load_sealed(&self.sealer, sealed)
+            .await
+            .map_err(store_unavailable)
+    }
+
+    /// No session: 401, and the session cookies the request carried are cleared.
+    fn signed_out(&self, cookie_header: Option<&str>) -> Refused {
+        Refused::Unauthenticated {
+            clear: self.cookies.clear(cookie_header),
+        }
     }
 
     async fn session_access(
@@ -280,9 +279,7 @@ impl Gate {
         cache_key: Option<&str>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
-        let dead = || Refused::Unauthenticated {
-            clear: self.cookies.clear(cookie_header),
-        };
+        let dead = || self.signed_out(cookie_header);
         let session = &stored.session;
         if self.revocations.is_revoked(session) {
             return Err(dead());
