@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::caddy::{Caddy, Site};
 use crate::http_authz::assert_denied_page;
-use crate::instance::{Instance, Settings, free_port};
+use crate::instance::{Instance, Settings, free_port, metrics_text};
 use crate::support::browser_like::{BrowserLike, Response};
 use crate::support::env::Env;
 use crate::support::keycloak::{self, ALICE, Admin, BOB};
@@ -61,10 +61,7 @@ fn assert_denied_by_rule(resp: &Response, ctx: &str) {
 
 /// Lines of `portcullis_rule_decisions_total` naming `rule` (label order is the exporter's).
 async fn rule_decisions(base: &str, rule: &str) -> R<Vec<String>> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await?
-        .text()
-        .await?;
+    let text = metrics_text(base).await?;
     Ok(text
         .lines()
         .filter(|l| {

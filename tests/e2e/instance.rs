@@ -338,13 +338,18 @@ audiences = ["portcullis"]
     }
 }
 
+/// `BASE/metrics`, the whole text.
+pub async fn metrics_text(base: &str) -> R<String> {
+    Ok(reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?)
+}
+
 /// One sample from `BASE/metrics`, e.g.
 /// `portcullis_idp_requests_total{kind="refresh",outcome="ok"}`; 0 if absent.
 pub async fn metric(base: &str, series: &str) -> R<f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await?
-        .text()
-        .await?;
+    let text = metrics_text(base).await?;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix(series)
             && let Some(v) = rest.strip_prefix(' ')

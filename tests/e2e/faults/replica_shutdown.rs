@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::cookie_header;
-use crate::instance::{Instance, Settings, cookie_secret, free_port};
+use crate::instance::{Instance, Settings, cookie_secret, free_port, metrics_text};
 use crate::support::env::Env;
 use crate::support::keycloak::{self, ALICE};
 use crate::support::load::{Load, Target};
@@ -117,10 +117,7 @@ impl Drop for Nginx {
 
 /// Requests this replica let through (every endpoint).
 async fn allowed(p: &Instance) -> R<f64> {
-    let text = reqwest::get(format!("{}/metrics", p.url))
-        .await?
-        .text()
-        .await?;
+    let text = metrics_text(&p.url).await?;
     Ok(text
         .lines()
         .filter(|l| {
