@@ -76,20 +76,6 @@ impl Drop for Frozen {
     }
 }
 
-async fn wait_keycloak(env: &Env) -> R {
-    let http = reqwest::Client::new();
-    let url = format!("{}/.well-known/openid-configuration", env.keycloak_issuer);
-    for _ in 0..120 {
-        if let Ok(r) = http.get(&url).timeout(Duration::from_secs(5)).send().await
-            && r.status() == 200
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(err("Keycloak did not answer within 60 s of being resumed"))
-}
-
 /// `/ready`: status and body.
 async fn ready(base: &str) -> R<(u16, String)> {
     let r = reqwest::Client::new()
@@ -218,7 +204,7 @@ async fn z2_keycloak_outage_and_recovery() -> R {
     eprintln!("Keycloak was frozen for {:?}", outage.elapsed());
 
     drop(frozen);
-    wait_keycloak(&env).await?;
+    keycloak::wait_serving(&env, Duration::from_secs(60)).await?;
     // Portcullis refuses new logins with a 503 page while it believes the IdP is down; such a
     // refusal wakes its health probe, which notices the recovery within about a second.
     let probe = p.browser()?;

@@ -46,24 +46,6 @@ fn kill_and_restart_keycloak(env: &Env) -> R {
     Ok(())
 }
 
-async fn wait_keycloak(env: &Env, within: Duration) -> R<Duration> {
-    let started = Instant::now();
-    let http = reqwest::Client::new();
-    let url = format!("{}/.well-known/openid-configuration", env.keycloak_issuer);
-    while started.elapsed() < within {
-        if let Ok(r) = http.get(&url).timeout(Duration::from_secs(5)).send().await
-            && r.status() == 200
-        {
-            return Ok(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(err(format!(
-        "Keycloak did not come back within {within:?}; see {}/keycloak.log",
-        env.run_dir
-    )))
-}
-
 #[tokio::test]
 async fn z3_keycloak_killed_and_restarted_under_load() -> R {
     let env = Env::load()?;
@@ -117,7 +99,7 @@ async fn z3_keycloak_killed_and_restarted_under_load() -> R {
     );
 
     let refreshed_before = p.metric(REFRESH_OK).await?;
-    let down = wait_keycloak(&env, Duration::from_secs(300)).await?;
+    let down = keycloak::wait_serving(&env, Duration::from_secs(300)).await?;
     eprintln!("keycloak restart: down (SIGKILL to serving again) for {down:.1?}");
 
     // Back: a new login works without restarting Portcullis...

@@ -94,6 +94,30 @@ pub async fn service_account_token(env: &Env) -> R<String> {
         .ok_or_else(|| err("no access_token"))
 }
 
+/// Waits until Keycloak serves the realm's discovery document again (after a freeze or a
+/// restart), at most `within`; returns how long that took.
+pub async fn wait_serving(env: &Env, within: std::time::Duration) -> R<std::time::Duration> {
+    let started = std::time::Instant::now();
+    let http = reqwest::Client::new();
+    let url = format!("{}/.well-known/openid-configuration", env.keycloak_issuer);
+    while started.elapsed() < within {
+        if let Ok(r) = http
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Err(err(format!(
+        "Keycloak did not come back within {within:?}; see {}/keycloak.log",
+        env.run_dir
+    )))
+}
+
 /// Keycloak admin API client (bootstrap admin of the master realm).
 pub struct Admin {
     base: String,
