@@ -31,12 +31,20 @@ def rss_kib(pid):
     return 0
 
 
-async def idle_connection(host, port, hold, stats):
+async def connect(host, port, stats):
+    """A connection, or None (counted as refused) if it isn't accepted within 10 s."""
     try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+        return await asyncio.wait_for(asyncio.open_connection(host, port), 10)
     except Exception:
         stats["refused"] += 1
+        return None
+
+
+async def idle_connection(host, port, hold, stats):
+    conn = await connect(host, port, stats)
+    if conn is None:
         return
+    r, w = conn
     try:
         w.write(b"GET /ping HTTP/1.1\r\nHost: flood\r\n\r\n")
         await w.drain()
@@ -52,11 +60,10 @@ async def idle_connection(host, port, hold, stats):
 
 
 async def slowloris_connection(host, port, hold, stats):
-    try:
-        r, w = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-    except Exception:
-        stats["refused"] += 1
+    conn = await connect(host, port, stats)
+    if conn is None:
         return
+    r, w = conn
     try:
         w.write(b"GET /ping HTTP/1.1\r\nHost: flood\r\n")
         await w.drain()
