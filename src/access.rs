@@ -6,7 +6,6 @@
 use crate::authz::{AuthzPolicy, Denied};
 use crate::bearer::BearerVerifier;
 use crate::clock::UnixTime;
-use crate::idp::IdpError;
 use crate::jwt::TokenError;
 use crate::oidc::Oidc;
 use crate::principal::Principal;
@@ -323,13 +322,13 @@ impl Gate {
                     Ok((fresh, set)) => Ok(self.granted(&fresh, set)),
                     Err(RefreshFailure::Store(e)) => Err(store_unavailable(e)),
                     Err(RefreshFailure::Ended) => Err(dead()),
-                    Err(RefreshFailure::Idp(e)) => {
-                        let soft =
-                            due == Freshness::RefreshDue && !matches!(e, IdpError::Refused(_));
+                    Err(e @ (RefreshFailure::Idp(_) | RefreshFailure::NotCompleted)) => {
+                        let ends = matches!(&e, RefreshFailure::Idp(r) if r.ends_session());
+                        let soft = due == Freshness::RefreshDue && !ends;
                         tracing::info!(code = "session.refresh_failed", error = %e, still_valid = soft, "session refresh failed");
                         if soft {
                             Ok(self.granted(session, Vec::new()))
-                        } else if matches!(e, IdpError::Refused(_)) {
+                        } else if ends {
                             Err(dead())
                         } else {
                             // The IdP is unreachable: refuse for now but keep the cookie, so

@@ -45,7 +45,7 @@ pub struct App {
 pub struct Carried {
     pub metrics: Arc<Metrics>,
     pub revocations: Arc<Revocations>,
-    provider: Option<(String, Arc<crate::idp::ProviderMetadata>)>,
+    provider: Option<(String, Arc<crate::oidc::Provider>)>,
     keys: Vec<CarriedKeys>,
 }
 
@@ -144,7 +144,7 @@ impl App {
             .as_ref()
             .filter(|(issuer, _)| *issuer == config.oidc.issuer_url)
         {
-            oidc.set_provider(meta.clone());
+            oidc.set_provider(meta);
         }
         let oidc = Arc::new(oidc);
         let bearer = config.bearer.enabled.then(|| {
@@ -295,7 +295,7 @@ impl App {
                                 Duration::from_secs(30),
                             )
                             .await;
-                        k.set_jwks_url(meta.jwks_uri);
+                        k.set_jwks_url(meta.jwks_uri().to_string());
                     });
                 }
                 self.spawn(keys.run_refresh_loop(issuer.idp.clone()));

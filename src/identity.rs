@@ -22,7 +22,7 @@ pub struct IdentityClaims {
     pub sid: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
 pub struct RoleList {
     #[serde(default)]
     pub roles: Vec<String>,

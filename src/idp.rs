@@ -1,37 +1,22 @@
-//! The only module that talks to the identity provider over the network: discovery (OIDC
-//! Discovery §4), JWKS, and the token endpoint (RFC 6749 §4.1.3 code exchange, §6 refresh).
-//! Every call has a timeout; redirects are never followed; errors carry no response bodies.
+//! The only module that talks to the identity provider over the network. It is the HTTP
+//! transport openidconnect calls (`AsyncHttpClient`): discovery (OIDC Discovery §4), the
+//! token endpoint (RFC 6749 §4.1.3 code exchange, §6 refresh) go through openidconnect and
+//! arrive here; the JWKS is fetched here directly (src/issuer_keys.rs keeps it). Every call
+//! has a timeout; redirects are never followed; bodies are size-capped; errors carry no
+//! response bodies; each call is counted and tells whether the IdP is up.
 
 use crate::config::OidcConfig;
 use crate::metrics::{IdpCall, Metrics};
-use serde::Deserialize;
+use openidconnect::core::CoreErrorResponseType;
+use openidconnect::{DiscoveryError, HttpRequest, HttpResponse, RequestTokenError};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The subset of the discovery document Portcullis uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProviderMetadata {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    pub jwks_uri: String,
-    #[serde(default)]
-    pub end_session_endpoint: Option<String>,
-    #[serde(default)]
-    pub userinfo_endpoint: Option<String>,
-}
-
-/// A token endpoint response (RFC 6749 §5.1).
-#[derive(Deserialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    #[serde(default)]
-    pub id_token: Option<String>,
-    #[serde(default)]
-    pub refresh_token: Option<String>,
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
+/// The discovery document, with the RP-initiated logout endpoint (OIDC RP-Initiated Logout
+/// 1.0 §2.1).
+pub type ProviderMetadata = openidconnect::ProviderMetadataWithLogout;
 
 /// A fetched JWKS document and how long the IdP says it may be cached.
 pub struct JwksDocument {
@@ -44,19 +29,63 @@ pub enum IdpError {
     /// Connection refused, timed out, TLS failure: the IdP is down or unreachable.
     #[error("identity provider unreachable")]
     Unreachable,
+    /// The IdP answered 5xx: it is up but failing, which for us is the same as down.
+    #[error("identity provider failed (status {0})")]
+    ServerError(u16),
     /// The IdP answered with an OAuth error (RFC 6749 §5.2), e.g. `invalid_grant`.
     #[error("identity provider refused: {0}")]
     Refused(String),
-    /// The IdP answered something we can't use (wrong status or body).
-    #[error("identity provider answered badly (status {0})")]
-    BadResponse(u16),
+    /// The IdP answered something we can't use: wrong status, content type or body, or a
+    /// discovery document for another issuer.
+    #[error("identity provider answered something unusable")]
+    BadResponse,
+}
+
+impl IdpError {
+    /// Whether the IdP looked down (as opposed to answering, even with a refusal).
+    pub fn means_down(&self) -> bool {
+        matches!(self, IdpError::Unreachable | IdpError::ServerError(_))
+    }
+}
+
+/// Why the transport gave openidconnect no response (its `AsyncHttpClient::Error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("identity provider unreachable")]
+    Unreachable,
+    #[error("identity provider failed (status {0})")]
+    ServerError(u16),
+    #[error("identity provider response too large or malformed")]
+    Unusable,
+}
+
+impl From<TransportError> for IdpError {
+    fn from(e: TransportError) -> IdpError {
+        match e {
+            TransportError::Unreachable => IdpError::Unreachable,
+            TransportError::ServerError(s) => IdpError::ServerError(s),
+            TransportError::Unusable => IdpError::BadResponse,
+        }
+    }
+}
+
+/// What openidconnect's token requests fail with, on our transport.
+pub type TokenRequestError =
+    RequestTokenError<TransportError, openidconnect::StandardErrorResponse<CoreErrorResponseType>>;
+
+impl From<TokenRequestError> for IdpError {
+    fn from(e: TokenRequestError) -> IdpError {
+        match e {
+            RequestTokenError::ServerResponse(r) => IdpError::Refused(sanitize(r.error().as_ref())),
+            RequestTokenError::Request(t) => t.into(),
+            RequestTokenError::Parse(..) | RequestTokenError::Other(_) => IdpError::BadResponse,
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct IdpClient {
     http: reqwest::Client,
-    client_id: String,
-    client_secret: crate::secret::Secret<String>,
     metrics: Arc<Metrics>,
     /// Whether this client's calls say if *the* IdP (the OIDC issuer) is up; extra bearer
     /// issuers use a copy that doesn't, so one of them being down never blocks logins.
@@ -71,6 +100,38 @@ impl std::fmt::Debug for IdpClient {
 
 /// Responses larger than this are refused (a hostile IdP can't exhaust memory).
 const MAX_BODY: usize = 1024 * 1024;
+
+/// openidconnect's HTTP client is this one: a request becomes a reqwest call with our
+/// timeouts, CA bundle and no redirects; a 5xx is an error (the IdP is failing), any other
+/// status goes back to openidconnect, which reads OAuth errors from it.
+impl<'c> openidconnect::AsyncHttpClient<'c> for IdpClient {
+    type Error = TransportError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let resp = self
+                .http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|_| TransportError::Unreachable)?;
+            let status = resp.status();
+            if status.is_server_error() {
+                return Err(TransportError::ServerError(status.as_u16()));
+            }
+            let headers = resp.headers().clone();
+            let body = read_limited(resp).await?;
+            let mut out = http::Response::new(body.to_vec());
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            Ok(out)
+        })
+    }
+}
 
 impl IdpClient {
     pub fn new(cfg: &OidcConfig, metrics: Arc<Metrics>) -> Result<IdpClient, String> {
@@ -93,8 +154,6 @@ impl IdpClient {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(IdpClient {
             http,
-            client_id: cfg.client_id.clone(),
-            client_secret: cfg.client_secret.clone(),
             metrics,
             tracks_health: true,
         })
@@ -108,17 +167,27 @@ impl IdpClient {
         }
     }
 
+    /// openidconnect's discovery: the document at `{issuer}/.well-known/openid-configuration`,
+    /// whose `issuer` must be exactly ours (OIDC Discovery §4.3, or tokens could be swapped),
+    /// and the JWKS it names (openidconnect fetches both).
     pub async fn discover(&self, issuer: &str) -> Result<ProviderMetadata, IdpError> {
-        let url = format!("{issuer}/.well-known/openid-configuration");
-        let result = self.get_json::<ProviderMetadata>(&url).await;
-        self.record(IdpCall::Discovery, &result);
-        let meta = result?;
-        // OIDC Discovery §4.3: the issuer must match exactly, or tokens could be swapped.
-        if meta.issuer != issuer {
-            tracing::error!(code = "idp.issuer_mismatch", configured = issuer, discovered = %meta.issuer, "discovery issuer does not match oidc.issuer_url");
-            return Err(IdpError::BadResponse(200));
+        let result = async {
+            let url = openidconnect::IssuerUrl::new(issuer.to_string())
+                .map_err(|_| IdpError::BadResponse)?;
+            ProviderMetadata::discover_async(url, self)
+                .await
+                .map_err(|e| match e {
+                    DiscoveryError::Request(t) => t.into(),
+                    DiscoveryError::Validation(why) => {
+                        tracing::error!(code = "idp.issuer_mismatch", configured = issuer, error = %why, "discovery issuer does not match oidc.issuer_url");
+                        IdpError::BadResponse
+                    }
+                    _ => IdpError::BadResponse,
+                })
         }
-        Ok(meta)
+        .await;
+        self.record(IdpCall::Discovery, &result);
+        result
     }
 
     /// [`Self::discover`] until it succeeds, waiting `first`, then twice as long each time up
@@ -144,7 +213,17 @@ impl IdpClient {
 
     pub async fn fetch_jwks(&self, url: &str) -> Result<JwksDocument, IdpError> {
         let result = async {
-            let resp = self.get_ok(url).await?;
+            let resp = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|_| IdpError::Unreachable)?;
+            match resp.status().as_u16() {
+                200 => {}
+                s @ 500.. => return Err(IdpError::ServerError(s)),
+                _ => return Err(IdpError::BadResponse),
+            }
             let max_age = resp
                 .headers()
                 .get(reqwest::header::CACHE_CONTROL)
@@ -158,50 +237,14 @@ impl IdpClient {
         result
     }
 
-    /// Authorization code grant with the PKCE verifier (RFC 7636 §4.5).
-    pub async fn exchange_code(
-        &self,
-        token_endpoint: &str,
-        code: &str,
-        verifier: &str,
-        redirect_uri: &str,
-    ) -> Result<TokenResponse, IdpError> {
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("code_verifier", verifier),
-            ("redirect_uri", redirect_uri),
-        ];
-        let result = self.token_call(token_endpoint, &form).await;
-        self.record(IdpCall::Code, &result);
-        result
-    }
-
-    pub async fn refresh(
-        &self,
-        token_endpoint: &str,
-        refresh_token: &str,
-    ) -> Result<TokenResponse, IdpError> {
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ];
-        let result = self.token_call(token_endpoint, &form).await;
-        self.record(IdpCall::Refresh, &result);
-        result
-    }
-
     /// Counts the call, and tracks whether the IdP is reachable at all: an OAuth error
     /// (`invalid_grant`…) means it answered; a connection failure or a 5xx means it is down.
-    fn record<T>(&self, call: IdpCall, result: &Result<T, IdpError>) {
+    pub fn record<T>(&self, call: IdpCall, result: &Result<T, IdpError>) {
         self.metrics.idp_call(call, result.is_ok());
         if !self.tracks_health {
             return;
         }
-        let reachable = !matches!(
-            result,
-            Err(IdpError::Unreachable) | Err(IdpError::BadResponse(500..))
-        );
+        let reachable = !result.as_ref().is_err_and(IdpError::means_down);
         if reachable == self.metrics.idp_is_down() {
             if reachable {
                 tracing::info!(code = "idp.up", "identity provider reachable again");
@@ -211,62 +254,17 @@ impl IdpClient {
         }
         self.metrics.idp_reachable(reachable);
     }
-
-    async fn token_call(
-        &self,
-        endpoint: &str,
-        form: &[(&str, &str)],
-    ) -> Result<TokenResponse, IdpError> {
-        // client_secret_basic: id and secret are form-urlencoded first (RFC 6749 §2.3.1).
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let resp = self
-            .http
-            .post(endpoint)
-            .basic_auth(enc(&self.client_id), Some(enc(self.client_secret.expose())))
-            .form(form)
-            .send()
-            .await
-            .map_err(|_| IdpError::Unreachable)?;
-        let status = resp.status().as_u16();
-        let body = read_limited(resp).await?;
-        if status == 200 {
-            return serde_json::from_slice(&body).map_err(|_| IdpError::BadResponse(status));
-        }
-        #[derive(Deserialize)]
-        struct OAuthError {
-            error: String,
-        }
-        match serde_json::from_slice::<OAuthError>(&body) {
-            Ok(e) if (400..500).contains(&status) => Err(IdpError::Refused(sanitize(&e.error))),
-            _ => Err(IdpError::BadResponse(status)),
-        }
-    }
-
-    async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T, IdpError> {
-        let body = read_limited(self.get_ok(url).await?).await?;
-        serde_json::from_slice(&body).map_err(|_| IdpError::BadResponse(200))
-    }
-
-    /// GET `url`; anything but a 200 is an error.
-    async fn get_ok(&self, url: &str) -> Result<reqwest::Response, IdpError> {
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|_| IdpError::Unreachable)?;
-        match resp.status().as_u16() {
-            200 => Ok(resp),
-            status => Err(IdpError::BadResponse(status)),
-        }
-    }
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> Result<bytes::Bytes, IdpError> {
+async fn read_limited(mut resp: reqwest::Response) -> Result<bytes::Bytes, TransportError> {
     let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|_| IdpError::Unreachable)? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| TransportError::Unreachable)?
+    {
         if buf.len() + chunk.len() > MAX_BODY {
-            return Err(IdpError::BadResponse(resp.status().as_u16()));
+            return Err(TransportError::Unusable);
         }
         buf.extend_from_slice(&chunk);
     }

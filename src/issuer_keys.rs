@@ -18,6 +18,7 @@ use crate::jwks::KeySet;
 use crate::jwt::{TokenError, UnverifiedToken};
 use crate::metrics::Metrics;
 use arc_swap::{ArcSwap, ArcSwapOption};
+use openidconnect::core::CoreJsonWebKeySet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub struct IssuerKeys {
     pub issuer: String,
     jwks_url: ArcSwapOption<String>,
     keys: ArcSwap<KeySet>,
+    /// The same keys as openidconnect reads them, for ID tokens (src/oidc.rs).
+    id_token_keys: ArcSwap<CoreJsonWebKeySet>,
     /// Serialises fetches, and holds when the last unknown-kid refetch started (`None`:
     /// never). `generation` tells a waiter that someone else fetched meanwhile. Held by the
     /// unknown-kid refetch while it waits for the rate limit, so the requests queued behind
@@ -58,6 +61,7 @@ impl IssuerKeys {
             issuer,
             jwks_url: ArcSwapOption::new(jwks_url.map(Arc::new)),
             keys: ArcSwap::from_pointee(KeySet::default()),
+            id_token_keys: ArcSwap::from_pointee(CoreJsonWebKeySet::default()),
             fetch_lock: tokio::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
             fetches_started: AtomicU64::new(0),
@@ -70,6 +74,11 @@ impl IssuerKeys {
     /// The current keys (lock-free).
     pub fn current(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.keys.load()
+    }
+
+    /// The current keys for openidconnect's ID-token verifier (a copy: it takes ownership).
+    pub fn id_token_keys(&self) -> CoreJsonWebKeySet {
+        CoreJsonWebKeySet::clone(&self.id_token_keys.load())
     }
 
     pub fn removals(&self) -> u64 {
@@ -106,7 +115,10 @@ impl IssuerKeys {
             return Err(IdpError::Unreachable);
         };
         let doc = idp.fetch_jwks(&url).await?;
-        let set = KeySet::parse(&doc.body).map_err(|_| IdpError::BadResponse(200))?;
+        let set = KeySet::parse(&doc.body).map_err(|_| IdpError::BadResponse)?;
+        // openidconnect skips the keys it can't use, as KeySet does.
+        let id_token_keys: CoreJsonWebKeySet =
+            serde_json::from_slice(&doc.body).map_err(|_| IdpError::BadResponse)?;
         if set.skipped > 0 {
             tracing::debug!(issuer = %self.issuer, skipped = set.skipped, "JWKS keys skipped (not for signatures, or of unknown type)");
         }
@@ -115,6 +127,7 @@ impl IssuerKeys {
             tracing::info!(issuer = %self.issuer, "signing keys withdrawn from the JWKS; tokens verified with them are forgotten");
         }
         self.keys.store(Arc::new(set));
+        self.id_token_keys.store(Arc::new(id_token_keys));
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut next) = self.next_refresh.lock() {
             *next = doc

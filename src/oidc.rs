@@ -1,23 +1,113 @@
-//! The OIDC relying party (OIDC Core §3.1, authorization code flow): discovery, starting a
-//! login (PKCE S256 + state + nonce, always — RFC 9700 §2.1.1), finishing it at the callback,
-//! refreshing sessions (single-flight), and the RP-initiated logout URL.
+//! The OIDC relying party (OIDC Core §3.1, authorization code flow), on openidconnect:
+//! discovery, starting a login (PKCE S256 + state + nonce, always — RFC 9700 §2.1.1),
+//! finishing it at the callback (code exchange, ID-token validation), refreshing sessions
+//! (single-flight), and the RP-initiated logout URL. openidconnect reaches the IdP through
+//! [`IdpClient`]; the ID token is checked against the keys of [`IssuerKeys`], so a key
+//! rotation is picked up exactly as for bearer tokens.
 
 use crate::clock::UnixTime;
 use crate::config::Config;
-use crate::identity::Identity;
-use crate::idp::{IdpClient, IdpError, ProviderMetadata, TokenResponse};
+use crate::identity::{Identity, IdentityClaims, RoleList};
+use crate::idp::{IdpClient, IdpError, ProviderMetadata};
 use crate::issuer_keys::IssuerKeys;
-use crate::jwt::{IdTokenRules, TokenError, UnverifiedToken, check_times};
+use crate::jwt::{TokenError, UnverifiedToken, check_times};
 use crate::login_state::{LoginAttempt, LoginStateCookies, StateProblem};
-use crate::metrics::Metrics;
+use crate::metrics::{IdpCall, Metrics};
 use crate::seal::Sealer;
 use crate::session::Session;
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+    CoreGenderClaim, CoreIdTokenVerifier, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, JsonWebKeySet, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl, RefreshToken, Scope,
+    SignatureVerificationError, StandardErrorResponse, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The Keycloak claims an ID token carries beyond OIDC's standard ones.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct KeycloakClaims {
+    #[serde(default)]
+    groups: Vec<String>,
+    realm_access: Option<RoleList>,
+    resource_access: Option<BTreeMap<String, RoleList>>,
+    sid: Option<String>,
+    /// Keycloak's token type: "ID" on ID tokens.
+    typ: Option<String>,
+}
+
+impl openidconnect::AdditionalClaims for KeycloakClaims {}
+
+type IdToken = openidconnect::IdToken<
+    KeycloakClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+type IdTokenFields = openidconnect::IdTokenFields<
+    KeycloakClaims,
+    openidconnect::EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// A token endpoint response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+type Tokens = openidconnect::StandardTokenResponse<IdTokenFields, CoreTokenType>;
+
+/// openidconnect's client with the authorization and token endpoints set.
+type LoginClient = openidconnect::Client<
+    KeycloakClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    Tokens,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointNotSet,
+>;
+
+/// ID tokens must be signed with a public-key algorithm: an HMAC "signature" keyed with the
+/// client secret is refused (RFC 8725 §2.1), as is `none`.
+const ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// The discovered provider: its metadata and the openidconnect client built from it.
+pub struct Provider {
+    pub metadata: ProviderMetadata,
+    client: LoginClient,
+}
 
 /// Why a login could not be completed. Shown to users only as a generic page.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,12 +138,40 @@ pub struct CallbackParams {
     pub error: Option<String>,
 }
 
+/// Why a session could not be refreshed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// The session holds no refresh token: it cannot be renewed.
+    #[error("the session has no refresh token")]
+    NoRefreshToken,
+    /// The token endpoint could not be used, or refused the grant.
+    #[error(transparent)]
+    Idp(IdpError),
+    /// The IdP answered, but with tokens we don't accept (bad signature, another subject…).
+    #[error("refreshed tokens rejected: {0}")]
+    BadTokens(LoginError),
+}
+
+impl RefreshError {
+    /// Whether the session is over for good (on every replica): no refresh token, or the
+    /// IdP refused the grant (`invalid_grant`: the refresh token is dead). Anything else may
+    /// succeed on a later request.
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            RefreshError::NoRefreshToken | RefreshError::Idp(IdpError::Refused(_))
+        )
+    }
+}
+
 pub struct Oidc {
     pub client_id: String,
     pub issuer: String,
+    client_secret: crate::secret::Secret<String>,
     redirect_uri: String,
-    scopes: String,
-    provider: ArcSwapOption<ProviderMetadata>,
+    /// The scopes asked for besides `openid` (which openidconnect always adds).
+    scopes: Vec<String>,
+    provider: ArcSwapOption<Provider>,
     pub keys: Arc<IssuerKeys>,
     idp: IdpClient,
     metrics: Arc<Metrics>,
@@ -78,8 +196,15 @@ impl Oidc {
         Self {
             client_id: cfg.oidc.client_id.clone(),
             issuer: cfg.oidc.issuer_url.clone(),
+            client_secret: cfg.oidc.client_secret.clone(),
             redirect_uri: cfg.redirect_uri.clone(),
-            scopes: cfg.oidc.scopes.join(" "),
+            scopes: cfg
+                .oidc
+                .scopes
+                .iter()
+                .filter(|s| *s != "openid")
+                .cloned()
+                .collect(),
             provider: ArcSwapOption::empty(),
             keys,
             idp,
@@ -109,14 +234,42 @@ impl Oidc {
         &self.idp
     }
 
-    pub fn provider(&self) -> Option<Arc<ProviderMetadata>> {
+    pub fn provider(&self) -> Option<Arc<Provider>> {
         self.provider.load_full()
     }
 
-    /// Starts from a discovery document already fetched (by the configuration this one
-    /// replaces); discovery still runs and replaces it.
-    pub fn set_provider(&self, meta: Arc<ProviderMetadata>) {
-        self.provider.store(Some(meta));
+    /// Starts from a provider already discovered (by the configuration this one replaces)
+    /// when it was discovered for this client; discovery still runs and replaces it.
+    pub fn set_provider(&self, previous: &Provider) {
+        if let Some(p) = self.provider_from(previous.metadata.clone()) {
+            self.provider.store(Some(Arc::new(p)));
+        }
+    }
+
+    /// The openidconnect client for this provider, or `None` (logged) when the discovery
+    /// document lacks what a login needs.
+    fn provider_from(&self, metadata: ProviderMetadata) -> Option<Provider> {
+        let Some(token_uri) = metadata.token_endpoint().cloned() else {
+            tracing::error!(code = "idp.no_token_endpoint", issuer = %self.issuer, "the discovery document has no token_endpoint");
+            return None;
+        };
+        let Ok(redirect) = RedirectUrl::new(self.redirect_uri.clone()) else {
+            tracing::error!(
+                code = "idp.bad_redirect_uri",
+                "the redirect URI is not a URL"
+            );
+            return None;
+        };
+        let client: LoginClient = openidconnect::Client::new(
+            ClientId::new(self.client_id.clone()),
+            metadata.issuer().clone(),
+            JsonWebKeySet::default(),
+        )
+        .set_client_secret(ClientSecret::new(self.client_secret.expose().clone()))
+        .set_auth_uri(metadata.authorization_endpoint().clone())
+        .set_token_uri(token_uri)
+        .set_redirect_uri(redirect);
+        Some(Provider { metadata, client })
     }
 
     /// Ready when discovery and the signing keys are loaded.
@@ -127,17 +280,20 @@ impl Oidc {
     /// Fetches the discovery document until it succeeds (the proxy starts and keeps retrying
     /// while the IdP is down), then hands the JWKS URL to the key cache.
     pub async fn run_discovery(self: Arc<Self>) {
-        let meta = self
-            .idp
-            .discover_until_ok(
-                &self.issuer,
-                Duration::from_millis(500),
-                Duration::from_secs(15),
-            )
-            .await;
+        let (first, max) = (Duration::from_millis(500), Duration::from_secs(15));
+        let mut backoff = first;
+        let provider = loop {
+            let meta = self.idp.discover_until_ok(&self.issuer, first, max).await;
+            if let Some(p) = self.provider_from(meta) {
+                break p;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(max);
+        };
         tracing::info!(issuer = %self.issuer, "identity provider discovered");
-        self.keys.set_jwks_url(meta.jwks_uri.clone());
-        self.provider.store(Some(Arc::new(meta)));
+        self.keys
+            .set_jwks_url(provider.metadata.jwks_uri().to_string());
+        self.provider.store(Some(Arc::new(provider)));
     }
 
     /// Asks the IdP for its discovery document every 10 s once it was loaded, so `/ready` and
@@ -177,21 +333,23 @@ impl Oidc {
         Ok((self.authorize_url(&provider, &attempt), cookie))
     }
 
-    fn authorize_url(&self, provider: &ProviderMetadata, a: &LoginAttempt) -> String {
-        let challenge = B64.encode(digest::digest(&digest::SHA256, a.verifier.as_bytes()));
-        let mut url = match url::Url::parse(&provider.authorization_endpoint) {
-            Ok(u) => u,
-            Err(_) => return provider.authorization_endpoint.clone(),
-        };
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("redirect_uri", &self.redirect_uri)
-            .append_pair("scope", &self.scopes)
-            .append_pair("state", &a.state)
-            .append_pair("nonce", &a.nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+    /// The authorization request (OIDC Core §3.1.2.1) with this attempt's state, nonce and
+    /// PKCE S256 challenge (RFC 7636 §4.2).
+    fn authorize_url(&self, provider: &Provider, a: &LoginAttempt) -> String {
+        let (state, nonce) = (a.state.clone(), a.nonce.clone());
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+            a.verifier.clone(),
+        ));
+        let (url, _, _) = provider
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                move || CsrfToken::new(state),
+                move || Nonce::new(nonce),
+            )
+            .add_scopes(self.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
         url.into()
     }
 
@@ -227,18 +385,22 @@ impl Oidc {
                 .filter(|c| !c.is_empty() && c.len() <= 2048)
                 .ok_or(LoginError::CodeMissing)?;
             let provider = self.provider().ok_or(LoginError::IdpUnavailable)?;
-            let tokens = self
-                .idp
-                .exchange_code(
-                    &provider.token_endpoint,
-                    &code,
-                    &attempt.verifier,
-                    &self.redirect_uri,
-                )
+            let tokens = provider
+                .client
+                .exchange_code(AuthorizationCode::new(code))
+                .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
+                .request_async(&self.idp)
                 .await
-                .map_err(LoginError::Exchange)?;
+                .map_err(IdpError::from);
+            self.idp.record(IdpCall::Code, &tokens);
+            let nonce = Nonce::new(attempt.nonce.clone());
             let session = self
-                .session_from_tokens(tokens, Some(&attempt.nonce), None, now)
+                .session_from_tokens(
+                    tokens.map_err(LoginError::Exchange)?,
+                    Some(&nonce),
+                    None,
+                    now,
+                )
                 .await?;
             Ok((session, attempt.return_to))
         }
@@ -252,9 +414,9 @@ impl Oidc {
         &self,
         session: &Session,
         now: UnixTime,
-    ) -> Result<Arc<Session>, IdpError> {
+    ) -> Result<Arc<Session>, RefreshError> {
         let Some(rt) = session.refresh_token.clone() else {
-            return Err(IdpError::Refused("no_refresh_token".into()));
+            return Err(RefreshError::NoRefreshToken);
         };
         let key = B64.encode(digest::digest(&digest::SHA256, rt.as_bytes()));
         let session = session.clone();
@@ -262,43 +424,114 @@ impl Oidc {
         // a failure during an IdP outage must not be replayed once the IdP is back.
         self.refreshes
             .try_get_with(key, async move {
-                let provider = self.provider().ok_or(IdpError::Unreachable)?;
-                let tokens = self.idp.refresh(&provider.token_endpoint, &rt).await?;
-                let refreshed = self.session_from_tokens(tokens, None, Some(&session), now).await.map_err(|e| {
-                    tracing::warn!(code = "refresh.bad_tokens", error = %e, "refreshed tokens rejected");
-                    IdpError::BadResponse(200)
-                })?;
-                Ok::<_, IdpError>(Arc::new(refreshed))
+                let provider = self
+                    .provider()
+                    .ok_or(RefreshError::Idp(IdpError::Unreachable))?;
+                let tokens = provider
+                    .client
+                    .exchange_refresh_token(&RefreshToken::new(rt))
+                    .request_async(&self.idp)
+                    .await
+                    .map_err(IdpError::from);
+                self.idp.record(IdpCall::Refresh, &tokens);
+                let tokens = tokens.map_err(RefreshError::Idp)?;
+                let refreshed = self
+                    .session_from_tokens(tokens, None, Some(&session), now)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(code = "refresh.bad_tokens", error = %e, "refreshed tokens rejected");
+                        RefreshError::BadTokens(e)
+                    })?;
+                Ok::<_, RefreshError>(Arc::new(refreshed))
             })
             .await
             .map_err(|e| (*e).clone())
+    }
+
+    /// Validates an ID token (OIDC Core §3.1.3.7): signature by one of the issuer's keys (an
+    /// unknown `kid` refetches them once, rate-limited), `iss`, `aud` (no other audience),
+    /// `azp`, `exp` and `iat` with our leeway and our clock, and the nonce at login. Refreshed
+    /// ID tokens carry no nonce (OIDC Core §12.2), so none is required then.
+    async fn verify_id_token(
+        &self,
+        token: &IdToken,
+        nonce: Option<&Nonce>,
+        now: UnixTime,
+    ) -> Result<IdentityClaims, TokenError> {
+        match self.id_token_claims(token, nonce, now) {
+            Err(TokenError::UnknownKey)
+                if self
+                    .keys
+                    .refetch_for_unknown_kid(&self.idp, &self.metrics)
+                    .await =>
+            {
+                self.id_token_claims(token, nonce, now)
+            }
+            other => other,
+        }
+    }
+
+    fn id_token_claims(
+        &self,
+        token: &IdToken,
+        nonce: Option<&Nonce>,
+        now: UnixTime,
+    ) -> Result<IdentityClaims, TokenError> {
+        let leeway = self.leeway;
+        // openidconnect compares `exp` with this clock; setting it `leeway` back grants the
+        // leeway. `iat` may not be later than now (plus the leeway).
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            ClientId::new(self.client_id.clone()),
+            openidconnect::IssuerUrl::new(self.issuer.clone()).map_err(|_| TokenError::Issuer)?,
+            self.keys.id_token_keys(),
+        )
+        .set_allowed_algs(ID_TOKEN_ALGS)
+        .set_time_fn(move || unix_to_utc(now.saturating_sub(leeway)))
+        .set_issue_time_verifier_fn(move |iat| {
+            if iat > unix_to_utc(now.saturating_add(leeway)) {
+                Err("issued in the future".into())
+            } else {
+                Ok(())
+            }
+        });
+        let claims = match nonce {
+            Some(n) => token.claims(&verifier, n),
+            None => token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        }
+        .map_err(token_error)?;
+        let extra = claims.additional_claims();
+        if extra.typ.as_deref().is_some_and(|t| t != "ID") {
+            return Err(TokenError::TokenType);
+        }
+        Ok(IdentityClaims {
+            sub: Some(claims.subject().to_string()),
+            email: claims.email().map(|e| e.to_string()),
+            email_verified: claims.email_verified(),
+            preferred_username: claims.preferred_username().map(|u| u.to_string()),
+            groups: extra.groups.clone(),
+            realm_access: extra.realm_access.clone(),
+            resource_access: extra.resource_access.clone(),
+            sid: extra.sid.clone(),
+        })
     }
 
     /// Builds a session from a token response. At login the ID token is required and must
     /// carry our nonce; on refresh it is optional and has no nonce (OIDC Core §12.2).
     async fn session_from_tokens(
         &self,
-        tokens: TokenResponse,
-        nonce: Option<&str>,
+        tokens: Tokens,
+        nonce: Option<&Nonce>,
         previous: Option<&Session>,
         now: UnixTime,
     ) -> Result<Session, LoginError> {
-        let mut identity = match (&tokens.id_token, previous) {
+        let id_token = tokens.id_token();
+        let mut identity = match (id_token, previous) {
             (Some(id_token), _) => {
-                let mut t = UnverifiedToken::parse(id_token).map_err(LoginError::IdToken)?;
-                self.keys
-                    .verify_signature(&t, &self.idp, &self.metrics)
+                let claims = self
+                    .verify_id_token(id_token, nonce, now)
                     .await
                     .map_err(LoginError::IdToken)?;
-                IdTokenRules {
-                    issuer: &self.issuer,
-                    client_id: &self.client_id,
-                    nonce,
-                    leeway: self.leeway,
-                }
-                .check(&t, now)
-                .map_err(LoginError::IdToken)?;
-                let id = Identity::from_claims(t.claims.take_identity())
+                let id = Identity::from_claims(claims)
                     .ok_or(LoginError::IdToken(TokenError::MissingClaim))?;
                 if previous.is_some_and(|p| p.identity.sub != id.sub) {
                     return Err(LoginError::IdToken(TokenError::MissingClaim));
@@ -312,9 +545,11 @@ impl Oidc {
             },
             (None, None) => return Err(LoginError::IdToken(TokenError::MissingClaim)),
         };
+        let access_token = tokens.access_token().secret();
         // Keycloak puts roles in the access token; read them when it is a JWT we can verify.
-        let mut access_exp = now + tokens.expires_in.unwrap_or(300);
-        if let Ok(mut t) = UnverifiedToken::parse(&tokens.access_token) {
+        let expires_in = tokens.expires_in().map_or(300, |d| d.as_secs());
+        let mut access_exp = now + expires_in;
+        if let Ok(mut t) = UnverifiedToken::parse(access_token) {
             let trusted = t.claims.iss.as_deref() == Some(self.issuer.as_str())
                 && check_times(&t.claims, now, self.leeway).is_ok()
                 && t.claims.sub.as_deref() == Some(identity.sub.as_str())
@@ -346,12 +581,13 @@ impl Oidc {
             access_expires_at: access_exp.min(expires_at),
             expires_at,
             refresh_token: tokens
-                .refresh_token
+                .refresh_token()
+                .map(|t| t.secret().clone())
                 .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
-            id_token: tokens
-                .id_token
+            id_token: id_token
+                .map(|t| t.to_string())
                 .or_else(|| previous.and_then(|p| p.id_token.clone())),
-            access_token: self.keep_access_token.then_some(tokens.access_token),
+            access_token: self.keep_access_token.then(|| access_token.clone()),
         })
     }
 
@@ -363,17 +599,43 @@ impl Oidc {
         post_logout_redirect: Option<&str>,
     ) -> Option<String> {
         let provider = self.provider()?;
-        let mut url = url::Url::parse(provider.end_session_endpoint.as_deref()?).ok()?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("client_id", &self.client_id);
-            if let Some(hint) = id_token {
-                q.append_pair("id_token_hint", hint);
-            }
-            if let Some(rd) = post_logout_redirect {
-                q.append_pair("post_logout_redirect_uri", rd);
-            }
+        let end = provider
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
+        let mut request =
+            LogoutRequest::from(end).set_client_id(ClientId::new(self.client_id.clone()));
+        if let Some(hint) = id_token.and_then(|t| t.parse::<IdToken>().ok()) {
+            request = request.set_id_token_hint(&hint);
         }
-        Some(url.into())
+        if let Some(rd) =
+            post_logout_redirect.and_then(|r| PostLogoutRedirectUrl::new(r.into()).ok())
+        {
+            request = request.set_post_logout_redirect_uri(rd);
+        }
+        Some(request.http_get_url().into())
+    }
+}
+
+fn unix_to_utc(t: UnixTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(i64::try_from(t).unwrap_or(i64::MAX), 0).unwrap_or_default()
+}
+
+/// openidconnect's verdict on an ID token, in the proxy's terms.
+fn token_error(e: ClaimsVerificationError) -> TokenError {
+    match e {
+        ClaimsVerificationError::Expired(_) => TokenError::Expired,
+        ClaimsVerificationError::InvalidAudience(_) => TokenError::Audience,
+        ClaimsVerificationError::InvalidIssuer(_) => TokenError::Issuer,
+        ClaimsVerificationError::InvalidNonce(_) => TokenError::Nonce,
+        ClaimsVerificationError::SignatureVerification(s) => match s {
+            SignatureVerificationError::NoMatchingKey => TokenError::UnknownKey,
+            SignatureVerificationError::DisallowedAlg(_)
+            | SignatureVerificationError::UnsupportedAlg(_) => TokenError::Algorithm,
+            _ => TokenError::Signature,
+        },
+        ClaimsVerificationError::Unsupported(_) => TokenError::Malformed,
+        _ => TokenError::MissingClaim,
     }
 }

@@ -183,7 +183,9 @@ impl Problem {
                         StatusCode::BAD_REQUEST,
                         "Sign-in could not be completed. Start again from the application.",
                     ),
-                    LoginError::Exchange(IdpError::Unreachable | IdpError::BadResponse(_)) => (
+                    LoginError::Exchange(
+                        IdpError::Unreachable | IdpError::ServerError(_) | IdpError::BadResponse,
+                    ) => (
                         StatusCode::BAD_GATEWAY,
                         "The identity provider is not answering. Try again in a moment.",
                     ),

@@ -13,9 +13,9 @@ use super::redis::{RedisIo, StoreUnavailable};
 use super::ticket::{RecordVersion, SessionTicket, hex};
 use crate::clock::UnixTime;
 use crate::config::{SessionConfig, StoreConfig};
-use crate::idp::IdpError;
 use crate::metrics::Metrics;
 use crate::oidc::Oidc;
+use crate::oidc::RefreshError;
 use crate::seal::Sealer;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -65,7 +65,11 @@ enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefreshFailure {
     #[error("refresh failed: {0}")]
-    Idp(IdpError),
+    Idp(RefreshError),
+    /// Another replica held the refresh lock and neither finished nor gave a result in
+    /// time, or no lock token could be made: nothing is known about the session yet.
+    #[error("refresh not completed")]
+    NotCompleted,
     /// Signed out or revoked while the refresh was pending.
     #[error("session ended during refresh")]
     Ended,
@@ -304,7 +308,7 @@ impl RedisStore {
     ) -> Result<Arc<Session>, RefreshFailure> {
         let lock = ticket.refresh_lock_key();
         let Ok(token) = random_token() else {
-            return Err(RefreshFailure::Idp(IdpError::Unreachable));
+            return Err(RefreshFailure::NotCompleted);
         };
         let acquired: Option<String> = self
             .io
@@ -389,7 +393,7 @@ impl RedisStore {
                 }
                 Ok(fresh)
             }
-            Err(e @ IdpError::Refused(_)) => {
+            Err(e) if e.ends_session() => {
                 // The refresh token is dead, so is the session, on every replica.
                 let _ = self
                     .io
@@ -435,7 +439,7 @@ impl RedisStore {
                     code = "refresh.wait_gave_up",
                     "another replica's refresh did not complete"
                 );
-                return Err(RefreshFailure::Idp(IdpError::Unreachable));
+                return Err(RefreshFailure::NotCompleted);
             }
         }
     }

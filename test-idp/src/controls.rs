@@ -58,6 +58,11 @@ pub struct Controls {
     pub id_token_expired: AtomicBool,
     /// ID tokens from `/token` have `azp` = "other-client" (and `aud` includes it).
     pub id_token_azp_other: AtomicBool,
+    /// ID tokens from `/token` are HS256, keyed with the client secret (OIDC Core §10.1
+    /// allows it; Portcullis must not: the secret is not a signing key it trusts).
+    pub id_token_hs256_client_secret: AtomicBool,
+    /// ID tokens from `/token` are unsigned (`alg: none`).
+    pub id_token_alg_none: AtomicBool,
     /// `/token` answers 500 with a non-JSON body.
     pub token_endpoint_500: AtomicBool,
     /// `/token` answers 400 `{"error":"invalid_grant"}`.
@@ -106,6 +111,8 @@ impl Default for Controls {
             id_token_bad_signature: AtomicBool::new(false),
             id_token_expired: AtomicBool::new(false),
             id_token_azp_other: AtomicBool::new(false),
+            id_token_hs256_client_secret: AtomicBool::new(false),
+            id_token_alg_none: AtomicBool::new(false),
             token_endpoint_500: AtomicBool::new(false),
             token_endpoint_error: AtomicBool::new(false),
             discovery_wrong_issuer: AtomicBool::new(false),
@@ -145,6 +152,8 @@ pub const SWITCH_NAMES: &[&str] = &[
     "id_token_bad_signature",
     "id_token_expired",
     "id_token_azp_other",
+    "id_token_hs256_client_secret",
+    "id_token_alg_none",
     "token_endpoint_500",
     "token_endpoint_error",
     "discovery_wrong_issuer",
@@ -167,6 +176,8 @@ impl Controls {
             "id_token_bad_signature" => &self.id_token_bad_signature,
             "id_token_expired" => &self.id_token_expired,
             "id_token_azp_other" => &self.id_token_azp_other,
+            "id_token_hs256_client_secret" => &self.id_token_hs256_client_secret,
+            "id_token_alg_none" => &self.id_token_alg_none,
             "token_endpoint_500" => &self.token_endpoint_500,
             "token_endpoint_error" => &self.token_endpoint_error,
             "discovery_wrong_issuer" => &self.discovery_wrong_issuer,

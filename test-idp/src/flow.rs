@@ -399,6 +399,18 @@ fn issue_tokens(
     }
     let id_token = if c.on(&c.id_token_bad_signature) {
         t.sign_with_rogue_key(&id, &kid, "JWT")
+    } else if c.on(&c.id_token_hs256_client_secret) {
+        crate::tokens::sign_hmac(
+            &json!({ "alg": "HS256", "typ": "JWT" }),
+            &id,
+            shared.opts.client_secret.as_bytes(),
+        )
+    } else if c.on(&c.id_token_alg_none) {
+        t.sign_raw(
+            &json!({ "alg": "none", "typ": "JWT", "kid": kid }),
+            &id,
+            &kid,
+        )
     } else {
         t.sign(&id, &kid, "JWT")
     };

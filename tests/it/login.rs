@@ -296,6 +296,8 @@ async fn bad_id_tokens_never_create_a_session() {
         "id_token_bad_signature",
         "id_token_expired",
         "id_token_azp_other",
+        "id_token_hs256_client_secret",
+        "id_token_alg_none",
     ] {
         h.idp.controls().reset_switches();
         assert!(h.idp.controls().set_switch(switch, true), "{switch}");
