@@ -34,10 +34,10 @@
 
 use criterion::Criterion;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use portcullis::access::{Credentials, Pass};
 use portcullis::app::App;
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
+use portcullis::gate::{Credentials, Pass};
 use portcullis::identity::Identity;
 use portcullis::jwks::KeySet;
 use portcullis::jwt::UnverifiedToken;
@@ -115,7 +115,7 @@ jwks_refetch_interval = "1h"
     rt.block_on(async {
         app.spawn_background();
         for _ in 0..500 {
-            if app.oidc.is_ready() {
+            if app.oidc().is_ready() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -174,7 +174,7 @@ fn cold_signature<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 }
 
 fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
-    let gate = &f.app.gate;
+    let gate = f.app.gate();
     // The fixture has no [[rules]]: [authz] decides, as for every request before rules.
     let target = RequestTarget::new(
         Some("app.example.com"),
@@ -183,7 +183,7 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         false,
     )
     .unwrap();
-    let verdict = f.app.config.rules.evaluate(&target);
+    let verdict = f.app.config().rules.evaluate(&target);
     let check = |creds, now| gate.decide(&verdict, None, creds, now);
     let alice = TestUser::alice();
     let mut g = c.benchmark_group("decision");
@@ -196,14 +196,14 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         cookie: None,
     };
     f.rt.block_on(check(creds, f.app.now())).unwrap();
-    let hits = f.app.metrics.token_cache_hits.load(Relaxed);
+    let hits = f.app.metrics().token_cache_hits.load(Relaxed);
     poll_ready(check(creds, f.app.now())).unwrap();
-    assert_eq!(f.app.metrics.token_cache_hits.load(Relaxed), hits + 1);
+    assert_eq!(f.app.metrics().token_cache_hits.load(Relaxed), hits + 1);
     // Creating the future moves its whole state machine (the slow paths' too).
     println!(
         "future sizes: Gate::decide {} bytes, BearerVerifier::verify {} bytes",
         std::mem::size_of_val(&check(creds, 0)),
-        std::mem::size_of_val(&gate.bearer.as_ref().unwrap().verify(&token, 0)),
+        std::mem::size_of_val(&gate.bearer().unwrap().verify(&token, 0)),
     );
     g.bench_function("bearer_cached", |b| {
         b.iter(|| poll_ready(check(black_box(creds), f.app.now())).is_ok())
@@ -236,8 +236,8 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     }))
     .unwrap();
     let set = gate
-        .cookies
-        .write(&gate.sealer, &session, now, None)
+        .cookies()
+        .write(gate.sealer(), &session, now, None)
         .unwrap();
     assert_eq!(set.len(), 1, "one unchunked cookie");
     let pair = set[0].split(';').next().unwrap();
@@ -257,9 +257,12 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     });
     g.bench_function("session_cookie_first_sight", |b| {
         b.iter(|| {
-            let s = gate.cookies.read(&gate.sealer, black_box(&cookie)).unwrap();
+            let s = gate
+                .cookies()
+                .read(gate.sealer(), black_box(&cookie))
+                .unwrap();
             assert_eq!(
-                s.freshness(f.app.now(), gate.refresh_after),
+                s.freshness(f.app.now(), gate.refresh_after()),
                 Freshness::Fresh
             );
             let p = Principal::new(
@@ -335,7 +338,7 @@ fn rules<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     let config = Config::from_toml(&base, &[]).unwrap();
     let rules = &config.rules;
     assert_eq!(rules.rules().len(), 10);
-    let gate = &f.app.gate;
+    let gate = f.app.gate();
     let token = f
         .idp
         .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");

@@ -3,30 +3,32 @@
 //! the one serving now; a configuration reload ([`crate::reload`]) builds a new [`App`] and
 //! swaps it in whole. Nothing here runs per request except the lock-free loads.
 
-use crate::access::Gate;
-use crate::backchannel::BackchannelLogout;
+use crate::backchannel::{BackchannelLogout, LogoutError};
 use crate::bearer::{BearerVerifier, TrustedIssuer};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::gate::Gate;
 use crate::idp::IdpClient;
 use crate::issuer_keys::IssuerKeys;
+use crate::login::oidc::{CallbackParams, LoginError, LoginFinish, LoginStart, Oidc};
 use crate::metrics::{Decision, Metrics, RuleDecisions};
-use crate::oidc::Oidc;
 use crate::revocation::Revocations;
 use crate::rules::Decider;
 use crate::seal::Sealer;
-use crate::session::cookies::SessionCookies;
+use crate::session::Session;
+use crate::session::cookies::SetCookie;
+use crate::session::redis::StoreUnavailable;
 use crate::session::store::SessionStore;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct App {
-    pub config: Config,
-    pub clock: SharedClock,
-    pub metrics: Arc<Metrics>,
-    pub gate: Gate,
-    pub oidc: Arc<Oidc>,
-    pub backchannel: BackchannelLogout,
+    config: Config,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    gate: Gate,
+    oidc: Arc<Oidc>,
+    backchannel: BackchannelLogout,
     /// Counters of each rule (same order as `config.rules`), then `[authz]`, then preflights.
     rule_decisions: Vec<Arc<RuleDecisions>>,
     /// Per-middleware constraints parsed so far, by their raw text (each Traefik Middleware
@@ -45,7 +47,7 @@ pub struct App {
 pub struct Carried {
     pub metrics: Arc<Metrics>,
     pub revocations: Arc<Revocations>,
-    provider: Option<(String, Arc<crate::oidc::Provider>)>,
+    provider: Option<(String, Arc<crate::login::oidc::Provider>)>,
     keys: Vec<CarriedKeys>,
 }
 
@@ -97,7 +99,7 @@ impl App {
             refetch_interval,
             keys: self.oidc.keys.clone(),
         }];
-        if let Some(bearer) = &self.gate.bearer {
+        if let Some(bearer) = &self.gate.bearer() {
             keys.extend(bearer.issuers().iter().skip(1).map(|i| CarriedKeys {
                 issuer: i.config.issuer_url.clone(),
                 jwks_url: i.config.jwks_url.clone(),
@@ -107,7 +109,7 @@ impl App {
         }
         Carried {
             metrics: self.metrics.clone(),
-            revocations: self.gate.revocations.clone(),
+            revocations: self.gate.revocations().clone(),
             provider: self
                 .oidc
                 .provider()
@@ -183,17 +185,15 @@ impl App {
                 clock.clone(),
             )
         });
-        let gate = Gate {
+        let gate = Gate::new(
+            &config.session,
             sealer,
-            cookies: SessionCookies::new(&config.session),
             bearer,
-            oidc: oidc.clone(),
-            refresh_after: config.session.refresh,
-            revocations: carried.revocations.clone(),
-            store: SessionStore::new(&config.session, metrics.clone())?,
-            decoded: matches!(config.session.store, crate::config::StoreConfig::Cookie)
-                .then(|| crate::access::decoded_session_cache(clock.clone())),
-        };
+            oidc.clone(),
+            carried.revocations.clone(),
+            SessionStore::new(&config.session, metrics.clone())?,
+            clock.clone(),
+        );
         let backchannel = BackchannelLogout::new(config.bearer.leeway);
         let rule_decisions = config
             .rules
@@ -267,7 +267,7 @@ impl App {
 
     /// Starts discovery, key refresh and the session store's connection, owned by this App.
     pub fn spawn_background(self: &Arc<Self>) {
-        if let Some(task) = self.gate.store.background() {
+        if let Some(task) = self.gate.store().background() {
             self.spawn(task);
         }
         self.spawn(self.oidc.clone().run_discovery());
@@ -278,7 +278,7 @@ impl App {
                 .clone()
                 .run_refresh_loop(self.oidc.idp().clone()),
         );
-        if let Some(bearer) = &self.gate.bearer {
+        if let Some(bearer) = &self.gate.bearer() {
             for issuer in bearer.issuers().iter().skip(1) {
                 let keys = issuer.keys.clone();
                 if !keys.has_jwks_url() {
@@ -309,7 +309,83 @@ impl App {
 
     /// Whether discovery, keys and the session store are ready to serve.
     pub fn is_ready(&self) -> bool {
-        self.oidc.is_ready() && self.gate.store.is_ready()
+        self.not_ready_because().is_none()
+    }
+
+    /// Why `/ready` must say no, or `None` when discovery, keys and the store are ready.
+    pub fn not_ready_because(&self) -> Option<&'static str> {
+        if !self.oidc.is_ready() {
+            Some("identity provider discovery or keys not loaded")
+        } else if !self.gate.store().is_ready() {
+            Some("session store (Redis) unreachable")
+        } else {
+            None
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn oidc(&self) -> &Oidc {
+        &self.oidc
+    }
+
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Starts a browser login that returns to `return_to` (already validated).
+    pub fn begin_login(&self, return_to: String) -> Result<LoginStart, LoginError> {
+        self.oidc
+            .begin_login(self.gate.sealer(), return_to, self.now())
+    }
+
+    /// Finishes a login at the callback; the session is not stored yet
+    /// ([`Self::start_session`]).
+    pub async fn finish_login(
+        &self,
+        params: CallbackParams,
+        cookie_header: Option<&str>,
+    ) -> LoginFinish {
+        self.oidc
+            .finish_login(self.gate.sealer(), params, cookie_header, self.now())
+            .await
+    }
+
+    /// Stores a new login's session: the `Set-Cookie` values that carry it, `Ok(None)` when
+    /// it can't be encoded.
+    pub async fn start_session(
+        &self,
+        session: &Session,
+        cookie_header: Option<&str>,
+    ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
+        self.gate
+            .start_session(session, self.now(), cookie_header)
+            .await
+    }
+
+    /// The IdP's RP-initiated logout URL, when it has an `end_session_endpoint`.
+    pub fn logout_url(&self, id_token: Option<&str>, post_logout_redirect: &str) -> Option<String> {
+        self.oidc.logout_url(id_token, Some(post_logout_redirect))
+    }
+
+    /// OIDC Back-Channel Logout: validates the logout token and ends what it names.
+    pub async fn backchannel_logout(&self, logout_token: &str) -> Result<(), LogoutError> {
+        self.backchannel
+            .accept(
+                logout_token,
+                &self.oidc,
+                self.gate.revocations(),
+                self.gate.store(),
+                &self.metrics,
+                self.now(),
+            )
+            .await
     }
 }
 

@@ -5,8 +5,8 @@
 
 use crate::clock::UnixTime;
 use crate::jwt::{LogoutTokenRules, TokenError, UnverifiedToken};
+use crate::login::oidc::Oidc;
 use crate::metrics::Metrics;
-use crate::oidc::Oidc;
 use crate::revocation::Revocations;
 use crate::session::store::{Revoke, SessionStore};
 use std::sync::Arc;

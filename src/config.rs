@@ -7,7 +7,7 @@ mod raw;
 pub use raw::{KEYS, Kind};
 
 use crate::authz::AuthzPolicy;
-use crate::redirect::RedirectPolicy;
+use crate::login::redirect_policy::RedirectPolicy;
 use crate::rules::glob::PathGlob;
 use crate::rules::host::HostPattern;
 use crate::rules::{AccessRules, Action, Rule};

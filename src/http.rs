@@ -14,6 +14,7 @@ pub mod service;
 
 use crate::app::App;
 use crate::metrics::{Decision, Endpoint};
+use crate::session::cookies::SetCookie;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -116,7 +117,7 @@ where
         _ => (Endpoint::Other, problem::Problem::NotFound.response(false)),
     };
     if endpoint != Endpoint::Other {
-        app.metrics
+        app.metrics()
             .request(endpoint, decision_of(response.status()), started.elapsed());
     }
     response
@@ -166,11 +167,9 @@ pub(crate) fn decision_of(status: StatusCode) -> Decision {
 }
 
 fn ready(app: &App) -> Response<Body> {
-    if !app.oidc.is_ready() {
-        problem::Problem::NotReady("identity provider discovery or keys not loaded").response(false)
-    } else if !app.gate.store.is_ready() {
-        problem::Problem::NotReady("session store (Redis) unreachable").response(false)
-    } else if app.metrics.idp_is_down() {
+    if let Some(why) = app.not_ready_because() {
+        problem::Problem::NotReady(why).response(false)
+    } else if app.metrics().idp_is_down() {
         // Still ready: sessions and cached keys keep working while the IdP is down, and taking
         // every replica out of service would turn an IdP outage into a full outage.
         text(
@@ -183,7 +182,7 @@ fn ready(app: &App) -> Response<Body> {
 }
 
 fn metrics(app: &App) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    let mut r = Response::new(Full::new(Bytes::from(app.metrics().render())));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -243,9 +242,9 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// Appends `Set-Cookie` values (invalid ones are dropped, never sent malformed).
-pub fn add_cookies(resp: &mut Response<Body>, cookies: &[String]) {
+pub fn add_cookies(resp: &mut Response<Body>, cookies: &[SetCookie]) {
     for c in cookies {
-        if let Ok(v) = http::HeaderValue::from_str(c) {
+        if let Ok(v) = http::HeaderValue::from_str(c.as_str()) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }

@@ -90,7 +90,7 @@ impl ConfigReloader {
     /// Loads the file now and, if it is valid and becomes ready, swaps it in.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let outcome = self.try_reload().await;
-        let metrics = self.current.load().metrics.clone();
+        let metrics = self.current.load().metrics().clone();
         match &outcome {
             Ok(()) => {
                 metrics.config_reloads_applied.fetch_add(1, Relaxed);
@@ -114,7 +114,7 @@ impl ConfigReloader {
     async fn try_reload(&self) -> Result<(), ReloadError> {
         let config = Config::load(&self.path, &self.env).map_err(ReloadError::Invalid)?;
         let old = self.current.load();
-        warn_restart_only(&old.config, &config);
+        warn_restart_only(old.config(), &config);
         let app = App::with_carried(config, self.clock.clone(), old.carried())
             .map_err(ReloadError::Build)?;
         app.spawn_background();

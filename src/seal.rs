@@ -4,7 +4,6 @@
 //! decrypts, so secrets can be rotated without logging everyone out.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
@@ -32,7 +31,6 @@ impl Purpose {
 
 pub struct Sealer {
     keys: Vec<LessSafeKey>,
-    rng: SystemRandom,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -63,28 +61,12 @@ impl Sealer {
         if keys.is_empty() {
             return Err(SealError::NoKey);
         }
-        Ok(Self {
-            keys,
-            rng: SystemRandom::new(),
-        })
+        Ok(Self { keys })
     }
 
     pub fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> Result<String, SealError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let mut buf = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + 16);
-        buf.push(VERSION);
-        buf.extend_from_slice(&nonce);
-        let mut body = plaintext.to_vec();
         let key = self.keys.first().ok_or(SealError::NoKey)?;
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(purpose.aad()),
-            &mut body,
-        )
-        .map_err(|_| SealError::NoKey)?;
-        buf.extend_from_slice(&body);
-        Ok(B64.encode(buf))
+        Ok(B64.encode(seal_frame(key, VERSION, purpose.aad(), plaintext)?))
     }
 
     /// `None` for anything that is not a value we sealed for this purpose with a known key:
@@ -93,46 +75,78 @@ impl Sealer {
         if sealed.len() > 64 * 1024 {
             return None;
         }
-        let mut raw = B64.decode(sealed.as_bytes()).ok()?;
-        let (&version, rest) = raw.split_first()?;
-        if version != VERSION || rest.len() < NONCE_LEN + 16 {
-            return None;
-        }
-        let nonce: [u8; NONCE_LEN] = rest.get(..NONCE_LEN)?.try_into().ok()?;
-        // The ciphertext and tag follow the version byte and the nonce.
-        let body = 1 + NONCE_LEN..;
-        let open = |key: &LessSafeKey, buf: &mut Vec<u8>| {
-            let n = key
-                .open_within(
-                    Nonce::assume_unique_for_key(nonce),
-                    Aad::from(purpose.aad()),
-                    buf,
-                    body.clone(),
-                )
-                .ok()?
-                .len();
-            buf.truncate(n);
-            Some(())
-        };
+        let raw = B64.decode(sealed.as_bytes()).ok()?;
         // A failed open may leave its buffer overwritten, so every key but the last works on a
         // copy; the last (with a single key, the only one) decrypts in place.
         let (last, earlier) = self.keys.split_last()?;
         for key in earlier {
-            let mut buf = raw.clone();
-            if open(key, &mut buf).is_some() {
-                return Some(buf);
+            if let Some(plain) = open_frame(key, VERSION, purpose.aad(), raw.clone()) {
+                return Some(plain);
             }
         }
-        open(last, &mut raw).map(|()| raw)
-    }
-
-    /// Random bytes, base64url: for state, nonce, PKCE verifiers and session ids.
-    pub fn random_token(&self, bytes: usize) -> Result<String, SealError> {
-        random_token(bytes)
+        open_frame(last, VERSION, purpose.aad(), raw)
     }
 }
 
-/// `bytes` random bytes from the system's secure generator, base64url without padding.
+/// The one framing of everything Portcullis encrypts (cookies here, Redis records in
+/// `session/ticket.rs`): a version byte, a random 96-bit nonce, then the AES-256-GCM
+/// ciphertext and tag, with `aad` bound in.
+pub fn seal_frame(
+    key: &LessSafeKey,
+    version: u8,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError::Random)?;
+    let mut frame = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + 16);
+    frame.push(version);
+    frame.extend_from_slice(&nonce);
+    frame.extend_from_slice(plaintext);
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            frame.get_mut(1 + NONCE_LEN..).ok_or(SealError::NoKey)?,
+        )
+        .map_err(|_| SealError::NoKey)?;
+    frame.extend_from_slice(tag.as_ref());
+    Ok(frame)
+}
+
+/// The nonce of a frame of `version`, without decrypting it; `None` if it can't be one.
+pub fn frame_nonce(frame: &[u8], version: u8) -> Option<[u8; NONCE_LEN]> {
+    let (&v, rest) = frame.split_first()?;
+    if v != version || rest.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    rest.get(..NONCE_LEN)?.try_into().ok()
+}
+
+/// The plaintext of a [`seal_frame`] frame, decrypted in place; `None` for anything that is
+/// not a frame of `version` sealed with `key` and `aad`.
+pub fn open_frame(
+    key: &LessSafeKey,
+    version: u8,
+    aad: &[u8],
+    mut frame: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let nonce = frame_nonce(&frame, version)?;
+    let n = key
+        .open_within(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut frame,
+            1 + NONCE_LEN..,
+        )
+        .ok()?
+        .len();
+    frame.truncate(n);
+    Some(frame)
+}
+
+/// `bytes` random bytes from the system's secure generator, base64url without padding: for
+/// state, nonce, PKCE verifiers, session ids and refresh-lock tokens.
 pub fn random_token(bytes: usize) -> Result<String, SealError> {
     let mut b = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| SealError::Random)?;

@@ -15,7 +15,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::redirect::{FALLBACK, RedirectPolicy};
+use portcullis::login::redirect_policy::{FALLBACK, RedirectPolicy};
 use portcullis_fuzz::{config, optional};
 use url::{Host, Url};
 

@@ -15,9 +15,11 @@
 use libfuzzer_sys::fuzz_target;
 use portcullis::config::CALLBACK_PATH;
 use portcullis::identity::Identity;
-use portcullis::login_state::{LoginAttempt, LoginStateCookies};
+use portcullis::login::state_cookies::{LoginAttempt, LoginStateCookies};
 use portcullis::session::Session;
-use portcullis::session::cookies::{CHUNK_SIZE, SessionCookies, cookies_with_prefix, find_cookie};
+use portcullis::session::cookies::{
+    CHUNK_SIZE, SessionCookies, SetCookie, cookies_with_prefix, find_cookie,
+};
 use portcullis_fuzz::{NOW, config, first_line, sealer};
 use std::sync::OnceLock;
 
@@ -67,7 +69,7 @@ fn session(refresh_token_len: usize) -> Session {
 }
 
 /// The value of each `Set-Cookie` line, without its attributes.
-fn values(set_cookies: &[String]) -> Vec<String> {
+fn values(set_cookies: &[SetCookie]) -> Vec<String> {
     set_cookies
         .iter()
         .map(|c| c.split(';').next().unwrap_or("").to_string())
@@ -156,7 +158,8 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let state = (!state.is_empty()).then_some(state.as_str());
-    let (found, clear, _dropped) = f.state_cookies.take(sealer(), Some(&header), state, NOW);
+    let taken = f.state_cookies.take(sealer(), Some(&header), state, NOW);
+    let (found, clear) = (taken.attempt, taken.clear);
     if let Ok(attempt) = found {
         assert_eq!(attempt, f.attempt, "a login attempt nobody began was taken");
     }

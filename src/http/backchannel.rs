@@ -35,20 +35,9 @@ where
     else {
         return rejected(LogoutRejection::MissingToken);
     };
-    match app
-        .backchannel
-        .accept(
-            &token,
-            &app.oidc,
-            &app.gate.revocations,
-            &app.gate.store,
-            &app.metrics,
-            app.now(),
-        )
-        .await
-    {
+    match app.backchannel_logout(&token).await {
         Ok(()) => {
-            app.metrics
+            app.metrics()
                 .backchannel_logouts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut r = Response::new(Full::new(Bytes::new()));

@@ -9,9 +9,9 @@
 
 use super::problem::Problem;
 use super::{Body, add_cookies, cookie_header, credential_str, header_str, redirect, wants_html};
-use crate::access::{Credentials, Pass, Refused};
 use crate::app::App;
 use crate::authz::AuthzPolicy;
+use crate::gate::{Credentials, Pass, Refused};
 use crate::rules::{RequestTarget, constraints};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
@@ -106,12 +106,12 @@ pub async fn forward_auth(
             .response(false);
         }
     };
-    let rules = &app.config.rules;
+    let rules = &app.config().rules;
     let verdict = rules.evaluate(&target);
     let cookies = cookie_header(headers);
     let creds = credentials(headers, cookies.as_deref());
     let decided = app
-        .gate
+        .gate()
         .decide(&verdict, constraints.as_deref(), creds, now)
         .await;
     let decider = verdict.decider();
@@ -131,7 +131,7 @@ pub async fn forward_auth(
                 && wants_html(headers)
                 && is_navigation(original)
             {
-                login_redirect(app, original, now)
+                login_redirect(app, original)
             } else {
                 Problem::Unauthenticated.response(false)
             };
@@ -227,15 +227,15 @@ fn is_navigation(original: OriginalRequest<'_>) -> bool {
         .is_none_or(|m| m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("HEAD"))
 }
 
-fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>, now: u64) -> Response<Body> {
-    let target = app
-        .config
-        .redirect
-        .forwarded_target(original.proto, original.host, original.uri);
-    match app.oidc.begin_login(&app.gate.sealer, target, now) {
-        Ok((authorize_url, state_cookie)) => {
-            let mut resp = redirect(&authorize_url);
-            add_cookies(&mut resp, &[state_cookie]);
+fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>) -> Response<Body> {
+    let target =
+        app.config()
+            .redirect
+            .forwarded_target(original.proto, original.host, original.uri);
+    match app.begin_login(target) {
+        Ok(start) => {
+            let mut resp = redirect(&start.authorize_url);
+            add_cookies(&mut resp, &[start.state_cookie]);
             resp
         }
         Err(_) => Problem::IdpUnavailable.response(true),
@@ -252,10 +252,10 @@ fn identity_response(
     let v = &p.headers;
     *resp.headers_mut() = v.identity.clone();
     let h = resp.headers_mut();
-    if app.config.headers.pass_access_token {
+    if app.config().headers.pass_access_token {
         put(h, &X_AUTH_TOKEN, &v.access_token);
     }
-    if app.config.headers.pass_authorization_header {
+    if app.config().headers.pass_authorization_header {
         put(h, &header::AUTHORIZATION, &v.authorization);
     }
     resp
@@ -272,7 +272,7 @@ fn put(h: &mut HeaderMap, name: &HeaderName, value: &Option<HeaderValue>) {
 pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
     let cookies = cookie_header(headers);
     let creds = credentials(headers, cookies.as_deref());
-    match app.gate.identify(creds, app.now()).await {
+    match app.gate().identify(creds, app.now()).await {
         Ok(g) => {
             let id = &g.principal.identity;
             let body = serde_json::json!({

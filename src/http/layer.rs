@@ -163,7 +163,7 @@ async fn decide(app: &Arc<App>, parts: &http::request::Parts) -> Response<Body> 
     let uri = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let original = OriginalRequest {
         method: Some(parts.method.as_str()),
-        proto: Some(app.config.public_url.scheme()),
+        proto: Some(app.config().public_url.scheme()),
         host: parts
             .headers
             .get(header::HOST)

@@ -4,19 +4,19 @@
 use super::problem::Problem;
 use super::{Body, add_cookies, cookie_header, query_param, redirect};
 use crate::app::App;
-use crate::oidc::CallbackParams;
+use crate::login::oidc::{CallbackParams, LoggedIn};
 use http::{HeaderMap, Response, Uri};
 use std::sync::Arc;
 
 pub fn start(app: &Arc<App>, uri: &Uri) -> Response<Body> {
     let target = app
-        .config
+        .config()
         .redirect
         .or_fallback(query_param(uri, "rd").as_deref());
-    match app.oidc.begin_login(&app.gate.sealer, target, app.now()) {
-        Ok((authorize_url, cookie)) => {
-            let mut resp = redirect(&authorize_url);
-            add_cookies(&mut resp, &[cookie]);
+    match app.begin_login(target) {
+        Ok(start) => {
+            let mut resp = redirect(&start.authorize_url);
+            add_cookies(&mut resp, &[start.state_cookie]);
             resp
         }
         Err(e) => Problem::Login(e).response(true),
@@ -30,20 +30,12 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
         error: query_param(uri, "error"),
     };
     let cookies = cookie_header(headers);
-    let now = app.now();
-    let (result, clear_state) = app
-        .oidc
-        .finish_login(&app.gate.sealer, params, cookies.as_deref(), now)
-        .await;
-    let mut resp = match result {
-        Ok((session, return_to)) => {
+    let finish = app.finish_login(params, cookies.as_deref()).await;
+    let mut resp = match finish.outcome {
+        Ok(LoggedIn { session, return_to }) => {
             tracing::info!(code = "login.ok", sub = %session.identity.sub, sid = ?session.identity.sid, "user logged in");
-            let mut resp = redirect(&app.config.redirect.or_fallback(Some(&return_to)));
-            match app
-                .gate
-                .start_session(&session, now, cookies.as_deref())
-                .await
-            {
+            let mut resp = redirect(&app.config().redirect.or_fallback(Some(&return_to)));
+            match app.start_session(&session, cookies.as_deref()).await {
                 Ok(Some(set)) => add_cookies(&mut resp, &set),
                 Ok(None) => {
                     return Problem::BadRequest("The session could not be stored.").response(true);
@@ -54,7 +46,7 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
         }
         Err(e) => Problem::Login(e).response(true),
     };
-    add_cookies(&mut resp, &clear_state);
+    add_cookies(&mut resp, &finish.clear_state);
     resp
 }
 
@@ -64,19 +56,19 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
 /// answering, and if the store can't be reached the sign-out fails closed with a 503.
 pub async fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
     let cookies = cookie_header(headers);
-    let session = match app.gate.end_session(cookies.as_deref()).await {
+    let session = match app.gate().end_session(cookies.as_deref()).await {
         Ok(s) => s,
         Err(_) => return Problem::StoreUnavailable.response(true),
     };
     let target = app
-        .config
+        .config()
         .redirect
         .or_fallback(query_param(uri, "rd").as_deref());
     // The IdP needs an absolute return address; relative targets are on our public host.
     let absolute = if target.starts_with('/') {
         format!(
             "{}{}",
-            app.config.public_url.as_str().trim_end_matches('/'),
+            app.config().public_url.as_str().trim_end_matches('/'),
             target
         )
     } else {
@@ -84,9 +76,9 @@ pub async fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
     };
     let location = session
         .as_ref()
-        .and_then(|s| app.oidc.logout_url(s.id_token.as_deref(), Some(&absolute)))
+        .and_then(|s| app.logout_url(s.id_token.as_deref(), &absolute))
         .unwrap_or(target);
     let mut resp = redirect(&location);
-    add_cookies(&mut resp, &app.gate.cookies.clear(cookies.as_deref()));
+    add_cookies(&mut resp, &app.gate().clear_cookies(cookies.as_deref()));
     resp
 }

@@ -3,11 +3,11 @@
 //! details go to the log with a stable code.
 
 use super::{Body, pages};
-use crate::access::Refused;
 use crate::authz::Denied;
+use crate::gate::Refused;
 use crate::idp::IdpError;
 use crate::jwt::TokenError;
-use crate::oidc::LoginError;
+use crate::login::oidc::LoginError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;

@@ -80,7 +80,7 @@ async fn serve_with(
     // dropped (connections still in their TLS handshake included).
     let (drain, draining) = watch::channel(false);
     let current = app.load();
-    let connections = Connections::new(current.config.max_connections, current.metrics.clone());
+    let connections = Connections::new(current.config().max_connections, current.metrics().clone());
     drop(current);
     tokio::pin!(shutdown);
     loop {

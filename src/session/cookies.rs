@@ -84,7 +84,7 @@ impl SessionCookies {
         session: &Session,
         now: UnixTime,
         request_cookies: Option<&str>,
-    ) -> Option<Vec<String>> {
+    ) -> Option<Vec<SetCookie>> {
         let sealed = sealer
             .seal(Purpose::Session, &super::compact::encode(session)?)
             .ok()?;
@@ -102,7 +102,7 @@ impl SessionCookies {
         sealed: &str,
         max_age: u64,
         request_cookies: Option<&str>,
-    ) -> Option<Vec<String>> {
+    ) -> Option<Vec<SetCookie>> {
         let mut out = Vec::new();
         let present = |name: &str| request_cookies.is_some_and(|h| find_cookie(h, name).is_some());
         if sealed.len() <= CHUNK_SIZE {
@@ -138,7 +138,7 @@ impl SessionCookies {
 
     /// `Set-Cookie` values that delete every session cookie the request carried (or the main
     /// one when there is no request header).
-    pub fn clear(&self, request_cookies: Option<&str>) -> Vec<String> {
+    pub fn clear(&self, request_cookies: Option<&str>) -> Vec<SetCookie> {
         let mut out = vec![self.set_cookie(&self.name, "", 0)];
         for i in 0..MAX_CHUNKS {
             let name = self.chunk_name(i);
@@ -154,7 +154,7 @@ impl SessionCookies {
     }
 
     /// One `Set-Cookie` value with the session attributes; `max_age` 0 deletes.
-    pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> SetCookie {
         set_cookie(
             name,
             value,
@@ -298,6 +298,37 @@ fn assemble(chunks: &[ChunkValues<'_>], pick: Pick, len: usize) -> String {
     out
 }
 
+/// One `Set-Cookie` header value. Made only by [`set_cookie`], so every cookie Portcullis sets
+/// is `HttpOnly` and `SameSite=Lax`, with the configured path, domain and `Secure`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetCookie(String);
+
+impl SetCookie {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Read-only: a `SetCookie` can be looked at as the header text, never made from one.
+impl std::ops::Deref for SetCookie {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SetCookie {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SetCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Builds a `Set-Cookie` value: always `HttpOnly` and `SameSite=Lax`.
 pub fn set_cookie(
     name: &str,
@@ -306,7 +337,7 @@ pub fn set_cookie(
     domain: Option<&str>,
     secure: bool,
     max_age: u64,
-) -> String {
+) -> SetCookie {
     let mut c = cookie::Cookie::build((name.to_string(), value.to_string()))
         .path(path.to_string())
         .http_only(true)
@@ -318,7 +349,7 @@ pub fn set_cookie(
     if let Some(d) = domain {
         c = c.domain(d.to_string());
     }
-    c.build().to_string()
+    SetCookie(c.build().to_string())
 }
 
 /// The value of the first cookie called `name` in a `Cookie` header (RFC 6265 §5.4), without
@@ -402,7 +433,7 @@ mod tests {
         }
     }
 
-    fn header_from(set_cookies: &[String]) -> String {
+    fn header_from(set_cookies: &[SetCookie]) -> String {
         set_cookies
             .iter()
             .map(|c| c.split(';').next().unwrap().to_string())

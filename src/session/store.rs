@@ -13,10 +13,11 @@ use super::redis::{RedisIo, StoreUnavailable};
 use super::ticket::{RecordVersion, SessionTicket, hex};
 use crate::clock::UnixTime;
 use crate::config::{SessionConfig, StoreConfig};
+use crate::login::oidc::Oidc;
+use crate::login::oidc::RefreshError;
 use crate::metrics::Metrics;
-use crate::oidc::Oidc;
-use crate::oidc::RefreshError;
 use crate::seal::Sealer;
+use crate::session::cookies::SetCookie;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -163,7 +164,7 @@ impl SessionStore {
         session: &Session,
         now: UnixTime,
         request_cookies: Option<&str>,
-    ) -> Result<Option<Vec<String>>, StoreUnavailable> {
+    ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
         match self {
             SessionStore::Cookie => Ok(cookies.write(sealer, session, now, request_cookies)),
             SessionStore::Redis(r) => {
@@ -204,7 +205,7 @@ impl SessionStore {
         cookies: &SessionCookies,
         now: UnixTime,
         request_cookies: Option<&str>,
-    ) -> Result<(Arc<Session>, Vec<String>), RefreshFailure> {
+    ) -> Result<(Arc<Session>, Vec<SetCookie>), RefreshFailure> {
         match (self, &stored.origin) {
             (SessionStore::Redis(r), Origin::Redis { ticket, version }) => {
                 let key = format!("{}:{}", ticket.storage_key(), hex(version));
@@ -307,7 +308,7 @@ impl RedisStore {
         now: UnixTime,
     ) -> Result<Arc<Session>, RefreshFailure> {
         let lock = ticket.refresh_lock_key();
-        let Ok(token) = random_token() else {
+        let Ok(token) = crate::seal::random_token(16) else {
             return Err(RefreshFailure::NotCompleted);
         };
         let acquired: Option<String> = self
@@ -473,12 +474,6 @@ fn revoked_sub_key(sub: &str) -> String {
     format!("portcullis:revoked:sub:{sub}")
 }
 
-fn random_token() -> Result<String, ()> {
-    let mut b = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| ())?;
-    Ok(hex(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +495,5 @@ mod tests {
         };
         assert_eq!(ttl_ms(&s, 400), 600_000);
         assert_eq!(ttl_ms(&s, 2000), 1);
-        assert_eq!(random_token().unwrap().len(), 32);
     }
 }

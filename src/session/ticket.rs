@@ -8,8 +8,8 @@
 //!   nothing, and a record can't be moved to another session's slot.
 
 use super::Session;
-use crate::seal::{Purpose, SealError, Sealer};
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use crate::seal::{Purpose, SealError, Sealer, frame_nonce, open_frame, seal_frame};
+use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, NONCE_LEN, UnboundKey};
 use aws_lc_rs::digest;
 
 const ID_LEN: usize = 16;
@@ -94,50 +94,29 @@ impl SessionTicket {
         [RECORD_AAD, self.storage_key().as_bytes()].concat()
     }
 
-    /// The encrypted record for `session`: version byte, nonce, ciphertext and tag.
+    /// The encrypted record for `session`, in the one framing of `crate::seal`.
     pub fn seal_record(&self, session: &Session) -> Result<Vec<u8>, SealError> {
-        let mut body = serde_json::to_vec(session).map_err(|_| SealError::NoKey)?;
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError::Random)?;
-        self.cipher()?
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(self.aad().as_slice()),
-                &mut body,
-            )
-            .map_err(|_| SealError::NoKey)?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len());
-        out.push(RECORD_VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&body);
-        Ok(out)
+        let json = serde_json::to_vec(session).map_err(|_| SealError::NoKey)?;
+        seal_frame(&self.cipher()?, RECORD_VERSION, &self.aad(), &json)
     }
 
     /// The session in a record, and which version of the record it was; `None` when the record
     /// is not ours (tampered, truncated, another session's).
     pub fn open_record(&self, record: &[u8]) -> Option<(Session, RecordVersion)> {
         let version = record_version(record)?;
-        let mut body = record.get(1 + NONCE_LEN..)?.to_vec();
-        let plain = self
-            .cipher()
-            .ok()?
-            .open_in_place(
-                Nonce::assume_unique_for_key(version),
-                Aad::from(self.aad().as_slice()),
-                &mut body,
-            )
-            .ok()?;
-        Some((serde_json::from_slice(plain).ok()?, version))
+        let plain = open_frame(
+            &self.cipher().ok()?,
+            RECORD_VERSION,
+            &self.aad(),
+            record.to_vec(),
+        )?;
+        Some((serde_json::from_slice(&plain).ok()?, version))
     }
 }
 
 /// The version of a record, without decrypting it.
 pub fn record_version(record: &[u8]) -> Option<RecordVersion> {
-    let (&v, rest) = record.split_first()?;
-    if v != RECORD_VERSION || rest.len() < NONCE_LEN + 16 {
-        return None;
-    }
-    rest.get(..NONCE_LEN)?.try_into().ok()
+    frame_nonce(record, RECORD_VERSION)
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {

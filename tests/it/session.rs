@@ -255,13 +255,13 @@ async fn an_identity_that_cannot_be_sent_as_headers_gets_no_session() {
     // An older cookie carrying such an identity.
     h.idp.set_user(portcullis_test_idp::TestUser::alice());
     let (good, _) = h.login("/").await;
-    let gate = &h.app.gate;
-    let mut session = gate.cookies.read(&gate.sealer, &good).unwrap();
+    let gate = h.app.gate();
+    let mut session = gate.cookies().read(gate.sealer(), &good).unwrap();
     session.identity.preferred_username = Some("alice\nsmith".into());
     let set = gate
-        .cookies
+        .cookies()
         .write(
-            &gate.sealer,
+            gate.sealer(),
             &session,
             portcullis::clock::Clock::now(&h.clock),
             None,
@@ -376,8 +376,8 @@ async fn two_sessions_of_the_same_user_pass_with_the_newest() {
 async fn tossed_chunks_do_not_hide_a_chunked_session() {
     let h = Harness::start().await;
     let (alice, _) = h.login("/").await;
-    let gate = &h.app.gate;
-    let mut session = gate.cookies.read(&gate.sealer, &alice).unwrap();
+    let gate = h.app.gate();
+    let mut session = gate.cookies().read(gate.sealer(), &alice).unwrap();
     // Incompressible text, so the sealed session needs three chunks.
     let mut x: u32 = 0x2545_f491;
     session.access_token = Some(
@@ -395,8 +395,8 @@ async fn tossed_chunks_do_not_hide_a_chunked_session() {
     );
     let now = portcullis::clock::Clock::now(&h.clock);
     let set = gate
-        .cookies
-        .write(&gate.sealer, &session, now, None)
+        .cookies()
+        .write(gate.sealer(), &session, now, None)
         .unwrap();
     assert!(set.len() >= 3, "chunked: {set:?}");
     let chunked = set

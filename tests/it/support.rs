@@ -99,7 +99,7 @@ impl Harness {
 
     pub async fn wait_ready(&self) {
         for _ in 0..200 {
-            if self.app.oidc.is_ready() {
+            if self.app.oidc().is_ready() {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

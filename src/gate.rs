@@ -7,12 +7,13 @@ use crate::authz::{AuthzPolicy, Denied};
 use crate::bearer::BearerVerifier;
 use crate::clock::UnixTime;
 use crate::jwt::TokenError;
-use crate::oidc::Oidc;
+use crate::login::oidc::Oidc;
 use crate::principal::Principal;
 use crate::revocation::Revocations;
 use crate::rules::Verdict;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
+use crate::session::cookies::SetCookie;
 use crate::session::redis::StoreUnavailable;
 use crate::session::store::{RefreshFailure, SessionStore, StoredSession};
 use crate::session::{Freshness, Session};
@@ -34,7 +35,7 @@ pub struct Credentials<'a> {
 pub struct Granted {
     pub principal: Arc<Principal>,
     /// Refreshed session cookies to hand back to the browser.
-    pub set_cookies: Vec<String>,
+    pub set_cookies: Vec<SetCookie>,
 }
 
 /// Access granted: to a user, or to anyone on a public route.
@@ -52,7 +53,7 @@ pub enum Refused {
     DeniedByRule,
     /// No usable credentials (none, or an invalid/expired session). `clear` deletes a dead
     /// session cookie.
-    Unauthenticated { clear: Vec<String> },
+    Unauthenticated { clear: Vec<SetCookie> },
     /// A bearer token was presented and is not acceptable (RFC 6750 §3.1 `invalid_token`).
     InvalidToken(TokenError),
     /// Authenticated, but `[authz]` says no. Carries who it was (for the 403 page) and any
@@ -86,19 +87,71 @@ pub fn decoded_session_cache(clock: crate::clock::SharedClock) -> VerifiedCache<
 }
 
 pub struct Gate {
-    pub sealer: Arc<Sealer>,
-    pub cookies: SessionCookies,
-    pub bearer: Option<BearerVerifier>,
-    pub oidc: Arc<Oidc>,
-    pub refresh_after: Option<Duration>,
+    sealer: Arc<Sealer>,
+    cookies: SessionCookies,
+    bearer: Option<BearerVerifier>,
+    oidc: Arc<Oidc>,
+    refresh_after: Option<Duration>,
     /// Shared with the configurations loaded after this one: a revocation outlives reloads.
-    pub revocations: Arc<Revocations>,
-    pub store: SessionStore,
+    revocations: Arc<Revocations>,
+    store: SessionStore,
     /// `Some` with the cookie store (a Redis session must be read from Redis every time).
-    pub decoded: Option<VerifiedCache<DecodedSession>>,
+    decoded: Option<VerifiedCache<DecodedSession>>,
 }
 
 impl Gate {
+    pub fn new(
+        session: &crate::config::SessionConfig,
+        sealer: Arc<Sealer>,
+        bearer: Option<BearerVerifier>,
+        oidc: Arc<Oidc>,
+        revocations: Arc<Revocations>,
+        store: SessionStore,
+        clock: crate::clock::SharedClock,
+    ) -> Gate {
+        Gate {
+            sealer,
+            cookies: SessionCookies::new(session),
+            bearer,
+            oidc,
+            refresh_after: session.refresh,
+            revocations,
+            store,
+            decoded: matches!(session.store, crate::config::StoreConfig::Cookie)
+                .then(|| decoded_session_cache(clock)),
+        }
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    pub fn bearer(&self) -> Option<&BearerVerifier> {
+        self.bearer.as_ref()
+    }
+
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    /// How old a session's tokens may get before a request refreshes them.
+    pub fn refresh_after(&self) -> Option<Duration> {
+        self.refresh_after
+    }
+
+    pub fn cookies(&self) -> &SessionCookies {
+        &self.cookies
+    }
+
+    /// `Set-Cookie` values deleting every session cookie the browser sent.
+    pub fn clear_cookies(&self, cookie_header: Option<&str>) -> Vec<SetCookie> {
+        self.cookies.clear(cookie_header)
+    }
+
     /// The decision for a request the rules judged `verdict`; `constraints` are the calling
     /// middleware's own (they narrow what an authenticated user needs, never widen it).
     /// Bearer tokens and sessions are held to exactly the same requirements.
@@ -341,7 +394,7 @@ impl Gate {
         }
     }
 
-    fn granted(&self, s: &Session, set_cookies: Vec<String>) -> Granted {
+    fn granted(&self, s: &Session, set_cookies: Vec<SetCookie>) -> Granted {
         let principal = Principal::new(
             s.identity.clone(),
             s.access_token.clone(),
@@ -376,7 +429,7 @@ impl Gate {
         session: &Session,
         now: UnixTime,
         request_cookies: Option<&str>,
-    ) -> Result<Option<Vec<String>>, StoreUnavailable> {
+    ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
         self.store
             .create(&self.sealer, &self.cookies, session, now, request_cookies)
             .await

@@ -11,10 +11,11 @@ use crate::identity::{Identity, IdentityClaims, RoleList};
 use crate::idp::{IdpClient, IdpError, ProviderMetadata};
 use crate::issuer_keys::IssuerKeys;
 use crate::jwt::{TokenError, UnverifiedToken, check_times};
-use crate::login_state::{LoginAttempt, LoginStateCookies, StateProblem};
+use crate::login::state_cookies::{LoginAttempt, LoginStateCookies, StateProblem};
 use crate::metrics::{IdpCall, Metrics};
 use crate::seal::Sealer;
 use crate::session::Session;
+use crate::session::cookies::SetCookie;
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -138,6 +139,25 @@ pub struct CallbackParams {
     pub error: Option<String>,
 }
 
+/// A login started: where to send the browser, and the cookie binding the attempt to it.
+pub struct LoginStart {
+    pub authorize_url: String,
+    pub state_cookie: SetCookie,
+}
+
+/// A login completed: the new session and where the browser was going.
+pub struct LoggedIn {
+    pub session: Session,
+    pub return_to: String,
+}
+
+/// The callback's outcome, and the `Set-Cookie` values deleting the used and stale state
+/// cookies, to send whatever the outcome.
+pub struct LoginFinish {
+    pub outcome: Result<LoggedIn, LoginError>,
+    pub clear_state: Vec<SetCookie>,
+}
+
 /// Why a session could not be refreshed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefreshError {
@@ -217,7 +237,7 @@ impl Oidc {
             ),
             consumed: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(crate::login_state::LOGIN_TTL))
+                .time_to_live(Duration::from_secs(crate::login::state_cookies::LOGIN_TTL))
                 .build(),
             refreshes: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -318,7 +338,7 @@ impl Oidc {
         sealer: &Sealer,
         return_to: String,
         now: UnixTime,
-    ) -> Result<(String, String), LoginError> {
+    ) -> Result<LoginStart, LoginError> {
         // While the IdP is known to be down, say so here instead of sending the browser to an
         // error at the IdP (the health probe notices the recovery within 10 s).
         if self.metrics.idp_is_down() {
@@ -330,7 +350,10 @@ impl Oidc {
             .state_cookies
             .begin(sealer, return_to, now)
             .map_err(|_| LoginError::IdpUnavailable)?;
-        Ok((self.authorize_url(&provider, &attempt), cookie))
+        Ok(LoginStart {
+            authorize_url: self.authorize_url(&provider, &attempt),
+            state_cookie: cookie,
+        })
     }
 
     /// The authorization request (OIDC Core §3.1.2.1) with this attempt's state, nonce and
@@ -353,23 +376,22 @@ impl Oidc {
         url.into()
     }
 
-    /// Finishes a login. Returns the new session and where to go, plus `Set-Cookie` values that
-    /// delete used/stale state cookies (to send whatever the outcome).
+    /// Finishes a login at the callback.
     pub async fn finish_login(
         &self,
         sealer: &Sealer,
         params: CallbackParams,
         cookie_header: Option<&str>,
         now: UnixTime,
-    ) -> (Result<(Session, String), LoginError>, Vec<String>) {
-        let (attempt, clear, dropped) =
-            self.state_cookies
-                .take(sealer, cookie_header, params.state.as_deref(), now);
+    ) -> LoginFinish {
+        let taken = self
+            .state_cookies
+            .take(sealer, cookie_header, params.state.as_deref(), now);
         self.metrics
             .state_cookies_dropped
-            .fetch_add(dropped as u64, std::sync::atomic::Ordering::Relaxed);
-        let result = async {
-            let attempt = attempt.map_err(|p| match p {
+            .fetch_add(taken.dropped as u64, std::sync::atomic::Ordering::Relaxed);
+        let outcome = async {
+            let attempt = taken.attempt.map_err(|p| match p {
                 StateProblem::Missing => LoginError::StateMissing,
                 StateProblem::NoMatchingAttempt => LoginError::StateMismatch,
             })?;
@@ -402,10 +424,16 @@ impl Oidc {
                     now,
                 )
                 .await?;
-            Ok((session, attempt.return_to))
+            Ok(LoggedIn {
+                session,
+                return_to: attempt.return_to,
+            })
         }
         .await;
-        (result, clear)
+        LoginFinish {
+            outcome,
+            clear_state: taken.clear,
+        }
     }
 
     /// Refreshes a session's tokens (RFC 6749 §6). Concurrent calls for the same session share

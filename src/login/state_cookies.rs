@@ -6,7 +6,9 @@
 
 use crate::clock::UnixTime;
 use crate::jwt::constant_time_eq;
+use crate::seal::random_token;
 use crate::seal::{Purpose, SealError, Sealer};
+use crate::session::cookies::SetCookie;
 use crate::session::cookies::{cookies_with_prefix, set_cookie};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,17 @@ pub struct LoginAttempt {
     pub return_to: String,
     #[serde(rename = "c")]
     pub created_at: UnixTime,
+}
+
+/// What a callback finds among the browser's state cookies.
+pub struct TakenAttempt {
+    /// The attempt the callback's `state` names, or why there is none.
+    pub attempt: Result<LoginAttempt, StateProblem>,
+    /// `Set-Cookie` values deleting the used cookie and every expired or surplus one: sent
+    /// whatever the outcome of the login.
+    pub clear: Vec<SetCookie>,
+    /// How many cookies were deleted besides the used one.
+    pub dropped: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -69,11 +82,11 @@ impl LoginStateCookies {
         sealer: &Sealer,
         return_to: String,
         now: UnixTime,
-    ) -> Result<(LoginAttempt, String), SealError> {
+    ) -> Result<(LoginAttempt, SetCookie), SealError> {
         let attempt = LoginAttempt {
-            state: sealer.random_token(32)?,
-            nonce: sealer.random_token(32)?,
-            verifier: sealer.random_token(48)?,
+            state: random_token(32)?,
+            nonce: random_token(32)?,
+            verifier: random_token(48)?,
             return_to,
             created_at: now,
         };
@@ -83,7 +96,7 @@ impl LoginStateCookies {
         Ok((attempt, cookie))
     }
 
-    /// Finds the attempt the callback's `state` belongs to. Always returns the `Set-Cookie`
+    /// Finds the attempt the callback's `state` belongs to (see [`TakenAttempt`]). Always returns the `Set-Cookie`
     /// values that delete that attempt's cookie and any expired or surplus ones.
     pub fn take(
         &self,
@@ -91,7 +104,7 @@ impl LoginStateCookies {
         cookie_header: Option<&str>,
         state: Option<&str>,
         now: UnixTime,
-    ) -> (Result<LoginAttempt, StateProblem>, Vec<String>, usize) {
+    ) -> TakenAttempt {
         let header = cookie_header.unwrap_or("");
         let mut pending: Vec<(String, Option<LoginAttempt>)> =
             cookies_with_prefix(header, &self.prefix)
@@ -133,7 +146,11 @@ impl LoginStateCookies {
             }
         }
         let dropped = clear.len() - usize::from(matched);
-        (found, clear, dropped)
+        TakenAttempt {
+            attempt: found,
+            clear,
+            dropped,
+        }
     }
 
     fn name_for(&self, state: &str) -> String {
@@ -145,7 +162,7 @@ impl LoginStateCookies {
         format!("{}{id}", self.prefix)
     }
 
-    fn cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+    fn cookie(&self, name: &str, value: &str, max_age: u64) -> SetCookie {
         set_cookie(
             name,
             value,
@@ -161,9 +178,9 @@ impl LoginStateCookies {
 mod tests {
     use super::*;
 
-    fn header(set: &[String]) -> String {
+    fn header(set: &[impl AsRef<str>]) -> String {
         set.iter()
-            .map(|c| c.split(';').next().unwrap().to_string())
+            .map(|c| c.as_ref().split(';').next().unwrap().to_string())
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -187,10 +204,14 @@ mod tests {
         );
         assert_ne!(c1.split('=').next(), c2.split('=').next());
         let h = header(&[c1, c2]);
-        let (r2, clear2, _) = c.take(&sealer, Some(&h), Some(&a2.state), 102);
+        let TakenAttempt {
+            attempt: r2,
+            clear: clear2,
+            ..
+        } = c.take(&sealer, Some(&h), Some(&a2.state), 102);
         assert_eq!(r2.unwrap(), a2);
         assert_eq!(clear2.len(), 1);
-        let (r1, _, _) = c.take(&sealer, Some(&h), Some(&a1.state), 102);
+        let r1 = c.take(&sealer, Some(&h), Some(&a1.state), 102).attempt;
         assert_eq!(r1.unwrap().return_to, "/one");
     }
 
@@ -200,26 +221,27 @@ mod tests {
         let (a, ck) = c.begin(&sealer, "/".into(), 100).unwrap();
         let h = header(&[ck]);
         assert_eq!(
-            c.take(&sealer, Some(&h), None, 101).0,
+            c.take(&sealer, Some(&h), None, 101).attempt,
             Err(StateProblem::Missing)
         );
         assert_eq!(
             c.take(&sealer, Some(&h), Some("forged-state-value-xyz"), 101)
-                .0,
+                .attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
         assert_eq!(
-            c.take(&sealer, None, Some(&a.state), 101).0,
+            c.take(&sealer, None, Some(&a.state), 101).attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
         // Same 16-char prefix, different state: refused.
         let forged = format!("{}ZZZZ", &a.state[..16]);
         assert_eq!(
-            c.take(&sealer, Some(&h), Some(&forged), 101).0,
+            c.take(&sealer, Some(&h), Some(&forged), 101).attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
         assert_eq!(
-            c.take(&sealer, Some(&h), Some(&a.state), 100 + LOGIN_TTL).0,
+            c.take(&sealer, Some(&h), Some(&a.state), 100 + LOGIN_TTL)
+                .attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
     }
@@ -231,11 +253,15 @@ mod tests {
         let mut last = None;
         for i in 0..9 {
             let (a, ck) = c.begin(&sealer, "/".into(), 100 + i).unwrap();
-            cookies.push(ck);
+            cookies.push(ck.to_string());
             last = Some(a);
         }
         cookies.push("_p_csrf_garbage=xyz".to_string());
-        let (r, clear, dropped) = c.take(
+        let TakenAttempt {
+            attempt: r,
+            clear,
+            dropped,
+        } = c.take(
             &sealer,
             Some(&header(&cookies)),
             Some(&last.unwrap().state),
