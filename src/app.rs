@@ -39,6 +39,26 @@ pub struct App {
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
+/// Why an [`App`] could not be built from a configuration that passed validation: a file it
+/// names can't be read, or a value is refused by the library that uses it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{key}: cannot read {}: {reason}", path.display())]
+    Unreadable {
+        key: &'static str,
+        path: std::path::PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("{key}: not a PEM bundle")]
+    NotPem { key: &'static str },
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("session.cookie_secret: {0}")]
+    CookieSecret(crate::seal::SealError),
+    #[error("session.redis_url: {0}")]
+    RedisUrl(String),
+}
+
 /// What outlives a configuration reload: the counters, the sessions ended so far, and what
 /// was learnt from the IdPs (discovery document, signing keys), so a reload needs no IdP
 /// round trip and works while the IdP is down. Keys are reused only for the same issuer,
@@ -80,7 +100,7 @@ impl Carried {
 impl App {
     /// Builds the application; call [`App::spawn_background`] inside a Tokio runtime to start
     /// loading the IdP's discovery document and keys.
-    pub fn new(config: Config, clock: SharedClock) -> Result<Arc<App>, String> {
+    pub fn new(config: Config, clock: SharedClock) -> Result<Arc<App>, StartupError> {
         let carried = Carried {
             metrics: Arc::new(Metrics::default()),
             revocations: Arc::new(Revocations::new(config.session.expire)),
@@ -123,12 +143,11 @@ impl App {
         config: Config,
         clock: SharedClock,
         carried: Carried,
-    ) -> Result<Arc<App>, String> {
+    ) -> Result<Arc<App>, StartupError> {
         let metrics = carried.metrics.clone();
         let idp = IdpClient::new(&config.oidc, metrics.clone())?;
         let sealer = Arc::new(
-            Sealer::new(config.session.keys.expose())
-                .map_err(|e| format!("session.cookie_secret: {e}"))?,
+            Sealer::new(config.session.keys.expose()).map_err(StartupError::CookieSecret)?,
         );
         let refetch = config.bearer.jwks_refetch_interval;
         let main_keys = carried

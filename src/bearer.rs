@@ -121,8 +121,4 @@ impl BearerVerifier {
         self.cache.insert(token, principal.clone());
         Ok(principal)
     }
-
-    pub fn cache_len(&self) -> u64 {
-        self.cache.len()
-    }
 }

@@ -5,6 +5,7 @@
 //! has a timeout; redirects are never followed; bodies are size-capped; errors carry no
 //! response bodies; each call is counted and tells whether the IdP is up.
 
+use crate::app::StartupError;
 use crate::config::OidcConfig;
 use crate::metrics::{IdpCall, Metrics};
 use openidconnect::core::CoreErrorResponseType;
@@ -134,24 +135,29 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for IdpClient {
 }
 
 impl IdpClient {
-    pub fn new(cfg: &OidcConfig, metrics: Arc<Metrics>) -> Result<IdpClient, String> {
+    pub fn new(cfg: &OidcConfig, metrics: Arc<Metrics>) -> Result<IdpClient, StartupError> {
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(3)))
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("oidc.ca_file: cannot read {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|_| "oidc.ca_file: not a PEM bundle".to_string())?;
+            let pem = std::fs::read(ca).map_err(|reason| StartupError::Unreadable {
+                key: "oidc.ca_file",
+                path: ca.clone(),
+                reason,
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| StartupError::NotPem {
+                    key: "oidc.ca_file",
+                })?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
         let http = b
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| StartupError::HttpClient(e.to_string()))?;
         Ok(IdpClient {
             http,
             metrics,

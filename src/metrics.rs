@@ -188,10 +188,6 @@ impl Metrics {
         self.idp_down.load(Relaxed)
     }
 
-    pub fn idp_calls(&self, call: IdpCall, ok: bool) -> u64 {
-        self.idp[index(&IDP_CALLS, call)][usize::from(!ok)].load(Relaxed)
-    }
-
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let _ = writeln!(

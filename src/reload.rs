@@ -25,7 +25,7 @@ pub enum ReloadError {
     #[error("invalid configuration: {}", .0.join("; "))]
     Invalid(Vec<String>),
     #[error("cannot build it: {0}")]
-    Build(String),
+    Build(crate::app::StartupError),
     #[error(
         "the identity provider's discovery document and keys (or the session store) were not ready within {0:?}"
     )]

@@ -45,7 +45,7 @@ impl ForwardAuthLayer {
     /// starts its background work (discovery, key refresh, the session store); call it
     /// inside a Tokio runtime. Until discovery has completed, requests that need the IdP get
     /// 503.
-    pub fn from_config(config: Config) -> Result<Self, String> {
+    pub fn from_config(config: Config) -> Result<Self, crate::app::StartupError> {
         // The TLS provider of every outgoing call (IdP, Redis): aws-lc-rs, as in the server.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let app = App::new(config, Arc::new(SystemClock))?;

@@ -3,6 +3,7 @@
 //! health flag kept current by a background ping (it drives `/ready`). Knows keys and bytes,
 //! not sessions: formats live in [`super::ticket`], decisions in [`super::store`].
 
+use crate::app::StartupError;
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwapOption;
@@ -42,20 +43,22 @@ impl std::fmt::Debug for RedisIo {
 impl RedisIo {
     /// Builds the client (no connection yet: [`RedisIo::run`] connects in the background, so
     /// Portcullis starts while Redis is down and reports not-ready until it is up).
-    pub fn new(cfg: &RedisConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(cfg: &RedisConfig, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
         let mut info = cfg
             .url
             .as_str()
             .into_connection_info()
-            .map_err(|e| format!("session.redis_url: {e}"))?;
+            .map_err(|e| StartupError::RedisUrl(e.to_string()))?;
         if let Some(pw) = &cfg.password {
             info.redis.password = Some(pw.expose().clone());
         }
         let client = match &cfg.ca_file {
             None => redis::Client::open(info),
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    format!("session.redis_ca_file: cannot read {}: {e}", path.display())
+                let pem = std::fs::read(path).map_err(|reason| StartupError::Unreadable {
+                    key: "session.redis_ca_file",
+                    path: path.clone(),
+                    reason,
                 })?;
                 redis::Client::build_with_tls(
                     info,
@@ -66,7 +69,7 @@ impl RedisIo {
                 )
             }
         }
-        .map_err(|e| format!("session.redis_url: {e}"))?;
+        .map_err(|e| StartupError::RedisUrl(e.to_string()))?;
         Ok(Self {
             client,
             connection: ArcSwapOption::empty(),

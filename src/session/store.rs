@@ -11,6 +11,7 @@ use super::Session;
 use super::cookies::SessionCookies;
 use super::redis::{RedisIo, StoreUnavailable};
 use super::ticket::{RecordVersion, SessionTicket, hex};
+use crate::app::StartupError;
 use crate::clock::UnixTime;
 use crate::config::{SessionConfig, StoreConfig};
 use crate::login::oidc::Oidc;
@@ -88,7 +89,7 @@ pub enum Revoke<'a> {
 }
 
 impl SessionStore {
-    pub fn new(cfg: &SessionConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(cfg: &SessionConfig, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
         Ok(match &cfg.store {
             StoreConfig::Cookie => SessionStore::Cookie,
             StoreConfig::Redis(r) => SessionStore::Redis(RedisStore {
