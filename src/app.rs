@@ -206,11 +206,10 @@ impl App {
         });
         let gate = Gate::new(
             &config.session,
-            sealer,
             bearer,
             oidc.clone(),
             carried.revocations.clone(),
-            SessionStore::new(&config.session, metrics.clone())?,
+            SessionStore::new(&config.session, sealer, metrics.clone())?,
             clock.clone(),
         );
         let backchannel = BackchannelLogout::new(config.bearer.leeway);

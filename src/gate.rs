@@ -87,8 +87,6 @@ pub fn decoded_session_cache(clock: crate::clock::SharedClock) -> VerifiedCache<
 }
 
 pub struct Gate {
-    sealer: Arc<Sealer>,
-    cookies: SessionCookies,
     bearer: Option<BearerVerifier>,
     oidc: Arc<Oidc>,
     refresh_after: Option<Duration>,
@@ -102,7 +100,6 @@ pub struct Gate {
 impl Gate {
     pub fn new(
         session: &crate::config::SessionConfig,
-        sealer: Arc<Sealer>,
         bearer: Option<BearerVerifier>,
         oidc: Arc<Oidc>,
         revocations: Arc<Revocations>,
@@ -110,8 +107,6 @@ impl Gate {
         clock: crate::clock::SharedClock,
     ) -> Gate {
         Gate {
-            sealer,
-            cookies: SessionCookies::new(session),
             bearer,
             oidc,
             refresh_after: session.refresh,
@@ -123,7 +118,7 @@ impl Gate {
     }
 
     pub fn sealer(&self) -> &Sealer {
-        &self.sealer
+        self.store.sealer()
     }
 
     pub fn bearer(&self) -> Option<&BearerVerifier> {
@@ -144,12 +139,12 @@ impl Gate {
     }
 
     pub fn cookies(&self) -> &SessionCookies {
-        &self.cookies
+        self.store.cookies()
     }
 
     /// `Set-Cookie` values deleting every session cookie the browser sent.
     pub fn clear_cookies(&self, cookie_header: Option<&str>) -> Vec<SetCookie> {
-        self.cookies.clear(cookie_header)
+        self.store.cookies().clear(cookie_header)
     }
 
     /// The decision for a request the rules judged `verdict`; `constraints` are the calling
@@ -213,7 +208,7 @@ impl Gate {
         // out of the future's state: nothing of the header's reading lives across an await.
         let header = creds.cookie.unwrap_or("");
         let found = {
-            let values = self.cookies.values(header);
+            let values = self.store.cookies().values(header);
             match values.single() {
                 Some(one) => Ok(one),
                 None if values.is_empty() => {
@@ -243,7 +238,7 @@ impl Gate {
         let Some(stored) = self.open(&sealed).await? else {
             // A stray chunk after our last one makes one set of chunks that doesn't open:
             // its shorter readings are tried too.
-            let candidates = self.cookies.values(header).candidates();
+            let candidates = self.store.cookies().values(header).candidates();
             if candidates.len() > 1 {
                 return Box::pin(self.authenticate_among(candidates, creds.cookie, now)).await;
             }
@@ -312,7 +307,7 @@ impl Gate {
     /// The session a sealed cookie value holds (`None`: it doesn't open or is gone).
     async fn open(&self, sealed: &str) -> Result<Option<StoredSession>, Refused> {
         self.store
-            .load_sealed(&self.sealer, sealed)
+            .load_sealed(sealed)
             .await
             .map_err(store_unavailable)
     }
@@ -320,7 +315,7 @@ impl Gate {
     /// No session: 401, and the session cookies the request carried are cleared.
     fn signed_out(&self, cookie_header: Option<&str>) -> Refused {
         Refused::Unauthenticated {
-            clear: self.cookies.clear(cookie_header),
+            clear: self.store.cookies().clear(cookie_header),
         }
     }
 
@@ -362,15 +357,8 @@ impl Gate {
             due @ (Freshness::RefreshDue | Freshness::RefreshRequired) => {
                 // Boxed: the refresh future is large, and inlining it would make every
                 // decision (cache hits included) move a ~17 KB future around.
-                let refreshed = Box::pin(self.store.refresh(
-                    &self.oidc,
-                    &stored,
-                    &self.sealer,
-                    &self.cookies,
-                    now,
-                    cookie_header,
-                ))
-                .await;
+                let refreshed =
+                    Box::pin(self.store.refresh(&*self.oidc, &stored, now, cookie_header)).await;
                 match refreshed {
                     Ok((fresh, set)) => Ok(self.granted(&fresh, set)),
                     Err(RefreshFailure::Store(e)) => Err(store_unavailable(e)),
@@ -412,8 +400,8 @@ impl Gate {
     /// [`SessionCookieValues`]: crate::session::cookies::SessionCookieValues
     async fn live_sessions(&self, header: &str) -> Result<Vec<StoredSession>, StoreUnavailable> {
         let mut live = Vec::new();
-        for sealed in self.cookies.values(header).candidates() {
-            if let Some(s) = self.store.load_sealed(&self.sealer, &sealed).await? {
+        for sealed in self.store.cookies().values(header).candidates() {
+            if let Some(s) = self.store.load_sealed(&sealed).await? {
                 if !self.revocations.is_revoked(&s.session) {
                     live.push(s);
                 }
@@ -430,9 +418,7 @@ impl Gate {
         now: UnixTime,
         request_cookies: Option<&str>,
     ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
-        self.store
-            .create(&self.sealer, &self.cookies, session, now, request_cookies)
-            .await
+        self.store.create(session, now, request_cookies).await
     }
 
     /// Sign-out: ends the session everywhere (a copied cookie must not outlive it) and returns

@@ -16,6 +16,7 @@ use crate::metrics::{IdpCall, Metrics};
 use crate::seal::Sealer;
 use crate::session::Session;
 use crate::session::cookies::SetCookie;
+use crate::session::store::{RefreshError, Refresher};
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -156,32 +157,6 @@ pub struct LoggedIn {
 pub struct LoginFinish {
     pub outcome: Result<LoggedIn, LoginError>,
     pub clear_state: Vec<SetCookie>,
-}
-
-/// Why a session could not be refreshed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RefreshError {
-    /// The session holds no refresh token: it cannot be renewed.
-    #[error("the session has no refresh token")]
-    NoRefreshToken,
-    /// The token endpoint could not be used, or refused the grant.
-    #[error(transparent)]
-    Idp(IdpError),
-    /// The IdP answered, but with tokens we don't accept (bad signature, another subject…).
-    #[error("refreshed tokens rejected: {0}")]
-    BadTokens(LoginError),
-}
-
-impl RefreshError {
-    /// Whether the session is over for good (on every replica): no refresh token, or the
-    /// IdP refused the grant (`invalid_grant`: the refresh token is dead). Anything else may
-    /// succeed on a later request.
-    pub fn ends_session(&self) -> bool {
-        matches!(
-            self,
-            RefreshError::NoRefreshToken | RefreshError::Idp(IdpError::Refused(_))
-        )
-    }
 }
 
 pub struct Oidc {
@@ -468,7 +443,7 @@ impl Oidc {
                     .await
                     .map_err(|e| {
                         tracing::warn!(code = "refresh.bad_tokens", error = %e, "refreshed tokens rejected");
-                        RefreshError::BadTokens(e)
+                        RefreshError::BadTokens(e.to_string())
                     })?;
                 Ok::<_, RefreshError>(Arc::new(refreshed))
             })
@@ -643,6 +618,16 @@ impl Oidc {
             request = request.set_post_logout_redirect_uri(rd);
         }
         Some(request.http_get_url().into())
+    }
+}
+
+impl Refresher for Oidc {
+    async fn refresh(
+        &self,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<Arc<Session>, RefreshError> {
+        Oidc::refresh(self, session, now).await
     }
 }
 

@@ -14,8 +14,7 @@ use super::ticket::{RecordVersion, SessionTicket, hex};
 use crate::app::StartupError;
 use crate::clock::UnixTime;
 use crate::config::{SessionConfig, StoreConfig};
-use crate::login::oidc::Oidc;
-use crate::login::oidc::RefreshError;
+use crate::idp::IdpError;
 use crate::metrics::Metrics;
 use crate::seal::Sealer;
 use crate::session::cookies::SetCookie;
@@ -32,9 +31,53 @@ const POLL_INTERVAL: Duration = Duration::from_millis(40);
 /// Deletes the lock only if we still hold it.
 const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
-pub enum SessionStore {
+/// The session store: it seals sessions (or their tickets) into cookies and reads them back,
+/// and keeps them in Redis in Redis mode. Its one way out is [`Refresher`], implemented by the
+/// login side, so the store needs nothing of OIDC.
+pub struct SessionStore {
+    sealer: Arc<Sealer>,
+    cookies: SessionCookies,
+    backend: Backend,
+}
+
+enum Backend {
     Cookie,
     Redis(RedisStore),
+}
+
+/// New tokens for a session (the refresh grant, `src/login/oidc.rs`).
+pub trait Refresher: Sync {
+    fn refresh(
+        &self,
+        session: &Session,
+        now: UnixTime,
+    ) -> impl std::future::Future<Output = Result<Arc<Session>, RefreshError>> + Send;
+}
+
+/// Why a session could not be refreshed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// The session holds no refresh token: it cannot be renewed.
+    #[error("the session has no refresh token")]
+    NoRefreshToken,
+    /// The token endpoint could not be used, or refused the grant.
+    #[error(transparent)]
+    Idp(IdpError),
+    /// The IdP answered, but with tokens that are not accepted (why, in words).
+    #[error("refreshed tokens rejected: {0}")]
+    BadTokens(String),
+}
+
+impl RefreshError {
+    /// Whether the session is over for good (on every replica): no refresh token, or the
+    /// IdP refused the grant (`invalid_grant`: the refresh token is dead). Anything else may
+    /// succeed on a later request.
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            RefreshError::NoRefreshToken | RefreshError::Idp(IdpError::Refused(_))
+        )
+    }
 }
 
 pub struct RedisStore {
@@ -89,10 +132,14 @@ pub enum Revoke<'a> {
 }
 
 impl SessionStore {
-    pub fn new(cfg: &SessionConfig, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
-        Ok(match &cfg.store {
-            StoreConfig::Cookie => SessionStore::Cookie,
-            StoreConfig::Redis(r) => SessionStore::Redis(RedisStore {
+    pub fn new(
+        cfg: &SessionConfig,
+        sealer: Arc<Sealer>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StartupError> {
+        let backend = match &cfg.store {
+            StoreConfig::Cookie => Backend::Cookie,
+            StoreConfig::Redis(r) => Backend::Redis(RedisStore {
                 io: Arc::new(RedisIo::new(r, metrics.clone())?),
                 lifetime: cfg.expire,
                 metrics,
@@ -101,35 +148,44 @@ impl SessionStore {
                     .time_to_live(Duration::from_secs(30))
                     .build(),
             }),
+        };
+        Ok(SessionStore {
+            sealer,
+            cookies: SessionCookies::new(cfg),
+            backend,
         })
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The session cookies' names, chunking and attributes.
+    pub fn cookies(&self) -> &SessionCookies {
+        &self.cookies
     }
 
     /// Starts connecting to Redis (needs a Tokio runtime); nothing for the cookie store.
     /// The store's background task (the Redis connection), if it has one.
     pub fn background(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-        match self {
-            SessionStore::Cookie => None,
-            SessionStore::Redis(r) => Some(r.io.clone().run()),
+        match &self.backend {
+            Backend::Cookie => None,
+            Backend::Redis(r) => Some(r.io.clone().run()),
         }
     }
 
     /// Whether sessions can be served (always, for cookies).
     pub fn is_ready(&self) -> bool {
-        match self {
-            SessionStore::Cookie => true,
-            SessionStore::Redis(r) => r.io.is_healthy(),
+        match &self.backend {
+            Backend::Cookie => true,
+            Backend::Redis(r) => r.io.is_healthy(),
         }
     }
 
     /// The session a `Cookie` header points to, if any is valid and not revoked.
-    pub async fn load(
-        &self,
-        sealer: &Sealer,
-        cookies: &SessionCookies,
-        header: &str,
-    ) -> Result<Option<StoredSession>, StoreUnavailable> {
-        match cookies.sealed_value(header) {
-            Some(sealed) => self.load_sealed(sealer, &sealed).await,
+    pub async fn load(&self, header: &str) -> Result<Option<StoredSession>, StoreUnavailable> {
+        match self.cookies.sealed_value(header) {
+            Some(sealed) => self.load_sealed(&sealed).await,
             None => Ok(None),
         }
     }
@@ -137,11 +193,11 @@ impl SessionStore {
     /// [`Self::load`] for a session cookie value already taken out of the `Cookie` header.
     pub async fn load_sealed(
         &self,
-        sealer: &Sealer,
         sealed: &str,
     ) -> Result<Option<StoredSession>, StoreUnavailable> {
-        match self {
-            SessionStore::Cookie => {
+        let sealer = &*self.sealer;
+        match &self.backend {
+            Backend::Cookie => {
                 Ok(
                     SessionCookies::open(sealer, sealed).map(|session| StoredSession {
                         session,
@@ -149,7 +205,7 @@ impl SessionStore {
                     }),
                 )
             }
-            SessionStore::Redis(r) => match SessionTicket::open(sealer, sealed) {
+            Backend::Redis(r) => match SessionTicket::open(sealer, sealed) {
                 Some(ticket) => r.load(ticket).await,
                 None => Ok(None),
             },
@@ -160,19 +216,20 @@ impl SessionStore {
     /// it can't be encoded.
     pub async fn create(
         &self,
-        sealer: &Sealer,
-        cookies: &SessionCookies,
         session: &Session,
         now: UnixTime,
         request_cookies: Option<&str>,
     ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
-        match self {
-            SessionStore::Cookie => Ok(cookies.write(sealer, session, now, request_cookies)),
-            SessionStore::Redis(r) => {
+        match &self.backend {
+            Backend::Cookie => Ok(self
+                .cookies
+                .write(&self.sealer, session, now, request_cookies)),
+            Backend::Redis(r) => {
                 let Ok(ticket) = SessionTicket::generate() else {
                     return Ok(None);
                 };
-                let (Ok(record), Ok(value)) = (ticket.seal_record(session), ticket.seal(sealer))
+                let (Ok(record), Ok(value)) =
+                    (ticket.seal_record(session), ticket.seal(&self.sealer))
                 else {
                     return Ok(None);
                 };
@@ -186,7 +243,7 @@ impl SessionStore {
                         .clone(),
                 )
                 .await?;
-                Ok(cookies.write_sealed(
+                Ok(self.cookies.write_sealed(
                     &value,
                     session.expires_at.saturating_sub(now),
                     request_cookies,
@@ -200,30 +257,32 @@ impl SessionStore {
     /// send (none in Redis mode: the cookie does not change).
     pub async fn refresh(
         &self,
-        oidc: &Oidc,
+        refresher: &impl Refresher,
         stored: &StoredSession,
-        sealer: &Sealer,
-        cookies: &SessionCookies,
         now: UnixTime,
         request_cookies: Option<&str>,
     ) -> Result<(Arc<Session>, Vec<SetCookie>), RefreshFailure> {
-        match (self, &stored.origin) {
-            (SessionStore::Redis(r), Origin::Redis { ticket, version }) => {
+        match (&self.backend, &stored.origin) {
+            (Backend::Redis(r), Origin::Redis { ticket, version }) => {
                 let key = format!("{}:{}", ticket.storage_key(), hex(version));
                 let fresh = r
                     .refreshes
-                    .try_get_with(key, r.refresh(oidc, ticket, *version, &stored.session, now))
+                    .try_get_with(
+                        key,
+                        r.refresh(refresher, ticket, *version, &stored.session, now),
+                    )
                     .await
                     .map_err(|e| (*e).clone())?;
                 Ok((fresh, Vec::new()))
             }
-            (SessionStore::Cookie | SessionStore::Redis(_), _) => {
-                let fresh = oidc
+            (Backend::Cookie | Backend::Redis(_), _) => {
+                let fresh = refresher
                     .refresh(&stored.session, now)
                     .await
                     .map_err(RefreshFailure::Idp)?;
-                let set = cookies
-                    .write(sealer, &fresh, now, request_cookies)
+                let set = self
+                    .cookies
+                    .write(&self.sealer, &fresh, now, request_cookies)
                     .unwrap_or_default();
                 Ok((fresh, set))
             }
@@ -233,21 +292,21 @@ impl SessionStore {
     /// Ends a session in the store (sign-out): in Redis mode the record is deleted, so a copied
     /// cookie stops working on every replica.
     pub async fn end(&self, stored: &StoredSession) -> Result<(), StoreUnavailable> {
-        match (self, &stored.origin) {
-            (SessionStore::Redis(r), Origin::Redis { ticket, .. }) => {
+        match (&self.backend, &stored.origin) {
+            (Backend::Redis(r), Origin::Redis { ticket, .. }) => {
                 r.io.query::<()>(redis::cmd("DEL").arg(ticket.storage_key()).clone())
                     .await
             }
-            (SessionStore::Cookie | SessionStore::Redis(_), _) => Ok(()),
+            (Backend::Cookie | Backend::Redis(_), _) => Ok(()),
         }
     }
 
     /// Records a back-channel revocation where every replica sees it (Redis mode); the cookie
     /// store has only the per-process [`crate::revocation::Revocations`].
     pub async fn revoke(&self, what: Revoke<'_>, now: UnixTime) -> Result<(), StoreUnavailable> {
-        match self {
-            SessionStore::Cookie => Ok(()),
-            SessionStore::Redis(r) => {
+        match &self.backend {
+            Backend::Cookie => Ok(()),
+            Backend::Redis(r) => {
                 let key = match what {
                     Revoke::Sid(sid) => revoked_sid_key(sid),
                     Revoke::Sub(sub) => revoked_sub_key(sub),
@@ -302,7 +361,7 @@ impl RedisStore {
     /// One refresh of one record version: take the lock and refresh, or wait for whoever has it.
     async fn refresh(
         &self,
-        oidc: &Oidc,
+        refresher: &impl Refresher,
         ticket: &SessionTicket,
         version: RecordVersion,
         session: &Session,
@@ -330,7 +389,7 @@ impl RedisStore {
             return self.wait_for_refresh(ticket, version, &lock).await;
         }
         let result = self
-            .refresh_holding_lock(oidc, ticket, version, session, now)
+            .refresh_holding_lock(refresher, ticket, version, session, now)
             .await;
         let released = self
             .io
@@ -354,7 +413,7 @@ impl RedisStore {
 
     async fn refresh_holding_lock(
         &self,
-        oidc: &Oidc,
+        refresher: &impl Refresher,
         ticket: &SessionTicket,
         version: RecordVersion,
         session: &Session,
@@ -370,7 +429,7 @@ impl RedisStore {
         if let Some(done) = already_rewritten(ticket, current, version) {
             return done;
         }
-        match oidc.refresh(session, now).await {
+        match refresher.refresh(session, now).await {
             Ok(fresh) => {
                 // XX: a session signed out meanwhile is not brought back.
                 let written = match ticket.seal_record(&fresh) {
