@@ -1,9 +1,20 @@
-//! Redis I/O for the server-side session store: one connection manager (multiplexed, reconnects
-//! by itself), every command bounded by [`COMMAND_TIMEOUT`], timed into the metrics, and a
-//! health flag kept current by a background ping (it drives `/ready`). Knows keys and bytes,
-//! not sessions: formats live in [`super::ticket`], decisions in [`super::store`].
+//! Everything the session store says to Redis, and every key name it uses, in one file:
+//!
+//! - [`RedisIo`]: one connection manager (multiplexed, reconnects by itself), every command
+//!   bounded by [`COMMAND_TIMEOUT`], timed into the metrics, and a health flag kept current by
+//!   a background ping (it drives `/ready`).
+//! - [`RedisStore`]: the commands. Records under `portcullis:session:<h>` (`SET … PX`, `GET`,
+//!   `DEL`), back-channel revocations under `portcullis:revoked:sid:<sid>` / `:sub:<sub>`
+//!   (`SET … EX`, checked on every load), and the cross-replica single-flight refresh
+//!   (`SET portcullis:lock:refresh:<h> NX PX`, released by a compare-and-delete script).
+//!
+//! Formats live in [`super::ticket`], decisions in [`super::store`].
 
+use super::Session;
+use super::store::{Origin, RefreshFailure, Refresher, Revoke, StoredSession};
+use super::ticket::{RecordVersion, SessionTicket, hex};
 use crate::app::StartupError;
+use crate::clock::UnixTime;
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwapOption;
@@ -186,5 +197,360 @@ impl RedisIo {
         self.metrics.store_op(started.elapsed(), result.is_ok());
         self.set_healthy(result.is_ok());
         result
+    }
+}
+
+pub struct RedisStore {
+    io: Arc<RedisIo>,
+    /// `session.expire`: how long revocations are kept.
+    lifetime: Duration,
+    metrics: Arc<Metrics>,
+    /// In-process single-flight of the cross-replica refresh, keyed by record version. Only
+    /// successes are kept: a failure (Redis blip, IdP down) is retried by the next request.
+    pub refreshes: moka::future::Cache<String, Arc<Session>>,
+}
+
+/// How long a replica may hold a session's refresh lock (longer than any token call).
+const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How long a replica without the lock waits for the winner's rewritten session.
+/// Longer than `oidc.timeout`'s default (5 s), so a waiting replica outlasts a slow IdP.
+const WAIT_FOR_REFRESH: Duration = Duration::from_secs(7);
+const POLL_INTERVAL: Duration = Duration::from_millis(40);
+/// Deletes the lock only if we still hold it.
+const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+impl RedisStore {
+    pub fn new(
+        cfg: &RedisConfig,
+        lifetime: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StartupError> {
+        Ok(RedisStore {
+            io: Arc::new(RedisIo::new(cfg, metrics.clone())?),
+            lifetime,
+            metrics,
+            refreshes: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+        })
+    }
+
+    /// The connection's background task (connects, reconnects, pings).
+    pub fn background(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.io.clone().run()
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.io.is_healthy()
+    }
+
+    /// Writes a new session's record, for as long as the session lives.
+    pub async fn create(
+        &self,
+        ticket: &SessionTicket,
+        record: Vec<u8>,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<(), StoreUnavailable> {
+        self.io
+            .query::<()>(
+                redis::cmd("SET")
+                    .arg(session_key(ticket))
+                    .arg(record)
+                    .arg("PX")
+                    .arg(ttl_ms(session, now))
+                    .clone(),
+            )
+            .await
+    }
+
+    /// Deletes a session's record: a copied cookie stops working on every replica.
+    pub async fn end(&self, ticket: &SessionTicket) -> Result<(), StoreUnavailable> {
+        self.io
+            .query::<()>(redis::cmd("DEL").arg(session_key(ticket)).clone())
+            .await
+    }
+
+    /// Records a back-channel revocation where every replica sees it, for `session.expire`.
+    pub async fn revoke(&self, what: Revoke<'_>, now: UnixTime) -> Result<(), StoreUnavailable> {
+        let key = match what {
+            Revoke::Sid(sid) => revoked_sid_key(sid),
+            Revoke::Sub(sub) => revoked_sub_key(sub),
+        };
+        self.io
+            .query::<()>(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(now)
+                    .arg("EX")
+                    .arg(self.lifetime.as_secs().max(1))
+                    .clone(),
+            )
+            .await
+    }
+
+    pub async fn load(
+        &self,
+        ticket: SessionTicket,
+    ) -> Result<Option<StoredSession>, StoreUnavailable> {
+        let record: Option<Vec<u8>> = self
+            .io
+            .query(redis::cmd("GET").arg(session_key(&ticket)).clone())
+            .await?;
+        let Some((session, version)) = record.and_then(|r| ticket.open_record(&r)) else {
+            return Ok(None);
+        };
+        if self.is_revoked(&session).await? {
+            return Ok(None);
+        }
+        Ok(Some(StoredSession {
+            session,
+            origin: Origin::Redis { ticket, version },
+        }))
+    }
+
+    /// Was this session ended by a back-channel logout received by any replica?
+    async fn is_revoked(&self, s: &Session) -> Result<bool, StoreUnavailable> {
+        let sid_key = s.identity.sid.as_deref().map(revoked_sid_key);
+        let (sid, sub): (Option<UnixTime>, Option<UnixTime>) = self
+            .io
+            .query(
+                redis::cmd("MGET")
+                    .arg(sid_key.unwrap_or_else(|| "portcullis:revoked:sid:".into()))
+                    .arg(revoked_sub_key(&s.identity.sub))
+                    .clone(),
+            )
+            .await?;
+        Ok((s.identity.sid.is_some() && sid.is_some()) || sub.is_some_and(|at| s.created_at <= at))
+    }
+
+    /// One refresh of one record version: take the lock and refresh, or wait for whoever has it.
+    pub async fn refresh(
+        &self,
+        refresher: &impl Refresher,
+        ticket: &SessionTicket,
+        version: RecordVersion,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<Arc<Session>, RefreshFailure> {
+        let lock = refresh_lock_key(ticket);
+        let Ok(token) = crate::seal::random_token(16) else {
+            return Err(RefreshFailure::NotCompleted);
+        };
+        let acquired: Option<String> = self
+            .io
+            .query(
+                redis::cmd("SET")
+                    .arg(&lock)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(u64::try_from(LOCK_TTL.as_millis()).unwrap_or(10_000))
+                    .clone(),
+            )
+            .await
+            .map_err(RefreshFailure::Store)?;
+        if acquired.is_none() {
+            self.metrics.refresh_waits.fetch_add(1, Ordering::Relaxed);
+            return self.wait_for_refresh(ticket, version, &lock).await;
+        }
+        let result = self
+            .refresh_holding_lock(refresher, ticket, version, session, now)
+            .await;
+        let released = self
+            .io
+            .query::<i64>(
+                redis::cmd("EVAL")
+                    .arg(RELEASE_LOCK)
+                    .arg(1)
+                    .arg(&lock)
+                    .arg(&token)
+                    .clone(),
+            )
+            .await;
+        if released.is_err() {
+            tracing::warn!(
+                code = "store.lock_release_failed",
+                "refresh lock not released; it expires by itself"
+            );
+        }
+        result
+    }
+
+    async fn refresh_holding_lock(
+        &self,
+        refresher: &impl Refresher,
+        ticket: &SessionTicket,
+        version: RecordVersion,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<Arc<Session>, RefreshFailure> {
+        // Another replica may have refreshed between our read and our lock.
+        let key = session_key(ticket);
+        let current: Option<Vec<u8>> = self
+            .io
+            .query(redis::cmd("GET").arg(&key).clone())
+            .await
+            .map_err(RefreshFailure::Store)?;
+        if let Some(done) = already_rewritten(ticket, current, version) {
+            return done;
+        }
+        match refresher.refresh(session, now).await {
+            Ok(fresh) => {
+                // XX: a session signed out meanwhile is not brought back.
+                let written = match ticket.seal_record(&fresh) {
+                    Ok(record) => self
+                        .io
+                        .query::<Option<String>>(
+                            redis::cmd("SET")
+                                .arg(&key)
+                                .arg(record)
+                                .arg("XX")
+                                .arg("PX")
+                                .arg(ttl_ms(&fresh, now))
+                                .clone(),
+                        )
+                        .await
+                        .map(|_| ()),
+                    Err(_) => Err(StoreUnavailable("cannot encode")),
+                };
+                if let Err(e) = written {
+                    // The tokens are fresh: this request passes; the next one retries.
+                    tracing::warn!(code = "store.refresh_not_saved", error = %e, "refreshed session could not be stored");
+                }
+                Ok(fresh)
+            }
+            Err(e) if e.ends_session() => {
+                // The refresh token is dead, so is the session, on every replica.
+                let _ = self
+                    .io
+                    .query::<()>(redis::cmd("DEL").arg(&key).clone())
+                    .await;
+                Err(RefreshFailure::Idp(e))
+            }
+            Err(e) => Err(RefreshFailure::Idp(e)),
+        }
+    }
+
+    /// Polls until the lock holder rewrote the record (use its session), deleted it (ended),
+    /// or gave up without rewriting (a transient failure, like an unreachable IdP).
+    async fn wait_for_refresh(
+        &self,
+        ticket: &SessionTicket,
+        version: RecordVersion,
+        lock: &str,
+    ) -> Result<Arc<Session>, RefreshFailure> {
+        let deadline = Instant::now() + WAIT_FOR_REFRESH;
+        let key = session_key(ticket);
+        loop {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            // EXISTS before GET: the holder writes, then unlocks, so "unlocked" followed by
+            // "unchanged" really means it gave up.
+            let (locked, record): (bool, Option<Vec<u8>>) = self
+                .io
+                .query_pipeline(
+                    redis::pipe()
+                        .cmd("EXISTS")
+                        .arg(lock)
+                        .cmd("GET")
+                        .arg(&key)
+                        .clone(),
+                )
+                .await
+                .map_err(RefreshFailure::Store)?;
+            if let Some(done) = already_rewritten(ticket, record, version) {
+                return done;
+            }
+            if !locked || Instant::now() >= deadline {
+                tracing::info!(
+                    code = "refresh.wait_gave_up",
+                    "another replica's refresh did not complete"
+                );
+                return Err(RefreshFailure::NotCompleted);
+            }
+        }
+    }
+}
+
+/// What a freshly read record says about a refresh of `version`: the session ended (gone or
+/// unreadable), someone else already refreshed it (a newer version), or `None`: still ours to
+/// refresh or wait for.
+fn already_rewritten(
+    ticket: &SessionTicket,
+    record: Option<Vec<u8>>,
+    version: RecordVersion,
+) -> Option<Result<Arc<Session>, RefreshFailure>> {
+    match record.and_then(|r| ticket.open_record(&r)) {
+        None => Some(Err(RefreshFailure::Ended)),
+        Some((s, v)) if v != version => Some(Ok(Arc::new(s))),
+        Some(_) => None,
+    }
+}
+
+/// Remaining session lifetime in milliseconds (at least 1: Redis refuses `PX 0`).
+fn ttl_ms(s: &Session, now: UnixTime) -> u64 {
+    s.expires_at.saturating_sub(now).saturating_mul(1000).max(1)
+}
+
+/// Where a session's record lives: `portcullis:session:<hex(sha256(id))>` (the id itself
+/// never reaches Redis). Also bound into the record's associated data (`session/ticket.rs`).
+pub fn session_key(ticket: &SessionTicket) -> String {
+    format!("portcullis:session:{}", ticket.digest())
+}
+
+/// The cross-replica refresh lock of a session (`SET … NX PX`).
+pub fn refresh_lock_key(ticket: &SessionTicket) -> String {
+    format!("portcullis:lock:refresh:{}", ticket.digest())
+}
+
+/// The in-process single-flight key of one refresh of one record version.
+pub fn refresh_flight_key(ticket: &SessionTicket, version: &RecordVersion) -> String {
+    format!("{}:{}", session_key(ticket), hex(version))
+}
+
+fn revoked_sid_key(sid: &str) -> String {
+    format!("portcullis:revoked:sid:{sid}")
+}
+
+fn revoked_sub_key(sub: &str) -> String {
+    format!("portcullis:revoked:sub:{sub}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_keys_hash_the_id() {
+        let t = SessionTicket::generate().unwrap();
+        let k = session_key(&t);
+        assert!(
+            k.starts_with("portcullis:session:") && k.len() == 19 + 64,
+            "{k}"
+        );
+        assert_eq!(
+            refresh_lock_key(&t),
+            k.replace("portcullis:session:", "portcullis:lock:refresh:")
+        );
+    }
+
+    #[test]
+    fn key_names_and_ttls() {
+        assert_eq!(revoked_sid_key("kc-1"), "portcullis:revoked:sid:kc-1");
+        assert_eq!(revoked_sub_key("alice"), "portcullis:revoked:sub:alice");
+        let s = Session {
+            id: None,
+            identity: Default::default(),
+            created_at: 0,
+            tokens_at: 0,
+            access_expires_at: 300,
+            expires_at: 1000,
+            refresh_token: None,
+            id_token: None,
+            access_token: None,
+        };
+        assert_eq!(ttl_ms(&s, 400), 600_000);
+        assert_eq!(ttl_ms(&s, 2000), 1);
     }
 }

@@ -70,18 +70,8 @@ impl SessionTicket {
     }
 
     /// `hex(sha256(id))`: names the session in Redis without revealing the id.
-    fn digest(&self) -> String {
+    pub(super) fn digest(&self) -> String {
         hex(digest::digest(&digest::SHA256, &self.id).as_ref())
-    }
-
-    /// Where the record lives.
-    pub fn storage_key(&self) -> String {
-        format!("portcullis:session:{}", self.digest())
-    }
-
-    /// The cross-replica refresh lock of this session.
-    pub fn refresh_lock_key(&self) -> String {
-        format!("portcullis:lock:refresh:{}", self.digest())
     }
 
     fn cipher(&self) -> Result<LessSafeKey, SealError> {
@@ -91,7 +81,7 @@ impl SessionTicket {
     }
 
     fn aad(&self) -> Vec<u8> {
-        [RECORD_AAD, self.storage_key().as_bytes()].concat()
+        [RECORD_AAD, super::redis::session_key(self).as_bytes()].concat()
     }
 
     /// The encrypted record for `session`, in the one framing of `crate::seal`.
@@ -166,21 +156,13 @@ mod tests {
     }
 
     #[test]
-    fn storage_keys_hash_the_id() {
+    fn the_digest_hides_the_id() {
         let t = SessionTicket {
             id: [1u8; ID_LEN],
             key: [2u8; KEY_LEN],
         };
-        let k = t.storage_key();
-        assert!(
-            k.starts_with("portcullis:session:") && k.len() == 19 + 64,
-            "{k}"
-        );
-        assert!(!k.contains("0101"), "the raw id never appears");
-        assert_eq!(
-            t.refresh_lock_key(),
-            k.replace("portcullis:session:", "portcullis:lock:refresh:")
-        );
+        assert_eq!(t.digest().len(), 64);
+        assert!(!t.digest().contains("0101"), "the raw id never appears");
     }
 
     #[test]
