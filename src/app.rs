@@ -12,7 +12,7 @@ use crate::idp::IdpClient;
 use crate::issuer_keys::IssuerKeys;
 use crate::login::oidc::{CallbackParams, LoginError, LoginFinish, LoginStart, Oidc};
 use crate::metrics::{Decision, Metrics, RuleDecisions};
-use crate::revocation::Revocations;
+use crate::session::revocations::Revocations;
 use crate::rules::Decider;
 use crate::seal::Sealer;
 use crate::session::Session;

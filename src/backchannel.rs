@@ -7,7 +7,7 @@ use crate::clock::UnixTime;
 use crate::jwt::{LogoutTokenRules, TokenError, UnverifiedToken};
 use crate::login::oidc::Oidc;
 use crate::metrics::Metrics;
-use crate::revocation::Revocations;
+use crate::session::revocations::Revocations;
 use crate::session::store::{Revoke, SessionStore};
 use std::sync::Arc;
 use std::time::Duration;

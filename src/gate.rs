@@ -9,7 +9,7 @@ use crate::clock::UnixTime;
 use crate::jwt::TokenError;
 use crate::login::oidc::Oidc;
 use crate::principal::Principal;
-use crate::revocation::Revocations;
+use crate::session::revocations::Revocations;
 use crate::rules::Verdict;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;

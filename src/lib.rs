@@ -23,7 +23,6 @@ pub mod login;
 pub mod metrics;
 pub mod principal;
 pub mod reload;
-pub mod revocation;
 pub mod rules;
 pub mod seal;
 pub mod secret;

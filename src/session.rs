@@ -6,6 +6,7 @@
 pub mod compact;
 pub mod cookies;
 pub mod redis;
+pub mod revocations;
 pub mod store;
 pub mod ticket;
 

@@ -257,7 +257,7 @@ impl SessionStore {
     }
 
     /// Records a back-channel revocation where every replica sees it (Redis mode); the cookie
-    /// store has only the per-process [`crate::revocation::Revocations`].
+    /// store has only the per-process [`crate::session::revocations::Revocations`].
     pub async fn revoke(&self, what: Revoke<'_>, now: UnixTime) -> Result<(), StoreUnavailable> {
         match &self.backend {
             Backend::Cookie => Ok(()),
