@@ -1,12 +1,19 @@
-//! JSON Web Key Sets (RFC 7517): parsing published keys into pre-parsed aws-lc-rs verifying
-//! keys. The algorithm a key may verify comes from the key (`alg`, else its `kty`/`crv`), never
-//! from a token (RFC 8725 §3.1). Keys not meant for signatures (`use` other than `sig`) and key
-//! types we don't know are skipped, not fatal.
+//! JSON Web Key Sets (RFC 7517): parsing published keys into jsonwebtoken verifying keys, each
+//! bound to one algorithm. The algorithm a key may verify comes from the key (`alg`, else its
+//! `kty`/`crv`), never from a token (RFC 8725 §3.1). Keys not meant for signatures (`use` other
+//! than `sig`) and key types we don't know are skipped, not fatal — key by key, which is why the
+//! set is parsed here and not with jsonwebtoken's `JwkSet` (it refuses a whole set for one key
+//! of a type it does not know).
+//!
+//! Everything a verification needs is built once, when the JWKS is parsed: the key material
+//! (checked by aws-lc-rs then, so a bad key is skipped instead of failing every token) and a
+//! `jsonwebtoken::Validation` allowing exactly the key's algorithm.
 
-use crate::jwt::JwtAlg;
+use crate::jwt::{JwtAlg, TokenError};
 use aws_lc_rs::signature::ParsedPublicKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 
 /// How many keys one token may be tried against (kid-less tokens during a rotation; a JWKS
@@ -17,12 +24,43 @@ pub const MAX_CANDIDATE_KEYS: usize = 4;
 pub struct VerifyingKey {
     pub kid: Option<String>,
     pub alg: JwtAlg,
-    key: ParsedPublicKey,
+    key: DecodingKey,
+    /// Allows exactly `alg`, and checks no claims: the claim rules live in `crate::jwt`, on the
+    /// injected clock (jsonwebtoken's `exp` check reads the system clock).
+    validation: Validation,
 }
 
 impl VerifyingKey {
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.key.verify_sig(message, signature).is_ok()
+    fn new(kid: Option<String>, alg: JwtAlg, key: DecodingKey) -> VerifyingKey {
+        let mut validation = Validation::new(alg.algorithm());
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        VerifyingKey {
+            kid,
+            alg,
+            key,
+            validation,
+        }
+    }
+
+    /// Verifies a compact JWS with this key (jsonwebtoken: the token's `alg` must be this
+    /// key's, then the signature). `Signature` when it does not verify.
+    pub fn verify(&self, token: &str) -> Result<(), TokenError> {
+        use jsonwebtoken::errors::ErrorKind as E;
+        match jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &self.key, &self.validation) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match e.kind() {
+                E::InvalidAlgorithm | E::MissingAlgorithm | E::InvalidAlgorithmName => {
+                    TokenError::Algorithm
+                }
+                E::InvalidToken | E::Base64(_) | E::Json(_) | E::Utf8(_) => TokenError::Malformed,
+                // InvalidSignature, and key errors (keys are checked when the set is parsed).
+                _ => TokenError::Signature,
+            }),
+        }
     }
 }
 
@@ -145,8 +183,13 @@ fn parse_key(k: &RawJwk) -> Option<Vec<VerifyingKey>> {
     };
     let mut out = Vec::new();
     for alg in algs {
-        let bytes = match (k.kty.as_str(), alg.family()) {
-            ("RSA", "RSA") => rsa_public_key_der(&b64(k.n.as_deref()?)?, &b64(k.e.as_deref()?)?),
+        let (material, key) = match (k.kty.as_str(), alg.family()) {
+            ("RSA", "RSA") => {
+                let (n, e) = (b64(k.n.as_deref()?)?, b64(k.e.as_deref()?)?);
+                let (n, e) = (without_leading_zeros(&n), without_leading_zeros(&e));
+                let key = DecodingKey::from_rsa_raw_components(n, e);
+                (rsa_public_key_der(n, e), key)
+            }
             ("EC", "EC") => {
                 let (x, y) = (b64(k.x.as_deref()?)?, b64(k.y.as_deref()?)?);
                 let size = if alg == JwtAlg::ES256 { 32 } else { 48 };
@@ -157,26 +200,28 @@ fn parse_key(k: &RawJwk) -> Option<Vec<VerifyingKey>> {
                 if !crv_ok || x.len() != size || y.len() != size {
                     return None;
                 }
+                // The uncompressed point (SEC 1 §2.3.3), what jsonwebtoken's
+                // `from_ec_components` builds and hands to aws-lc-rs.
                 let mut p = vec![4u8];
                 p.extend_from_slice(&x);
                 p.extend_from_slice(&y);
-                p
+                let key = DecodingKey::from_ec_der(&p);
+                (p, key)
             }
             ("OKP", "OKP") if k.crv.as_deref() == Some("Ed25519") => {
                 let x = b64(k.x.as_deref()?)?;
                 if x.len() != 32 {
                     return None;
                 }
-                x
+                let key = DecodingKey::from_ed_der(&x);
+                (x, key)
             }
             _ => return None, // `alg` contradicts `kty`: not a key we can trust.
         };
-        let key = ParsedPublicKey::new(alg.verification(), &bytes).ok()?;
-        out.push(VerifyingKey {
-            kid: k.kid.clone(),
-            alg,
-            key,
-        });
+        // aws-lc-rs checks the key now (RSA modulus and exponent, point on the curve), so a
+        // bad key is skipped with the others instead of failing every token it names.
+        ParsedPublicKey::new(alg.verification(), &material).ok()?;
+        out.push(VerifyingKey::new(k.kid.clone(), alg, key));
     }
     Some(out)
 }
@@ -195,14 +240,18 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A big-endian integer without its leading zero bytes (aws-lc-rs refuses RSA components
+/// with them; some IdPs publish `n` with one). Zero stays one byte.
+fn without_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    &bytes[start..]
+}
+
 fn der_integer(bytes: &[u8]) -> Vec<u8> {
-    let trimmed: &[u8] = {
-        let start = bytes
-            .iter()
-            .position(|b| *b != 0)
-            .unwrap_or(bytes.len().saturating_sub(1));
-        &bytes[start..]
-    };
+    let trimmed = without_leading_zeros(bytes);
     let mut content = Vec::with_capacity(trimmed.len() + 1);
     if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
         content.push(0);

@@ -4,6 +4,10 @@
 //! A token without `kid` (RFC 7515 §4.1.4 makes it optional) is tried against each published
 //! key of its algorithm, at most four. Nothing here does I/O; the key set and `now` are
 //! passed in.
+//!
+//! The signature is checked by jsonwebtoken (aws-lc-rs), with the `DecodingKey` and the
+//! `Validation` (exactly the key's algorithm) that `crate::jwks` built for the key. Every claim
+//! rule is ours and reads only the `now` passed in: jsonwebtoken's claim checks are off.
 
 mod claims;
 
@@ -14,6 +18,7 @@ use crate::jwks::{KeySet, VerifyingKey};
 use aws_lc_rs::signature::{self as sig, VerificationAlgorithm};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
 /// Tokens longer than this are refused before any decoding.
@@ -51,6 +56,36 @@ impl JwtAlg {
         })
     }
 
+    /// The JWS name (RFC 7518 §3.1); the only spelling a token header may use.
+    pub fn name(self) -> &'static str {
+        match self {
+            JwtAlg::RS256 => "RS256",
+            JwtAlg::RS384 => "RS384",
+            JwtAlg::RS512 => "RS512",
+            JwtAlg::PS256 => "PS256",
+            JwtAlg::PS384 => "PS384",
+            JwtAlg::PS512 => "PS512",
+            JwtAlg::ES256 => "ES256",
+            JwtAlg::ES384 => "ES384",
+            JwtAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// The same algorithm for jsonwebtoken.
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            JwtAlg::RS256 => Algorithm::RS256,
+            JwtAlg::RS384 => Algorithm::RS384,
+            JwtAlg::RS512 => Algorithm::RS512,
+            JwtAlg::PS256 => Algorithm::PS256,
+            JwtAlg::PS384 => Algorithm::PS384,
+            JwtAlg::PS512 => Algorithm::PS512,
+            JwtAlg::ES256 => Algorithm::ES256,
+            JwtAlg::ES384 => Algorithm::ES384,
+            JwtAlg::EdDSA => Algorithm::EdDSA,
+        }
+    }
+
     pub fn family(self) -> &'static str {
         match self {
             JwtAlg::RS256
@@ -64,6 +99,7 @@ impl JwtAlg {
         }
     }
 
+    /// The aws-lc-rs algorithm a published key is checked with when the JWKS is parsed.
     pub fn verification(self) -> &'static dyn VerificationAlgorithm {
         match self {
             JwtAlg::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
@@ -144,8 +180,8 @@ pub struct UnverifiedToken<'a> {
     pub header: JwtHeader,
     pub alg: JwtAlg,
     pub claims: TokenClaims,
-    signing_input: &'a str,
-    signature: Vec<u8>,
+    /// The whole compact JWS, handed to jsonwebtoken to verify.
+    token: &'a str,
 }
 
 impl<'a> UnverifiedToken<'a> {
@@ -169,15 +205,19 @@ impl<'a> UnverifiedToken<'a> {
         if header.crit.is_some() {
             return Err(TokenError::Malformed);
         }
-        let alg = JwtAlg::from_name(&header.alg).ok_or(TokenError::Algorithm)?;
+        // The JWS spelling only ("EdDSA", not a JWK's "Ed25519"): jsonwebtoken knows no other.
+        let alg = JwtAlg::from_name(&header.alg)
+            .filter(|a| a.name() == header.alg)
+            .ok_or(TokenError::Algorithm)?;
         let claims: TokenClaims = decode_json(payload_b64)?;
-        let signature = B64.decode(sig_b64).map_err(|_| TokenError::Malformed)?;
+        if B64.decode(sig_b64).is_err() {
+            return Err(TokenError::Malformed);
+        }
         Ok(UnverifiedToken {
             header,
             alg,
             claims,
-            signing_input,
-            signature,
+            token,
         })
     }
 
@@ -192,10 +232,13 @@ impl<'a> UnverifiedToken<'a> {
         let kid = self.header.kid.as_deref();
         let mut tried = false;
         for key in keys.candidates(kid, self.alg) {
-            if self.verify_signature(key).is_ok() {
-                return Ok(());
+            match self.verify_signature(key) {
+                Ok(()) => return Ok(()),
+                Err(TokenError::Signature) => tried = true,
+                // About the token, not the key (jsonwebtoken could not read it): no other key
+                // will do better.
+                Err(other) => return Err(other),
             }
-            tried = true;
         }
         match kid {
             Some(_) if tried => Err(TokenError::Signature),
@@ -221,11 +264,7 @@ impl<'a> UnverifiedToken<'a> {
         if key.alg != self.alg {
             return Err(TokenError::Algorithm);
         }
-        if key.verify(self.signing_input.as_bytes(), &self.signature) {
-            Ok(())
-        } else {
-            Err(TokenError::Signature)
-        }
+        key.verify(self.token)
     }
 }
 

@@ -252,6 +252,48 @@ fn unknown_kid_and_garbage() {
     }
 }
 
+#[test]
+fn the_signature_check_reads_no_clock() {
+    // Expired in 2001 by the system clock; jsonwebtoken only checks the signature, and the
+    // time rules use the `now` passed in.
+    let keys = Keys::new();
+    let then = 1_000_000_000;
+    let claims = with(
+        access_claims(),
+        json!({"exp": then + 300, "iat": then - 10}),
+    );
+    let tok = keys.sign(json!({"alg": "ES256", "kid": "ec"}), claims);
+    let t = UnverifiedToken::parse(&tok).unwrap();
+    assert_eq!(t.verify_with(&keys.keyset()), Ok(()));
+    assert_eq!(check_times(&t.claims, then, 0), Ok(()));
+    assert_eq!(check_times(&t.claims, NOW, 30), Err(TokenError::Expired));
+}
+
+#[test]
+fn a_header_names_the_algorithm_by_its_jws_name_only() {
+    // "Ed25519" names an OKP key's curve in a JWK (accepted there), not a JWS algorithm.
+    let keys = Keys::new();
+    let tok = keys.sign(json!({"alg": "Ed25519", "kid": "ed"}), access_claims());
+    assert!(matches!(
+        UnverifiedToken::parse(&tok),
+        Err(TokenError::Algorithm)
+    ));
+}
+
+#[test]
+fn an_rsa_modulus_published_with_a_leading_zero_byte_still_verifies() {
+    let keys = Keys::new();
+    let mut jwk = rsa_jwk(&keys, "rsa");
+    let n = B64.decode(jwk["n"].as_str().unwrap()).unwrap();
+    jwk["n"] = json!(B64.encode([&[0u8][..], &n].concat()));
+    let set = KeySet::parse(json!({ "keys": [jwk] }).to_string().as_bytes()).unwrap();
+    let tok = keys.sign(json!({"alg": "RS256", "kid": "rsa"}), access_claims());
+    assert_eq!(
+        UnverifiedToken::parse(&tok).unwrap().verify_with(&set),
+        Ok(())
+    );
+}
+
 /// The RS256 JWK of `keys` under another `kid`.
 fn rsa_jwk(keys: &Keys, kid: &str) -> Value {
     let mut jwk = keys.jwks()["keys"][0].clone();
