@@ -5,9 +5,9 @@
 //! key of its algorithm, at most four. Nothing here does I/O; the key set and `now` are
 //! passed in.
 //!
-//! The signature is checked by jsonwebtoken (aws-lc-rs), with the `DecodingKey` and the
-//! `Validation` (exactly the key's algorithm) that `crate::jwks` built for the key. Every claim
-//! rule is ours and reads only the `now` passed in: jsonwebtoken's claim checks are off.
+//! The signature is checked by jsonwebtoken (aws-lc-rs), with the `DecodingKey` that
+//! `crate::jwks` built for the key, under the key's algorithm. Every claim rule is ours and
+//! reads only the `now` passed in: jsonwebtoken checks no claims.
 
 mod claims;
 
