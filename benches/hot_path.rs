@@ -20,7 +20,7 @@
 //!   then found in the App's cache);
 //!   `rules/ambiguous_path` is the slow path for an attacker's `/static/..%2fadmin`.
 //! * `token_cache/*` — the verified-token cache's hit path for a real access token as the key:
-//!   moka hashing the key's last 32 bytes with foldhash (what `src/verified_cache.rs` uses),
+//!   moka hashing the key's last 32 bytes with foldhash (what `src/token/verified_cache.rs` uses),
 //!   moka with foldhash over the whole key and with std's SipHash (what it used before), and
 //!   alternatives.
 //!
@@ -42,11 +42,11 @@ use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
 use portcullis::gate::{Credentials, Pass};
 use portcullis::identity::Identity;
-use portcullis::jwks::KeySet;
-use portcullis::jwt::UnverifiedToken;
 use portcullis::principal::Principal;
 use portcullis::rules::{RequestTarget, Verdict};
 use portcullis::session::{Freshness, Session};
+use portcullis::token::jwks::KeySet;
+use portcullis::token::jwt::UnverifiedToken;
 use portcullis_test_idp::{IdpOptions, TestIdp, TestUser};
 use serde_json::json;
 use std::collections::HashMap;
@@ -427,7 +427,7 @@ fn rules<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 /// Entries in each cache besides the looked-up one (a busy but not full cache).
 const CACHE_FILL: usize = 1000;
 
-/// A per-entry lifetime, as `UntilValid` in `src/verified_cache.rs` (a fixed 5 min here).
+/// A per-entry lifetime, as `UntilValid` in `src/token/verified_cache.rs` (a fixed 5 min here).
 struct FixedTtl;
 
 impl<K> moka::Expiry<K, Arc<Principal>> for FixedTtl {
@@ -560,19 +560,19 @@ fn token_cache<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         principal: &principal,
         now,
     };
-    // 1. std's SipHash (src/bearer.rs before foldhash).
+    // 1. std's SipHash (src/token/bearer.rs before foldhash).
     case.bench(&mut g, "moka_siphash", std::hash::RandomState::new());
-    // 2. foldhash over the whole key (src/verified_cache.rs before the tail hash).
+    // 2. foldhash over the whole key (src/token/verified_cache.rs before the tail hash).
     case.bench(
         &mut g,
         "moka_foldhash",
         foldhash::fast::RandomState::default(),
     );
-    // 2b. foldhash over the key's last 32 bytes, as src/verified_cache.rs.
+    // 2b. foldhash over the key's last 32 bytes, as src/token/verified_cache.rs.
     case.bench(
         &mut g,
         "moka_tail_hash",
-        portcullis::verified_cache::TailHash::default(),
+        portcullis::token::verified_cache::TailHash::default(),
     );
 
     // 3. quick_cache (CLOCK-Pro, sharded), expiry checked on read from the stored deadline.

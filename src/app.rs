@@ -3,22 +3,22 @@
 //! the one serving now; a configuration reload ([`crate::reload`]) builds a new [`App`] and
 //! swaps it in whole. Nothing here runs per request except the lock-free loads.
 
-use crate::backchannel::{BackchannelLogout, LogoutError};
-use crate::bearer::{BearerVerifier, TrustedIssuer};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::idp::IdpClient;
-use crate::issuer_keys::IssuerKeys;
+use crate::login::backchannel_logout::{BackchannelLogout, LogoutError};
 use crate::login::oidc::{CallbackParams, LoginError, LoginFinish, LoginStart, Oidc};
 use crate::metrics::{Decision, Metrics, RuleDecisions};
-use crate::session::revocations::Revocations;
 use crate::rules::Decider;
 use crate::seal::Sealer;
 use crate::session::Session;
 use crate::session::cookies::SetCookie;
 use crate::session::redis::StoreUnavailable;
+use crate::session::revocations::Revocations;
 use crate::session::store::SessionStore;
+use crate::token::bearer::{BearerVerifier, TrustedIssuer};
+use crate::token::jwks_cache::JwksCache;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ struct CarriedKeys {
     issuer: String,
     jwks_url: Option<String>,
     refetch_interval: Duration,
-    keys: Arc<IssuerKeys>,
+    keys: Arc<JwksCache>,
 }
 
 impl Carried {
@@ -85,7 +85,7 @@ impl Carried {
         issuer: &str,
         jwks_url: Option<&String>,
         refetch: Duration,
-    ) -> Option<Arc<IssuerKeys>> {
+    ) -> Option<Arc<JwksCache>> {
         self.keys
             .iter()
             .find(|k| {
@@ -153,7 +153,7 @@ impl App {
         let main_keys = carried
             .keys(&config.oidc.issuer_url, None, refetch)
             .unwrap_or_else(|| {
-                Arc::new(IssuerKeys::new(
+                Arc::new(JwksCache::new(
                     config.oidc.issuer_url.clone(),
                     None,
                     refetch,
@@ -182,7 +182,7 @@ impl App {
                         carried
                             .keys(&ic.issuer_url, ic.jwks_url.as_ref(), refetch)
                             .unwrap_or_else(|| {
-                                Arc::new(IssuerKeys::new(
+                                Arc::new(JwksCache::new(
                                     ic.issuer_url.clone(),
                                     ic.jwks_url.clone(),
                                     refetch,

@@ -4,20 +4,20 @@
 //! refuse. No HTTP types: `http::forward_auth` adapts this to Traefik, Caddy, nginx and Envoy.
 
 use crate::authz::{AuthzPolicy, Denied};
-use crate::bearer::BearerVerifier;
 use crate::clock::UnixTime;
-use crate::jwt::TokenError;
 use crate::login::oidc::Oidc;
 use crate::principal::Principal;
-use crate::session::revocations::Revocations;
 use crate::rules::Verdict;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
 use crate::session::cookies::SetCookie;
 use crate::session::redis::StoreUnavailable;
+use crate::session::revocations::Revocations;
 use crate::session::store::{RefreshFailure, SessionStore, StoredSession};
 use crate::session::{Freshness, Session};
-use crate::verified_cache::{ValidUntil, VerifiedCache};
+use crate::token::bearer::BearerVerifier;
+use crate::token::jwt::TokenError;
+use crate::token::verified_cache::{ValidUntil, VerifiedCache};
 use std::sync::Arc;
 use std::time::Duration;
 

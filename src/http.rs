@@ -1,7 +1,7 @@
 //! The HTTP edge: routes requests to handlers and turns core results into responses. Handlers
 //! are thin; all decisions live in the core modules.
 
-pub mod backchannel;
+pub mod backchannel_logout;
 pub mod connections;
 pub mod forward_auth;
 pub mod idle_timeout;
@@ -104,7 +104,7 @@ where
         ),
         "/oauth2/backchannel-logout" if parts.method == Method::POST => (
             Endpoint::BackchannelLogout,
-            backchannel::backchannel_logout(app, &parts.headers, body).await,
+            backchannel_logout::accept(app, &parts.headers, body).await,
         ),
         "/ping" if get => (Endpoint::Other, text(StatusCode::OK, "OK")),
         "/ready" if get => (Endpoint::Other, ready(app)),

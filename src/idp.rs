@@ -1,7 +1,7 @@
 //! The only module that talks to the identity provider over the network. It is the HTTP
 //! transport openidconnect calls (`AsyncHttpClient`): discovery (OIDC Discovery §4), the
 //! token endpoint (RFC 6749 §4.1.3 code exchange, §6 refresh) go through openidconnect and
-//! arrive here; the JWKS is fetched here directly (src/issuer_keys.rs keeps it). Every call
+//! arrive here; the JWKS is fetched here directly (src/token/jwks_cache.rs keeps it). Every call
 //! has a timeout; redirects are never followed; bodies are size-capped; errors carry no
 //! response bodies; each call is counted and tells whether the IdP is up.
 

@@ -4,6 +4,7 @@
 //! and OIDC Back-Channel Logout ([`backchannel_logout`]). The HTTP handlers are in
 //! `src/http/login.rs` and `src/http/backchannel_logout.rs`.
 
+pub mod backchannel_logout;
 pub mod oidc;
 pub mod redirect_policy;
 pub mod state_cookies;

@@ -87,7 +87,7 @@ impl Principal {
     }
 }
 
-impl crate::verified_cache::ValidUntil for Principal {
+impl crate::token::verified_cache::ValidUntil for Principal {
     fn valid_until(&self) -> UnixTime {
         self.valid_until
     }

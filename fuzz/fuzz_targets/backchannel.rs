@@ -3,7 +3,7 @@
 //! the fixed key set.
 //!
 //! Input: an `application/x-www-form-urlencoded` body, read the way the handler reads it
-//! (`src/http/backchannel.rs`: the first `logout_token` field). A `claims` field instead has
+//! (`src/http/backchannel_logout.rs`: the first `logout_token` field). A `claims` field instead has
 //! this target sign those claims with the fixed Ed25519 key (header
 //! `{"alg":"EdDSA","kid":"ed","typ":"logout+jwt"}`), so the fuzzer reaches the claim rules
 //! behind a valid signature.
@@ -15,11 +15,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::jwt::{BACKCHANNEL_LOGOUT_EVENT, LogoutTokenRules, UnverifiedToken};
+use portcullis::token::jwt::{BACKCHANNEL_LOGOUT_EVENT, LogoutTokenRules, UnverifiedToken};
 use portcullis_fuzz::{CLIENT_ID, ISSUER, NOW, keyset, sign};
 
 const LEEWAY: u64 = 30;
-/// `MAX_AGE` of `src/backchannel.rs`.
+/// `MAX_AGE` of `src/login/backchannel_logout.rs`.
 const MAX_AGE: u64 = 600;
 const HEADER: &str = r#"{"alg":"EdDSA","kid":"ed","typ":"logout+jwt"}"#;
 

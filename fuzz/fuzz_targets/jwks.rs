@@ -13,8 +13,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use libfuzzer_sys::fuzz_target;
-use portcullis::jwks::KeySet;
-use portcullis::jwt::JwtAlg;
+use portcullis::token::jwks::KeySet;
+use portcullis::token::jwt::JwtAlg;
 
 const ALGS: [&str; 9] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",

@@ -18,7 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use libfuzzer_sys::fuzz_target;
 use portcullis::identity::Identity;
-use portcullis::jwt::{
+use portcullis::token::jwt::{
     AccessTokenRules, IdTokenRules, JwtAlg, LogoutTokenRules, TokenError, UnverifiedToken,
 };
 use portcullis::principal::Principal;

@@ -10,7 +10,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use portcullis::config::Config;
-use portcullis::jwks::KeySet;
+use portcullis::token::jwks::KeySet;
 use portcullis::seal::Sealer;
 use std::sync::OnceLock;
 

@@ -2,21 +2,21 @@
 //! discovery, starting a login (PKCE S256 + state + nonce, always — RFC 9700 §2.1.1),
 //! finishing it at the callback (code exchange, ID-token validation), refreshing sessions
 //! (single-flight), and the RP-initiated logout URL. openidconnect reaches the IdP through
-//! [`IdpClient`]; the ID token is checked against the keys of [`IssuerKeys`], so a key
+//! [`IdpClient`]; the ID token is checked against the keys of [`JwksCache`], so a key
 //! rotation is picked up exactly as for bearer tokens.
 
 use crate::clock::UnixTime;
 use crate::config::Config;
 use crate::identity::{Identity, IdentityClaims, RoleList};
 use crate::idp::{IdpClient, IdpError, ProviderMetadata};
-use crate::issuer_keys::IssuerKeys;
-use crate::jwt::{TokenError, UnverifiedToken, check_times};
 use crate::login::state_cookies::{LoginAttempt, LoginStateCookies, StateProblem};
 use crate::metrics::{IdpCall, Metrics};
 use crate::seal::Sealer;
 use crate::session::Session;
 use crate::session::cookies::SetCookie;
 use crate::session::store::{RefreshError, Refresher};
+use crate::token::jwks_cache::JwksCache;
+use crate::token::jwt::{TokenError, UnverifiedToken, check_times};
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -167,7 +167,7 @@ pub struct Oidc {
     /// The scopes asked for besides `openid` (which openidconnect always adds).
     scopes: Vec<String>,
     provider: ArcSwapOption<Provider>,
-    pub keys: Arc<IssuerKeys>,
+    pub keys: Arc<JwksCache>,
     idp: IdpClient,
     metrics: Arc<Metrics>,
     pub state_cookies: LoginStateCookies,
@@ -185,7 +185,7 @@ pub struct Oidc {
 }
 
 impl Oidc {
-    pub fn new(cfg: &Config, keys: Arc<IssuerKeys>, idp: IdpClient, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: &Config, keys: Arc<JwksCache>, idp: IdpClient, metrics: Arc<Metrics>) -> Self {
         let callback_path =
             cfg.public_url.path().trim_end_matches('/').to_string() + crate::config::CALLBACK_PATH;
         Self {

@@ -5,11 +5,11 @@
 //! lives 10 minutes, and the callback deletes it along with any stale or surplus ones.
 
 use crate::clock::UnixTime;
-use crate::jwt::constant_time_eq;
 use crate::seal::random_token;
 use crate::seal::{Purpose, SealError, Sealer};
 use crate::session::cookies::SetCookie;
 use crate::session::cookies::{cookies_with_prefix, set_cookie};
+use crate::token::jwt::constant_time_eq;
 use serde::{Deserialize, Serialize};
 
 /// How long a login may take.

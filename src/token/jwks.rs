@@ -9,7 +9,7 @@
 //! (checked by aws-lc-rs then, so a bad key is skipped instead of failing every token) as a
 //! `jsonwebtoken::DecodingKey`, bound to the key's algorithm.
 
-use crate::jwt::{JwtAlg, TokenError};
+use crate::token::jwt::{JwtAlg, TokenError};
 use aws_lc_rs::signature::ParsedPublicKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

@@ -4,7 +4,7 @@
 use super::Body;
 use super::problem::{LogoutRejection, Problem};
 use crate::app::App;
-use crate::backchannel::LogoutError;
+use crate::login::backchannel_logout::LogoutError;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -13,7 +13,7 @@ use std::sync::Arc;
 const MAX_BODY: usize = 32 * 1024;
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub async fn backchannel_logout<B>(app: &Arc<App>, headers: &HeaderMap, body: B) -> Response<Body>
+pub async fn accept<B>(app: &Arc<App>, headers: &HeaderMap, body: B) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

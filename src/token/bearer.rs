@@ -11,17 +11,17 @@ use crate::clock::UnixTime;
 use crate::config::{BearerConfig, IssuerConfig};
 use crate::identity::Identity;
 use crate::idp::IdpClient;
-use crate::issuer_keys::IssuerKeys;
-use crate::jwt::{AccessTokenRules, TokenError, UnverifiedToken};
 use crate::metrics::Metrics;
 use crate::principal::Principal;
-use crate::verified_cache::VerifiedCache;
+use crate::token::jwks_cache::JwksCache;
+use crate::token::jwt::{AccessTokenRules, TokenError, UnverifiedToken};
+use crate::token::verified_cache::VerifiedCache;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub struct TrustedIssuer {
     pub config: IssuerConfig,
-    pub keys: Arc<IssuerKeys>,
+    pub keys: Arc<JwksCache>,
     /// The client its keys are refetched with (extra issuers don't drive `portcullis_idp_up`).
     pub idp: IdpClient,
 }

@@ -4,11 +4,11 @@
 //! in this process, and with the Redis session store on every replica.
 
 use crate::clock::UnixTime;
-use crate::jwt::{LogoutTokenRules, TokenError, UnverifiedToken};
 use crate::login::oidc::Oidc;
 use crate::metrics::Metrics;
 use crate::session::revocations::Revocations;
 use crate::session::store::{Revoke, SessionStore};
+use crate::token::jwt::{LogoutTokenRules, TokenError, UnverifiedToken};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -14,9 +14,9 @@
 //!   Tokens naming known keys never come here: that path is one atomic load, no lock.
 
 use crate::idp::{IdpClient, IdpError};
-use crate::jwks::KeySet;
-use crate::jwt::{TokenError, UnverifiedToken};
 use crate::metrics::Metrics;
+use crate::token::jwks::KeySet;
+use crate::token::jwt::{TokenError, UnverifiedToken};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use openidconnect::core::CoreJsonWebKeySet;
 use std::sync::Arc;
@@ -28,11 +28,11 @@ const MIN_REFRESH: Duration = Duration::from_secs(60);
 const MAX_REFRESH: Duration = Duration::from_secs(3600);
 const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
-pub struct IssuerKeys {
+pub struct JwksCache {
     pub issuer: String,
     jwks_url: ArcSwapOption<String>,
     keys: ArcSwap<KeySet>,
-    /// The same keys as openidconnect reads them, for ID tokens (src/oidc.rs).
+    /// The same keys as openidconnect reads them, for ID tokens (src/login/oidc.rs).
     id_token_keys: ArcSwap<CoreJsonWebKeySet>,
     /// Serialises fetches, and holds when the last unknown-kid refetch started (`None`:
     /// never). `generation` tells a waiter that someone else fetched meanwhile. Held by the
@@ -49,13 +49,13 @@ pub struct IssuerKeys {
     next_refresh: std::sync::Mutex<Duration>,
 }
 
-impl std::fmt::Debug for IssuerKeys {
+impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "IssuerKeys({})", self.issuer)
+        write!(f, "JwksCache({})", self.issuer)
     }
 }
 
-impl IssuerKeys {
+impl JwksCache {
     pub fn new(issuer: String, jwks_url: Option<String>, refetch_interval: Duration) -> Self {
         Self {
             issuer,

@@ -14,7 +14,7 @@ mod claims;
 pub use claims::{Audience, TokenClaims};
 
 use crate::clock::UnixTime;
-use crate::jwks::{KeySet, VerifyingKey};
+use crate::token::jwks::{KeySet, VerifyingKey};
 use aws_lc_rs::signature::{self as sig, VerificationAlgorithm};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -223,7 +223,7 @@ impl<'a> UnverifiedToken<'a> {
 
     /// Verifies the signature with the keys of `keys` this token may use: the key its `kid`
     /// names, or, without a `kid`, each key of its algorithm in turn (at most
-    /// [`crate::jwks::MAX_CANDIDATE_KEYS`]).
+    /// [`crate::token::jwks::MAX_CANDIDATE_KEYS`]).
     ///
     /// `UnknownKey` when no key fits, and also when a kid-less token verifies with none of
     /// its algorithm's keys: it may be signed by a key we have not fetched yet, exactly like
