@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
             if let Some(key) = set.find(kid, alg) {
                 assert_eq!(key.alg, alg);
                 assert!(kid.is_none() || key.kid.as_deref() == kid);
-                assert!(key.verify(&forged(alg)).is_err(), "a forged signature verified");
+                assert!(
+                    key.verify(&forged(alg)).is_err(),
+                    "a forged signature verified"
+                );
             }
         }
     }

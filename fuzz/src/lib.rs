@@ -10,8 +10,8 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use portcullis::config::Config;
-use portcullis::token::jwks::KeySet;
 use portcullis::seal::Sealer;
+use portcullis::token::jwks::KeySet;
 use std::sync::OnceLock;
 
 /// The instant every target runs at.

@@ -1,5 +1,6 @@
 //! JWT verification (RFC 7519, RFC 8725 best practices, RFC 9068 access-token profile, OIDC
-//! Core §3.1.3.7 ID-token rules). One path checks access tokens, ID tokens and logout tokens:
+//! Back-Channel Logout §2.6). One path checks access tokens and logout tokens (ID tokens are
+//! openidconnect's, in `crate::login::oidc`):
 //! split → header → key chosen by `kid` **and** the key's own algorithm → signature → claims.
 //! A token without `kid` (RFC 7515 §4.1.4 makes it optional) is tried against each published
 //! key of its algorithm, at most four. Nothing here does I/O; the key set and `now` are
@@ -342,42 +343,6 @@ impl AccessTokenRules<'_> {
             .is_some_and(|azp| self.allowed_clients.iter().any(|x| x == azp));
         if !(aud_ok || azp_ok) {
             return Err(TokenError::Audience);
-        }
-        if c.sub.as_deref().is_none_or(str::is_empty) {
-            return Err(TokenError::MissingClaim);
-        }
-        Ok(())
-    }
-}
-
-/// What an ID token from our own login must satisfy (OIDC Core §3.1.3.7).
-pub struct IdTokenRules<'a> {
-    pub issuer: &'a str,
-    pub client_id: &'a str,
-    /// The nonce sent in the authorization request; `None` for refreshed ID tokens, which
-    /// Keycloak issues without one (OIDC Core §12.2).
-    pub nonce: Option<&'a str>,
-    pub leeway: u64,
-}
-
-impl IdTokenRules<'_> {
-    pub fn check(&self, token: &UnverifiedToken<'_>, now: UnixTime) -> Result<(), TokenError> {
-        let c = &token.claims;
-        check_issued_to(c, self.issuer, self.client_id)?;
-        if (c.aud.len() > 1 && c.azp.is_none())
-            || c.azp.as_deref().is_some_and(|azp| azp != self.client_id)
-        {
-            return Err(TokenError::Audience);
-        }
-        check_times(c, now, self.leeway)?;
-        if c.typ.as_deref().is_some_and(|t| t != "ID") {
-            return Err(TokenError::TokenType);
-        }
-        if let Some(expected) = self.nonce {
-            let got = c.nonce.as_deref().ok_or(TokenError::Nonce)?;
-            if !constant_time_eq(got.as_bytes(), expected.as_bytes()) {
-                return Err(TokenError::Nonce);
-            }
         }
         if c.sub.as_deref().is_none_or(str::is_empty) {
             return Err(TokenError::MissingClaim);
