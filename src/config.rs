@@ -2,6 +2,7 @@
 //! `PORTCULLIS_CONFIG`), applies `PORTCULLIS_*` environment overrides, reads secrets from
 //! `*_file` keys, and reports **every** problem at once, each naming its key.
 
+pub mod oauth2_proxy;
 mod raw;
 
 pub use raw::{KEYS, Kind};
@@ -173,6 +174,31 @@ impl Config {
     pub fn from_toml(text: &str, env: &[(String, String)]) -> Result<Config, Vec<String>> {
         let raw = raw::parse(text, env)?;
         validate(raw)
+    }
+
+    /// The configuration of an oauth2-proxy deployment, unchanged: its flags, its
+    /// `OAUTH2_PROXY_*` environment and its `.cfg` file ([`oauth2_proxy`]), validated like a
+    /// native file (`PORTCULLIS_*` overrides still apply). `Ok` also holds the lines to print
+    /// on stderr; every problem names the oauth2-proxy flag it comes from.
+    pub fn from_oauth2_proxy(
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<(Config, Vec<String>), Vec<String>> {
+        let translated =
+            oauth2_proxy::translate(args, env, &|p: &Path| std::fs::read_to_string(p))?;
+        let config = Self::from_toml(&translated.toml, env).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|line| match line.split_once(": ") {
+                    Some((key, why)) => match oauth2_proxy::flag_for_key(key) {
+                        Some(flag) => format!("--{flag} ({key}): {why}"),
+                        None => line,
+                    },
+                    None => line,
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok((config, translated.notices))
     }
 }
 

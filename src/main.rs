@@ -1,10 +1,11 @@
-//! `portcullis --config FILE` (or `PORTCULLIS_CONFIG`): load and validate the configuration
-//! (exit 64 listing every problem), start logging, serve HTTP — or HTTPS when `tls_cert_file`
+//! `portcullis --config FILE` (or `PORTCULLIS_CONFIG`), or an oauth2-proxy command line /
+//! `OAUTH2_PROXY_*` environment / `.cfg` file: load and validate the configuration (exit 64
+//! listing every problem), start logging, serve HTTP — or HTTPS when `tls_cert_file`
 //! is set — until SIGTERM/SIGINT, reloading the configuration on SIGHUP or when it changes.
 
 use portcullis::app::{App, CurrentApp};
 use portcullis::clock::SystemClock;
-use portcullis::config::Config;
+use portcullis::config::{Config, oauth2_proxy};
 use portcullis::http::server;
 use portcullis::reload::ConfigReloader;
 use portcullis::tls;
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: portcullis --config FILE   (or PORTCULLIS_CONFIG=FILE)\nSee config/example.toml for every key."
+            "usage: portcullis --config FILE.toml   (or PORTCULLIS_CONFIG=FILE)\n       portcullis --provider=keycloak-oidc --client-id=... [oauth2-proxy flags, OAUTH2_PROXY_* or --config FILE.cfg]\nSee config/example.toml for every key, and docs/deploy.md (Migrating from oauth2-proxy) for the flags."
         );
         return ExitCode::SUCCESS;
     }
@@ -33,15 +34,36 @@ fn main() -> ExitCode {
         println!("portcullis {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    // oauth2-proxy's flags, OAUTH2_PROXY_* environment or .cfg file: the same deployment,
+    // another image (docs/deploy.md, "Migrating from oauth2-proxy").
+    if oauth2_proxy::is_oauth2_proxy_invocation(&args, &env) {
+        let (config, notices) = match Config::from_oauth2_proxy(&args, &env) {
+            Ok(c) => c,
+            Err(problems) => {
+                eprintln!("portcullis: invalid oauth2-proxy configuration:");
+                for p in problems {
+                    eprintln!("  - {p}");
+                }
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        for n in notices {
+            eprintln!("portcullis: {n}");
+        }
+        return start(config, None, env);
+    }
     let path = match (args.as_slice(), std::env::var_os("PORTCULLIS_CONFIG")) {
         ([flag, path], _) if flag == "--config" || flag == "-c" => PathBuf::from(path),
+        ([one], _) if one.starts_with("--config=") => {
+            PathBuf::from(one.trim_start_matches("--config="))
+        }
         ([], Some(p)) => PathBuf::from(p),
         _ => {
             eprintln!("usage: portcullis --config FILE   (or PORTCULLIS_CONFIG=FILE)");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let env: Vec<(String, String)> = std::env::vars().collect();
     let config = match Config::load(&path, &env) {
         Ok(c) => c,
         Err(problems) => {
@@ -52,6 +74,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    start(config, Some(path), env)
+}
+
+/// Logging, the runtime, and serving until a shutdown signal. `path`: the native file to
+/// watch for reloads (none in oauth2-proxy compatibility mode, whose settings are flags).
+fn start(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
     init_tracing(config.log_json);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -70,7 +98,7 @@ fn main() -> ExitCode {
 /// How often the configuration file is checked for changes.
 const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn run(config: Config, path: PathBuf, env: Vec<(String, String)>) -> ExitCode {
+async fn run(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
     let listen = config.listen;
     let grace = config.shutdown_grace;
     // Unreadable or invalid certificate files are a configuration problem, found before
@@ -98,7 +126,15 @@ async fn run(config: Config, path: PathBuf, env: Vec<(String, String)>) -> ExitC
     app.spawn_background();
     let app = CurrentApp::new(app);
     // SIGHUP or an edited file (a ConfigMap update) reloads everything reloadable.
-    tokio::spawn(ConfigReloader::new(path, env, app.clone(), clock).run(CONFIG_POLL));
+    match path {
+        Some(path) => {
+            tokio::spawn(ConfigReloader::new(path, env, app.clone(), clock).run(CONFIG_POLL));
+        }
+        None => tracing::info!(
+            code = "config.no_reload",
+            "oauth2-proxy compatibility mode: settings come from flags and environment; restart to change them"
+        ),
+    }
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -126,3 +126,150 @@ async fn serves_with_json_logs_and_shuts_down_gracefully_on_sigterm() {
         "secrets in logs"
     );
 }
+
+/// An oauth2-proxy deployment's command line, unchanged, against the test IdP: the binary
+/// starts, gets ready, turns a browser away to the IdP with oauth2-proxy's client id, and
+/// lets a bearer token through `/oauth2/auth` (`--skip-jwt-bearer-tokens`) with the identity
+/// headers; the same settings from the environment behave the same.
+#[tokio::test]
+async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
+    let idp = portcullis_test_idp::TestIdp::start(Default::default()).await;
+    let flags = |port: u16| {
+        vec![
+            "--provider=keycloak-oidc".to_string(),
+            "--client-id=portcullis".into(),
+            "--client-secret=test-secret".into(),
+            format!("--redirect-url=http://127.0.0.1:{port}/oauth2/callback"),
+            format!("--oidc-issuer-url={}", idp.issuer()),
+            "--email-domain=*".into(),
+            // 32 characters, not base64: taken raw, as oauth2-proxy does.
+            "--cookie-secret=0123456789abcdef0123456789abcde!".into(),
+            "--cookie-secure=false".into(),
+            format!("--http-address=127.0.0.1:{port}"),
+            "--upstream=static://202".into(),
+            "--reverse-proxy=true".into(),
+            "--set-xauthrequest=true".into(),
+            "--skip-jwt-bearer-tokens=true".into(),
+            "--code-challenge-method=S256".into(),
+        ]
+    };
+    let as_env = |args: &[String]| -> Vec<(String, String)> {
+        args.iter()
+            .map(|a| {
+                let (k, v) = a.trim_start_matches("--").split_once('=').unwrap();
+                let mut name = format!("OAUTH2_PROXY_{}", k.replace('-', "_").to_uppercase());
+                if k == "email-domain" || k == "upstream" {
+                    name.push('S');
+                }
+                (name, v.to_string())
+            })
+            .collect()
+    };
+    for from_env in [false, true] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        cmd.env_remove("PORTCULLIS_CONFIG")
+            .stderr(std::process::Stdio::piped());
+        if from_env {
+            cmd.envs(as_env(&flags(port)));
+        } else {
+            cmd.args(flags(port));
+        }
+        let mut child = cmd.spawn().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut ready = false;
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{base}/ready")).send().await {
+                if r.status() == 200 {
+                    ready = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(ready, "from_env={from_env}: the binary became ready");
+        // A browser without a session goes to the IdP, as oauth2-proxy's client.
+        let start = client
+            .get(format!("{base}/oauth2/start?rd=/app"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), 302);
+        let location = start.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            location.starts_with(&idp.authorization_endpoint()),
+            "{location}"
+        );
+        assert!(location.contains("client_id=portcullis"), "{location}");
+        assert!(
+            location.contains("code_challenge_method=S256"),
+            "{location}"
+        );
+        // A bearer token passes /oauth2/auth with the identity headers.
+        let token = idp.mint_access_token(
+            &portcullis_test_idp::TestUser::alice(),
+            serde_json::json!({}),
+            "rsa-1",
+        );
+        let r = client
+            .get(format!("{base}/oauth2/auth"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "from_env={from_env}");
+        assert!(r.headers().contains_key("x-auth-request-user"));
+        let r = client
+            .get(format!("{base}/oauth2/auth"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut logs = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+        // The flags without effect are named, with what Portcullis does instead.
+        assert!(logs.contains("--reverse-proxy: no effect"), "{logs}");
+        assert!(
+            !logs.contains("test-secret"),
+            "a secret in the logs:\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn unknown_and_refused_oauth2_proxy_flags_exit_64_naming_every_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "--provider=oidc",
+            "--no-such-flag=1",
+            "--also-unknown",
+            "--ssl-insecure-skip-verify=true",
+            "--skip-auth-route=GET=^/public",
+        ])
+        .env_remove("PORTCULLIS_CONFIG")
+        .env("OAUTH2_PROXY_BOGUS_SETTING", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in [
+        "--no-such-flag",
+        "--also-unknown",
+        "--ssl-insecure-skip-verify",
+        "--skip-auth-route",
+        "OAUTH2_PROXY_BOGUS_SETTING",
+    ] {
+        assert!(err.contains(name), "{name} not named:\n{err}");
+    }
+    assert!(!err.contains("usage:"), "a bare usage line:\n{err}");
+}

@@ -1,0 +1,706 @@
+//! oauth2-proxy's own configuration, accepted as it is: its command-line flags (`--flag=value`,
+//! `--flag value`, repeated list flags), its `OAUTH2_PROXY_*` environment (plural names for
+//! lists) and its `--config` `.cfg` file (TOML with the flags' snake_case names). Precedence
+//! is oauth2-proxy's: flags, then environment, then the file.
+//!
+//! The settings are translated into the native configuration (a TOML table of the keys in
+//! [`super::raw::KEYS`]), which then goes through the same validation as a native file. Every
+//! flag oauth2-proxy documents is in [`FLAGS`] with what Portcullis does with it: maps it
+//! onto a native key, accepts it as having no effect here (and says why), or refuses it. An
+//! unknown or refused flag is a problem; every problem is reported at once.
+//!
+//! Pure: the caller passes the arguments, the environment and a file reader.
+
+use base64::Engine;
+use std::path::Path;
+
+/// How a flag's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Bool,
+    /// Repeatable on the command line; comma-separated in the environment; an array in the
+    /// `.cfg` file. The environment and file names are plural (`email_domains`).
+    List,
+}
+
+/// What Portcullis does with a flag.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    /// Sets a native key, converted by [`convert`].
+    Key(&'static str),
+    /// Accepted and without effect here, for this reason (printed on stderr when set).
+    NoEffect(&'static str),
+    /// Not accepted: what to do instead.
+    Refused(&'static str),
+}
+
+struct Flag {
+    name: &'static str,
+    kind: Kind,
+    action: Action,
+}
+
+const fn flag(name: &'static str, kind: Kind, action: Action) -> Flag {
+    Flag { name, kind, action }
+}
+
+use Action::{Key, NoEffect, Refused};
+use Kind::{Bool, List, Str};
+
+/// Every flag handled in compatibility mode. Anything else is unknown.
+const FLAGS: &[Flag] = &[
+    flag(
+        "config",
+        Str,
+        NoEffect("read as the oauth2-proxy .cfg file"),
+    ),
+    flag("provider", Str, Key("provider")),
+    flag("oidc-issuer-url", Str, Key("oidc.issuer_url")),
+    flag("client-id", Str, Key("oidc.client_id")),
+    flag("client-secret", Str, Key("oidc.client_secret")),
+    flag("client-secret-file", Str, Key("oidc.client_secret_file")),
+    flag("scope", Str, Key("oidc.scopes")),
+    flag("provider-ca-file", List, Key("oidc.ca_file")),
+    flag("code-challenge-method", Str, Key("code_challenge_method")),
+    flag("cookie-secret", Str, Key("session.cookie_secret")),
+    flag("cookie-secret-file", Str, Key("session.cookie_secret_file")),
+    flag("cookie-name", Str, Key("session.cookie_name")),
+    flag("cookie-domain", List, Key("session.cookie_domain")),
+    flag("cookie-secure", Bool, Key("session.cookie_secure")),
+    flag("cookie-expire", Str, Key("session.expire")),
+    flag("cookie-refresh", Str, Key("session.refresh")),
+    flag("cookie-samesite", Str, Key("cookie_samesite")),
+    flag("cookie-httponly", Bool, Key("cookie_httponly")),
+    flag("session-store-type", Str, Key("session.store")),
+    flag("redis-connection-url", Str, Key("session.redis_url")),
+    flag("redis-ca-path", Str, Key("session.redis_ca_file")),
+    flag("email-domain", List, Key("authz.email_domains")),
+    flag("allowed-group", List, Key("authz.allowed_groups")),
+    flag("allowed-role", List, Key("authz.allowed_roles")),
+    flag("skip-auth-preflight", Bool, Key("authz.skip_preflight")),
+    flag("whitelist-domain", List, Key("redirect.allowed_domains")),
+    flag("redirect-url", Str, Key("public_url")),
+    flag("http-address", Str, Key("listen")),
+    flag("https-address", Str, Key("https_address")),
+    flag("tls-cert-file", Str, Key("tls_cert_file")),
+    flag("tls-key-file", Str, Key("tls_key_file")),
+    flag("pass-access-token", Bool, Key("headers.pass_access_token")),
+    flag("skip-jwt-bearer-tokens", Bool, Key("bearer.enabled")),
+    flag("oidc-extra-audience", List, Key("bearer.audiences")),
+    flag(
+        "skip-provider-button",
+        Bool,
+        NoEffect("Portcullis never shows a provider button: it goes straight to the IdP"),
+    ),
+    flag(
+        "silence-ping-logging",
+        Bool,
+        NoEffect("Portcullis does not log /ping and /ready requests"),
+    ),
+    flag(
+        "show-debug-on-error",
+        Bool,
+        NoEffect("error pages never show internals; the log has the details"),
+    ),
+    flag(
+        "upstream",
+        List,
+        NoEffect("Portcullis is a forward-auth service and proxies nothing (static:// only)"),
+    ),
+    flag(
+        "reverse-proxy",
+        Bool,
+        NoEffect(
+            "X-Forwarded-* headers are trusted only from trusted_proxies (PORTCULLIS_TRUSTED_PROXIES), never from anyone",
+        ),
+    ),
+    flag(
+        "insecure-oidc-skip-nonce",
+        Bool,
+        NoEffect("the nonce is always sent and checked"),
+    ),
+    flag(
+        "ssl-insecure-skip-verify",
+        Bool,
+        Refused(
+            "Portcullis always verifies the IdP's certificate; give its CA with --provider-ca-file",
+        ),
+    ),
+    flag(
+        "insecure-oidc-allow-unverified-email",
+        Bool,
+        Refused("not supported yet: remove it (unverified emails are not trusted)"),
+    ),
+    flag(
+        "pass-authorization-header",
+        Bool,
+        Refused(
+            "not supported yet in compatibility mode (oauth2-proxy sends the ID token, Portcullis the access token): use headers.pass_authorization_header in a native config",
+        ),
+    ),
+    flag(
+        "set-authorization-header",
+        Bool,
+        Refused("not supported yet in compatibility mode: see --pass-authorization-header"),
+    ),
+    flag(
+        "set-xauthrequest",
+        Bool,
+        NoEffect(
+            "Portcullis always answers with X-Auth-Request-User, -Email, -Preferred-Username and -Groups (and -Access-Token with --pass-access-token)",
+        ),
+    ),
+    flag(
+        "pass-user-headers",
+        Bool,
+        NoEffect(
+            "it sets headers on proxied requests, and Portcullis proxies nothing: the identity is in the X-Auth-Request-* answer headers",
+        ),
+    ),
+    flag(
+        "extra-jwt-issuers",
+        List,
+        Refused("not supported yet: use [[bearer.issuers]] in a native config"),
+    ),
+    flag(
+        "oidc-email-claim",
+        Str,
+        Refused("not supported yet: Portcullis reads `email`"),
+    ),
+    flag(
+        "oidc-groups-claim",
+        Str,
+        Refused("not supported yet: Portcullis reads `groups`"),
+    ),
+    flag(
+        "user-id-claim",
+        Str,
+        Refused("not supported yet: Portcullis uses `sub`"),
+    ),
+    flag(
+        "skip-auth-route",
+        List,
+        Refused("not supported yet: use [[rules]] with action = \"public\" in a native config"),
+    ),
+    flag(
+        "api-route",
+        List,
+        Refused(
+            "not supported yet: Portcullis answers 401 (not a redirect) to non-browser requests by itself",
+        ),
+    ),
+    flag(
+        "redis-password",
+        Str,
+        Refused(
+            "not supported yet: put the password in the URL, or use session.redis_password_file",
+        ),
+    ),
+    flag(
+        "metrics-address",
+        Str,
+        Refused("not supported yet: /metrics is served on the main listener"),
+    ),
+];
+
+/// The native configuration an oauth2-proxy setup comes to, and what was said about it.
+#[derive(Debug)]
+pub struct Translated {
+    /// The native configuration, as TOML text.
+    pub toml: String,
+    /// Lines for stderr: flags without effect here, secrets stretched.
+    pub notices: Vec<String>,
+}
+
+/// Whether this invocation is oauth2-proxy's rather than native: any argument other than a
+/// native `--config FILE.toml`, or any `OAUTH2_PROXY_*` variable in the environment.
+pub fn is_oauth2_proxy_invocation(args: &[String], env: &[(String, String)]) -> bool {
+    if env.iter().any(|(k, _)| k.starts_with("OAUTH2_PROXY_")) {
+        return true;
+    }
+    match args {
+        [] => false,
+        [flag, path] if flag == "--config" || flag == "-c" => !path.ends_with(".toml"),
+        [one] => {
+            let native = one
+                .strip_prefix("--config=")
+                .is_some_and(|p| p.ends_with(".toml"));
+            !native
+        }
+        _ => true,
+    }
+}
+
+/// One setting, as found: its flag spelling (for messages) and its values.
+struct Setting {
+    flag: &'static Flag,
+    values: Vec<String>,
+}
+
+/// Translates oauth2-proxy flags, environment and `.cfg` file into native configuration.
+/// `Err` lists every problem (unknown flags, refused flags, unreadable files, bad values).
+pub fn translate(
+    args: &[String],
+    env: &[(String, String)],
+    read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<Translated, Vec<String>> {
+    let mut problems = Vec::new();
+    let from_flags = parse_args(args, &mut problems);
+    let from_env = parse_env(env, &mut problems);
+    let cfg_path = find(&from_flags, "config")
+        .or_else(|| find(&from_env, "config"))
+        .and_then(|s| s.values.last().cloned());
+    let from_file = match cfg_path {
+        None => Vec::new(),
+        Some(path) => match read_file(Path::new(&path)) {
+            Ok(text) => parse_cfg(&text, &mut problems),
+            Err(e) => {
+                problems.push(format!("--config: cannot read {path}: {e}"));
+                Vec::new()
+            }
+        },
+    };
+    // Flags win over the environment, the environment over the file.
+    let mut settings: Vec<Setting> = Vec::new();
+    for source in [from_flags, from_env, from_file] {
+        for s in source {
+            if !settings.iter().any(|t| t.flag.name == s.flag.name) {
+                settings.push(s);
+            }
+        }
+    }
+    // One listener: HTTPS wins when both addresses are given, so it is set last.
+    settings.sort_by_key(|s| s.flag.name == "https-address");
+    let mut table = toml::Table::new();
+    let mut notices = Vec::new();
+    for s in &settings {
+        match s.flag.action {
+            Action::Refused(why) => problems.push(format!("--{}: {why}", s.flag.name)),
+            Action::NoEffect(why) => {
+                if s.flag.name != "config" && set_to_something(s) {
+                    notices.push(format!("--{}: no effect in Portcullis: {why}", s.flag.name));
+                }
+                if s.flag.name == "upstream" {
+                    for u in &s.values {
+                        if !u.starts_with("static://") {
+                            problems.push(format!(
+                                "--upstream {u}: Portcullis proxies nothing; only static:// upstreams (forward-auth) are accepted"
+                            ));
+                        }
+                    }
+                }
+            }
+            Action::Key(key) => {
+                if let Err(why) = convert(key, s, &mut table, &mut notices, read_file) {
+                    problems.push(format!("--{}: {why}", s.flag.name));
+                }
+            }
+        }
+    }
+    // oauth2-proxy accepts tokens for the client id and the extra audiences; the native key
+    // replaces the client-id default, so the client id is put back first.
+    let client_id = table.get("oidc").and_then(|o| o.get("client_id")).cloned();
+    if let (Some(id), Some(toml::Value::Table(bearer))) = (client_id, table.get_mut("bearer")) {
+        if let Some(toml::Value::Array(auds)) = bearer.get_mut("audiences") {
+            auds.insert(0, id);
+        }
+    }
+    if problems.is_empty() {
+        Ok(Translated {
+            toml: table.to_string(),
+            notices,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// The flag whose native key is `key`, for messages about a translated configuration.
+pub fn flag_for_key(key: &str) -> Option<&'static str> {
+    FLAGS.iter().find_map(|f| match f.action {
+        Action::Key(k) if k == key => Some(f.name),
+        _ => None,
+    })
+}
+
+fn find<'a>(settings: &'a [Setting], name: &str) -> Option<&'a Setting> {
+    settings.iter().find(|s| s.flag.name == name)
+}
+
+fn set_to_something(s: &Setting) -> bool {
+    match s.flag.kind {
+        Kind::Bool => s.values.last().is_some_and(|v| v == "true"),
+        _ => s.values.iter().any(|v| !v.is_empty()),
+    }
+}
+
+fn lookup(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|f| f.name == name)
+}
+
+/// Adds one value of `flag` (a repeated list flag accumulates; any other flag's last value
+/// wins, as with Go's pflag).
+fn push(settings: &mut Vec<Setting>, flag: &'static Flag, value: String) {
+    match settings.iter_mut().find(|s| s.flag.name == flag.name) {
+        Some(s) if flag.kind == Kind::List => s.values.push(value),
+        Some(s) => s.values = vec![value],
+        None => settings.push(Setting {
+            flag,
+            values: vec![value],
+        }),
+    }
+}
+
+fn parse_args(args: &[String], problems: &mut Vec<String>) -> Vec<Setting> {
+    let mut settings = Vec::new();
+    let mut unknown = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(body) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            problems.push(format!(
+                "{arg}: unexpected argument (oauth2-proxy flags start with --)"
+            ));
+            continue;
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let Some(flag) = lookup(name) else {
+            unknown.push(format!("--{name}"));
+            // `--unknown value`: skip the value too, so it is not read as a flag.
+            if inline.is_none() && args.get(i).is_some_and(|a| !a.starts_with('-')) {
+                i += 1;
+            }
+            continue;
+        };
+        let value = match (inline, flag.kind) {
+            (Some(v), _) => v,
+            (None, Kind::Bool) => "true".to_string(),
+            (None, _) => match args.get(i) {
+                Some(v) => {
+                    i += 1;
+                    v.clone()
+                }
+                None => {
+                    problems.push(format!("--{name}: needs a value"));
+                    continue;
+                }
+            },
+        };
+        if flag.kind == Kind::Bool && !matches!(value.as_str(), "true" | "false") {
+            problems.push(format!("--{name}: must be true or false, not {value:?}"));
+            continue;
+        }
+        push(&mut settings, flag, value);
+    }
+    if !unknown.is_empty() {
+        problems.push(format!(
+            "unknown flags: {} (not oauth2-proxy flags Portcullis knows; see `portcullis --help` and the oauth2-proxy compatibility table in docs/deploy.md)",
+            unknown.join(", ")
+        ));
+    }
+    settings
+}
+
+/// The name a flag has in the environment and the `.cfg` file: snake_case, plural for lists.
+fn file_name(flag: &Flag) -> String {
+    let snake = flag.name.replace('-', "_");
+    match (flag.kind, flag.name) {
+        (Kind::List, "upstream") => "upstreams".into(),
+        (Kind::List, "extra-jwt-issuers") => "extra_jwt_issuers".into(),
+        (Kind::List, "provider-ca-file") => "provider_ca_files".into(),
+        (Kind::List, "oidc-extra-audience") => "oidc_extra_audiences".into(),
+        (Kind::List, _) => format!("{snake}s"),
+        _ => snake,
+    }
+}
+
+fn parse_env(env: &[(String, String)], problems: &mut Vec<String>) -> Vec<Setting> {
+    let mut settings = Vec::new();
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix("OAUTH2_PROXY_") else {
+            continue;
+        };
+        let name = rest.to_ascii_lowercase();
+        let Some(flag) = FLAGS.iter().find(|f| file_name(f) == name) else {
+            problems.push(format!(
+                "{k}: not an oauth2-proxy setting Portcullis knows (remove it)"
+            ));
+            continue;
+        };
+        if flag.kind == Kind::List {
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                push(&mut settings, flag, item.to_string());
+            }
+        } else {
+            push(&mut settings, flag, v.clone());
+        }
+    }
+    settings
+}
+
+fn parse_cfg(text: &str, problems: &mut Vec<String>) -> Vec<Setting> {
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!(
+                "--config: not an oauth2-proxy .cfg file: {}",
+                e.message()
+            ));
+            return Vec::new();
+        }
+    };
+    let mut settings = Vec::new();
+    for (k, v) in table {
+        let Some(flag) = FLAGS.iter().find(|f| file_name(f) == k) else {
+            problems.push(format!(
+                "--config: {k}: not an oauth2-proxy setting Portcullis knows"
+            ));
+            continue;
+        };
+        let values: Option<Vec<String>> = match (&v, flag.kind) {
+            (toml::Value::Array(items), Kind::List) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            (toml::Value::String(s), _) => Some(vec![s.clone()]),
+            (toml::Value::Boolean(b), Kind::Bool) => Some(vec![b.to_string()]),
+            (toml::Value::Integer(n), Kind::Str) => Some(vec![n.to_string()]),
+            _ => None,
+        };
+        match values {
+            Some(vs) => {
+                for value in vs {
+                    push(&mut settings, flag, value);
+                }
+            }
+            None => problems.push(format!("--config: {k}: wrong type")),
+        }
+    }
+    settings
+}
+
+fn set(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            table.insert(key.to_string(), value);
+        }
+        Some((section, k)) => {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(k.to_string(), value);
+            }
+        }
+    }
+}
+
+fn last(s: &Setting) -> String {
+    s.values.last().cloned().unwrap_or_default()
+}
+
+/// Go durations (`168h0m0s`, `1h`, `0`) to humantime text.
+fn go_duration(text: &str) -> Result<String, &'static str> {
+    let t = text.trim();
+    if t == "0" || t.is_empty() {
+        return Ok("0s".into());
+    }
+    humantime::parse_duration(t)
+        .map(|d| format!("{}s", d.as_secs()))
+        .map_err(|_| "must be a duration like 168h0m0s")
+}
+
+/// oauth2-proxy accepts a cookie secret of 16, 24 or 32 bytes, given raw or base64. The
+/// native key wants 32 bytes; a shorter secret is stretched with HKDF-SHA256.
+fn cookie_key(secret: &str, notices: &mut Vec<String>) -> Result<String, &'static str> {
+    let s = secret.trim();
+    let decoded = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+    ]
+    .iter()
+    .find_map(|e| e.decode(s).ok())
+    .or_else(|| {
+        [
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ]
+        .iter()
+        .find_map(|e| e.decode(s).ok())
+    })
+    .filter(|b| matches!(b.len(), 16 | 24 | 32));
+    let bytes = match decoded {
+        Some(b) => b,
+        None if matches!(s.len(), 16 | 24 | 32) => s.as_bytes().to_vec(),
+        None => return Err("must be 16, 24 or 32 bytes, raw or base64 (openssl rand -base64 32)"),
+    };
+    let key = if bytes.len() == 32 {
+        bytes
+    } else {
+        notices.push(format!(
+            "--cookie-secret: {} bytes, stretched to 32 with HKDF-SHA256; a 32-byte random secret (openssl rand -base64 32) has more entropy than any stretch can add",
+            bytes.len()
+        ));
+        stretch(&bytes)?
+    };
+    Ok(base64::engine::general_purpose::STANDARD.encode(key))
+}
+
+fn stretch(secret: &[u8]) -> Result<Vec<u8>, &'static str> {
+    use aws_lc_rs::hkdf;
+    struct Len32;
+    impl hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis/oauth2-proxy-cookie-secret")
+        .extract(secret);
+    let okm = prk
+        .expand(&[b"cookie key"], Len32)
+        .map_err(|_| "cannot derive a key")?;
+    let mut out = vec![0u8; 32];
+    okm.fill(&mut out).map_err(|_| "cannot derive a key")?;
+    Ok(out)
+}
+
+fn convert(
+    key: &str,
+    s: &Setting,
+    table: &mut toml::Table,
+    notices: &mut Vec<String>,
+    read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<(), String> {
+    let value = last(s);
+    let text = |v: String| toml::Value::String(v);
+    match key {
+        "provider" => {
+            if !matches!(value.as_str(), "keycloak-oidc" | "oidc" | "keycloak") {
+                return Err(format!(
+                    "{value:?} is not supported: Portcullis speaks OpenID Connect (keycloak-oidc, oidc)"
+                ));
+            }
+        }
+        "code_challenge_method" => {
+            if value != "S256" {
+                return Err("only S256 (Portcullis always uses PKCE with S256)".into());
+            }
+        }
+        "cookie_samesite" => {
+            if !matches!(value.to_ascii_lowercase().as_str(), "" | "lax") {
+                return Err(
+                    "only lax: Portcullis' cookies are SameSite=Lax, which the login redirect needs"
+                        .into(),
+                );
+            }
+        }
+        "cookie_httponly" => {
+            if value != "true" {
+                return Err("Portcullis' cookies are always HttpOnly".into());
+            }
+        }
+        "oidc.scopes" => {
+            let scopes: Vec<toml::Value> =
+                value.split_whitespace().map(|v| text(v.into())).collect();
+            set(table, key, toml::Value::Array(scopes));
+        }
+        "oidc.ca_file" => {
+            if s.values.len() > 1 {
+                return Err(
+                    "only one CA file is supported; put the certificates in one bundle".into(),
+                );
+            }
+            set(table, key, text(value));
+        }
+        "session.cookie_domain" => {
+            if s.values.len() > 1 {
+                return Err("several cookie domains are not supported yet: give one".into());
+            }
+            set(table, key, text(value.trim_start_matches('.').to_string()));
+        }
+        "session.cookie_secret" => {
+            set(table, key, text(cookie_key(&value, notices)?));
+        }
+        "session.cookie_secret_file" => {
+            let secret =
+                read_file(Path::new(&value)).map_err(|e| format!("cannot read {value}: {e}"))?;
+            set(
+                table,
+                "session.cookie_secret",
+                text(cookie_key(&secret, notices)?),
+            );
+        }
+        "session.expire" | "session.refresh" => {
+            set(table, key, text(go_duration(&value)?));
+        }
+        "session.store" => {
+            if !matches!(value.as_str(), "cookie" | "redis") {
+                return Err("must be cookie or redis".into());
+            }
+            set(table, key, text(value));
+        }
+        "session.cookie_secure"
+        | "authz.skip_preflight"
+        | "headers.pass_access_token"
+        | "bearer.enabled" => {
+            set(table, key, toml::Value::Boolean(value == "true"));
+        }
+        "authz.email_domains"
+        | "authz.allowed_groups"
+        | "authz.allowed_roles"
+        | "redirect.allowed_domains"
+        | "bearer.audiences" => {
+            let items = s
+                .values
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| text(v.to_string()))
+                .collect();
+            set(table, key, toml::Value::Array(items));
+        }
+        "public_url" => {
+            // oauth2-proxy takes the callback URL; Portcullis the URL it is reached at.
+            let url = url::Url::parse(&value).map_err(|_| "must be an absolute URL".to_string())?;
+            let path = url.path().trim_end_matches('/');
+            let base = path.strip_suffix("/oauth2/callback").ok_or_else(|| {
+                "must end in /oauth2/callback (Portcullis serves the callback there)".to_string()
+            })?;
+            let mut public = url.clone();
+            public.set_path(if base.is_empty() { "/" } else { base });
+            set(table, key, text(public.to_string()));
+        }
+        "listen" => {
+            let addr = value
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
+            let addr = if addr.starts_with(':') {
+                format!("0.0.0.0{addr}")
+            } else {
+                addr.to_string()
+            };
+            set(table, key, text(addr));
+        }
+        "https_address" => {
+            let addr = value.trim_start_matches("https://");
+            let addr = if addr.starts_with(':') {
+                format!("0.0.0.0{addr}")
+            } else {
+                addr.to_string()
+            };
+            // One listener: HTTPS wins when both are given (as TLS everywhere wants).
+            set(table, "listen", text(addr));
+        }
+        _ => set(table, key, text(value)),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! The translation of oauth2-proxy settings, without a process: flags, environment and
+//! `.cfg` file, precedence, every problem at once, and the result validated as a native
+//! configuration.
+
+use super::*;
+use crate::config::Config;
+
+const SECRET_32: &str = "q0XSvUiyKtmJQmk3aQHpeDRQl9AvIdhIM5sTzV2phys=";
+
+fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+fn no_file(_: &Path) -> std::io::Result<String> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "no such file",
+    ))
+}
+
+fn config(t: &Translated) -> Config {
+    Config::from_toml(&t.toml, &[]).unwrap_or_else(|p| panic!("{p:?}\n{}", t.toml))
+}
+
+/// The Keycloak OIDC provider's command line from oauth2-proxy's documentation, as a
+/// Traefik forward-auth deployment runs it.
+const KEYCLOAK_TRAEFIK: &str = "--provider=keycloak-oidc --client-id=portcullis \
+    --client-secret=s3cret --redirect-url=https://auth.example.com/oauth2/callback \
+    --oidc-issuer-url=https://kc.example.com/realms/demo --email-domain=* \
+    --allowed-role=admin --allowed-role=portcullis:viewer --allowed-group=/staff \
+    --code-challenge-method=S256 --http-address=0.0.0.0:4180 --reverse-proxy=true \
+    --upstream=static://202 --set-xauthrequest=true --skip-provider-button \
+    --cookie-secure=true --cookie-expire=168h0m0s --cookie-refresh=1m";
+
+#[test]
+fn the_documented_keycloak_command_line_becomes_a_native_configuration() {
+    let line = format!("{KEYCLOAK_TRAEFIK} --cookie-secret={SECRET_32}");
+    let t = translate(&args(&line), &[], &no_file).unwrap();
+    let c = config(&t);
+    assert_eq!(c.oidc.issuer_url, "https://kc.example.com/realms/demo");
+    assert_eq!(c.oidc.client_id, "portcullis");
+    assert_eq!(c.oidc.client_secret.expose(), "s3cret");
+    assert_eq!(c.public_url.as_str(), "https://auth.example.com/");
+    assert_eq!(c.redirect_uri, "https://auth.example.com/oauth2/callback");
+    assert_eq!(c.listen.to_string(), "0.0.0.0:4180");
+    assert_eq!(c.session.expire.as_secs(), 168 * 3600);
+    assert_eq!(c.session.refresh.map(|d| d.as_secs()), Some(60));
+    // Flags without effect are named on stderr, with the reason.
+    for f in [
+        "--reverse-proxy",
+        "--upstream",
+        "--set-xauthrequest",
+        "--skip-provider-button",
+    ] {
+        assert!(
+            t.notices.iter().any(|n| n.starts_with(f)),
+            "{f}: {:?}",
+            t.notices
+        );
+    }
+    let toml: toml::Table = t.toml.parse().unwrap();
+    assert_eq!(
+        toml["authz"]["allowed_roles"].as_array().unwrap().len(),
+        2,
+        "repeated list flags accumulate"
+    );
+    assert_eq!(toml["authz"]["allowed_groups"][0].as_str(), Some("/staff"));
+}
+
+#[test]
+fn the_environment_and_a_cfg_file_give_the_same_configuration() {
+    let env: Vec<(String, String)> = [
+        ("OAUTH2_PROXY_PROVIDER", "keycloak-oidc"),
+        ("OAUTH2_PROXY_CLIENT_ID", "portcullis"),
+        ("OAUTH2_PROXY_CLIENT_SECRET", "s3cret"),
+        (
+            "OAUTH2_PROXY_REDIRECT_URL",
+            "https://auth.example.com/oauth2/callback",
+        ),
+        (
+            "OAUTH2_PROXY_OIDC_ISSUER_URL",
+            "https://kc.example.com/realms/demo",
+        ),
+        ("OAUTH2_PROXY_EMAIL_DOMAINS", "example.com,example.org"),
+        ("OAUTH2_PROXY_COOKIE_SECRET", SECRET_32),
+        ("OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS", "true"),
+        ("PATH", "/usr/bin"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let from_env = translate(&[], &env, &no_file).unwrap();
+    let cfg = format!(
+        "provider = \"keycloak-oidc\"\nclient_id = \"portcullis\"\nclient_secret = \"s3cret\"\n\
+         redirect_url = \"https://auth.example.com/oauth2/callback\"\n\
+         oidc_issuer_url = \"https://kc.example.com/realms/demo\"\n\
+         email_domains = [\"example.com\", \"example.org\"]\ncookie_secret = \"{SECRET_32}\"\n\
+         skip_jwt_bearer_tokens = true\nupstreams = [\"static://202\"]\n"
+    );
+    let read = |p: &Path| {
+        assert_eq!(p, Path::new("/etc/oauth2-proxy.cfg"));
+        Ok(cfg.clone())
+    };
+    let from_file = translate(&args("--config=/etc/oauth2-proxy.cfg"), &[], &read).unwrap();
+    let (a, b) = (config(&from_env), config(&from_file));
+    assert_eq!(a.oidc.issuer_url, b.oidc.issuer_url);
+    assert_eq!(a.public_url, b.public_url);
+    assert!(a.bearer.enabled && b.bearer.enabled);
+    assert_eq!(a.bearer.issuers[0].audiences, ["portcullis"]);
+    let (ta, tb): (toml::Table, toml::Table) = (
+        from_env.toml.parse().unwrap(),
+        from_file.toml.parse().unwrap(),
+    );
+    assert_eq!(ta, tb);
+}
+
+#[test]
+fn flags_win_over_the_environment_which_wins_over_the_file() {
+    let env = vec![
+        ("OAUTH2_PROXY_CLIENT_ID".to_string(), "from-env".to_string()),
+        (
+            "OAUTH2_PROXY_COOKIE_NAME".to_string(),
+            "env_cookie".to_string(),
+        ),
+    ];
+    let read = |_: &Path| {
+        Ok(
+            "client_id = \"from-file\"\ncookie_name = \"file_cookie\"\nscope = \"openid email\"\n"
+                .to_string(),
+        )
+    };
+    let t = translate(&args("--config /x.cfg --client-id from-flag"), &env, &read).unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    assert_eq!(toml["oidc"]["client_id"].as_str(), Some("from-flag"));
+    assert_eq!(toml["session"]["cookie_name"].as_str(), Some("env_cookie"));
+    assert_eq!(toml["oidc"]["scopes"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn extra_audiences_add_to_the_client_id() {
+    let t = translate(
+        &args("--client-id=portcullis --oidc-extra-audience=api --oidc-extra-audience=cli"),
+        &[],
+        &no_file,
+    )
+    .unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    let auds: Vec<&str> = toml["bearer"]["audiences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(auds, ["portcullis", "api", "cli"]);
+}
+
+#[test]
+fn every_unknown_and_refused_flag_is_reported_at_once() {
+    let line = "--provider=github --client-id x --made-up-flag=1 --another-one value \
+                --ssl-insecure-skip-verify --pass-authorization-header=true \
+                --code-challenge-method=plain --cookie-samesite=none";
+    let env = vec![("OAUTH2_PROXY_NOT_A_SETTING".to_string(), "1".to_string())];
+    let problems = translate(&args(line), &env, &no_file).unwrap_err();
+    let all = problems.join("\n");
+    for expected in [
+        "--made-up-flag",
+        "--another-one",
+        "--ssl-insecure-skip-verify",
+        "--pass-authorization-header",
+        "--provider",
+        "--code-challenge-method",
+        "--cookie-samesite",
+        "OAUTH2_PROXY_NOT_A_SETTING",
+    ] {
+        assert!(all.contains(expected), "{expected} missing from:\n{all}");
+    }
+    // `--another-one value`: the value is not mistaken for a flag or an argument.
+    assert!(!all.contains("value: unexpected"), "{all}");
+}
+
+#[test]
+fn cookie_secrets_of_16_24_or_32_bytes_raw_or_base64_are_accepted() {
+    let mut notices = Vec::new();
+    // Not base64 (`!`), so taken as 32 raw bytes. A 32-character base64 string would be
+    // decoded first (to 24 bytes), as oauth2-proxy does.
+    let raw32 = "0123456789abcdef0123456789abcde!";
+    let raw16 = "0123456789abcdef";
+    let b64_24 = base64::engine::general_purpose::STANDARD.encode([7u8; 24]);
+    for s in [SECRET_32, raw32, raw16, b64_24.as_str()] {
+        let key = cookie_key(s, &mut notices).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&key)
+            .unwrap();
+        assert_eq!(bytes.len(), 32, "{s}");
+    }
+    // The two shorter secrets were stretched, and said so.
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(notices.iter().all(|n| n.contains("HKDF")));
+    // Stretching is deterministic (every replica derives the same key) and keyed by the secret.
+    assert_eq!(stretch(b"0123456789abcdef"), stretch(b"0123456789abcdef"));
+    assert_ne!(stretch(b"0123456789abcdef"), stretch(b"0123456789abcdeg"));
+    assert!(cookie_key("too-short", &mut notices).is_err());
+}
+
+#[test]
+fn a_bad_value_names_its_oauth2_proxy_flag() {
+    let line = format!("{KEYCLOAK_TRAEFIK} --cookie-secret={SECRET_32}").replace(
+        "--oidc-issuer-url=https://kc.example.com/realms/demo",
+        "--oidc-issuer-url=not-a-url",
+    );
+    let (_, problems) = match Config::from_oauth2_proxy(&args(&line), &[]) {
+        Ok(_) => panic!("a bad issuer URL must be refused"),
+        Err(p) => ((), p),
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("--oidc-issuer-url (oidc.issuer_url):")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn the_redirect_url_must_be_the_callback() {
+    let problems = translate(
+        &args("--redirect-url=https://auth.example.com/somewhere"),
+        &[],
+        &no_file,
+    )
+    .unwrap_err();
+    assert!(problems[0].contains("/oauth2/callback"), "{problems:?}");
+    let t = translate(
+        &args("--redirect-url=https://apps.example.com/auth/oauth2/callback"),
+        &[],
+        &no_file,
+    )
+    .unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    assert_eq!(
+        toml["public_url"].as_str(),
+        Some("https://apps.example.com/auth")
+    );
+}
+
+#[test]
+fn native_and_oauth2_proxy_invocations_are_told_apart() {
+    let none: Vec<(String, String)> = Vec::new();
+    assert!(!is_oauth2_proxy_invocation(
+        &args("--config /etc/p.toml"),
+        &none
+    ));
+    assert!(!is_oauth2_proxy_invocation(
+        &args("--config=/etc/p.toml"),
+        &none
+    ));
+    assert!(!is_oauth2_proxy_invocation(&[], &none));
+    assert!(is_oauth2_proxy_invocation(
+        &args("--config /etc/oauth2-proxy.cfg"),
+        &none
+    ));
+    assert!(is_oauth2_proxy_invocation(&args("--provider=oidc"), &none));
+    let env = vec![("OAUTH2_PROXY_CLIENT_ID".to_string(), "x".to_string())];
+    assert!(is_oauth2_proxy_invocation(&[], &env));
+}
