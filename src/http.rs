@@ -89,7 +89,10 @@ where
             }
             None => (Endpoint::Other, problem::Problem::NotFound.response(false)),
         },
-        "/oauth2/start" if get => (Endpoint::Start, login::start(app, &parts.uri)),
+        "/oauth2/start" | "/oauth2/sign_in" if get => (
+            Endpoint::Start,
+            login::start(app, &parts.uri, &parts.headers),
+        ),
         "/oauth2/callback" if get => (
             Endpoint::Callback,
             login::callback(app, &parts.uri, &parts.headers).await,
@@ -109,8 +112,8 @@ where
         "/ping" if get => (Endpoint::Other, text(StatusCode::OK, "OK")),
         "/ready" if get => (Endpoint::Other, ready(app)),
         "/metrics" if get => (Endpoint::Other, metrics(app)),
-        "/oauth2/start" | "/oauth2/callback" | "/oauth2/sign_out" | "/oauth2/userinfo"
-        | "/ping" | "/ready" | "/metrics" => (
+        "/oauth2/start" | "/oauth2/sign_in" | "/oauth2/callback" | "/oauth2/sign_out"
+        | "/oauth2/userinfo" | "/ping" | "/ready" | "/metrics" => (
             Endpoint::Other,
             problem::Problem::MethodNotAllowed.response(false),
         ),

@@ -1,5 +1,5 @@
-//! `/oauth2/start`, `/oauth2/callback` and `/oauth2/sign_out`: the browser side of login and
-//! logout. Every redirect target passes through the redirect policy first.
+//! `/oauth2/start` (and `/oauth2/sign_in`), `/oauth2/callback` and `/oauth2/sign_out`: the
+//! browser side of login and logout. Every redirect target passes through the redirect policy first.
 
 use super::problem::Problem;
 use super::{Body, add_cookies, cookie_header, query_param, redirect};
@@ -8,11 +8,17 @@ use crate::login::oidc::{CallbackParams, LoggedIn};
 use http::{HeaderMap, Response, Uri};
 use std::sync::Arc;
 
-pub fn start(app: &Arc<App>, uri: &Uri) -> Response<Body> {
-    let target = app
-        .config()
-        .redirect
-        .or_fallback(query_param(uri, "rd").as_deref());
+/// `/oauth2/start`, and `/oauth2/sign_in` (nginx's `error_page 401 = /oauth2/sign_in`): the
+/// login starts and returns to `rd`, or else to oauth2-proxy's `X-Auth-Request-Redirect`
+/// header (nginx sets it to `$request_uri`); either passes the redirect policy first.
+pub fn start(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+    let asked = query_param(uri, "rd").or_else(|| {
+        headers
+            .get("x-auth-request-redirect")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    let target = app.config().redirect.or_fallback(asked.as_deref());
     match app.begin_login(target) {
         Ok(start) => {
             let mut resp = redirect(&start.authorize_url);

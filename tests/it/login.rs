@@ -142,6 +142,34 @@ async fn start_endpoint_honours_only_safe_rd() {
     }
 }
 
+/// nginx's `error_page 401 = /oauth2/sign_in` with `X-Auth-Request-Redirect: $request_uri`:
+/// the login returns there, through the same redirect policy as `rd`; `rd` wins when both
+/// are given.
+#[tokio::test]
+async fn sign_in_returns_to_x_auth_request_redirect_when_it_is_safe() {
+    let h = Harness::start().await;
+    for (path, header, expect) in [
+        ("/oauth2/sign_in", "/inbox?x=1", "/inbox?x=1"),
+        (
+            "/oauth2/sign_in",
+            "https://app.example.com/deep",
+            "https://app.example.com/deep",
+        ),
+        ("/oauth2/sign_in", "https://evil.com/", "/"),
+        ("/oauth2/sign_in", "//evil.com", "/"),
+        ("/oauth2/start", "/from-header", "/from-header"),
+        ("/oauth2/sign_in?rd=%2Ffrom-rd", "/from-header", "/from-rd"),
+    ] {
+        let r = h.get(path, &[("x-auth-request-redirect", header)]).await;
+        assert_eq!(r.status(), 302, "{path} {header}");
+        let state = cookie_pairs(&r);
+        let cb = h.follow_idp(&location(&r)).await;
+        let done = h.get(&cb, &[("cookie", &state)]).await;
+        assert_eq!(done.status(), 302);
+        assert_eq!(location(&done), expect, "{path} with {header}");
+    }
+}
+
 #[tokio::test]
 async fn spoofed_forwarded_host_never_becomes_the_redirect_target() {
     let h = Harness::start().await;

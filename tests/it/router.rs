@@ -219,6 +219,19 @@ async fn every_endpoint_and_every_status_it_answers() {
         405,
         "POST start",
     );
+    let sign_in = send(&h, "GET", "/oauth2/sign_in", &[], "").await;
+    expect(&sign_in, 302, "sign_in (nginx error_page 401)");
+    assert!(
+        sign_in.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(&h.idp.issuer())
+    );
+    expect(
+        &send(&h, "POST", "/oauth2/sign_in", &[], "").await,
+        405,
+        "POST sign_in",
+    );
     expect(
         &send(&h, "GET", "/oauth2/callback?code=c&state=s", &[], "").await,
         400,
