@@ -306,6 +306,7 @@ pub fn translate(
             auds.insert(0, id);
         }
     }
+    keep_cookies_secure(&mut table, &mut notices, &mut problems);
     if problems.is_empty() {
         Ok(Translated {
             toml: table.to_string(),
@@ -482,6 +483,46 @@ fn parse_cfg(text: &str, problems: &mut Vec<String>) -> Vec<Setting> {
         }
     }
     settings
+}
+
+/// `--cookie-secure=false`: harmless where browsers reach Portcullis over https (the cookies
+/// stay Secure, and say so), allowed on a loopback http URL (a laptop), refused anywhere else:
+/// the session cookie would cross the network in cleartext.
+fn keep_cookies_secure(
+    table: &mut toml::Table,
+    notices: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) {
+    let insecure = table
+        .get("session")
+        .and_then(|s| s.get("cookie_secure"))
+        .and_then(toml::Value::as_bool)
+        == Some(false);
+    if !insecure {
+        return;
+    }
+    let public = table
+        .get("public_url")
+        .and_then(toml::Value::as_str)
+        .and_then(|u| url::Url::parse(u).ok());
+    let loopback = |u: &url::Url| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match public {
+        Some(u) if u.scheme() == "https" => {
+            set(table, "session.cookie_secure", toml::Value::Boolean(true));
+            notices.push(
+                "--cookie-secure=false: the cookies stay Secure: browsers reach Portcullis over https, so nothing needs them insecure".into(),
+            );
+        }
+        Some(u) if loopback(&u) => {}
+        _ => problems.push(
+            "--cookie-secure=false: refused: the session cookie would cross the network in cleartext; serve Portcullis over https (or on localhost)".into(),
+        ),
+    }
 }
 
 fn set(table: &mut toml::Table, key: &str, value: toml::Value) {
@@ -661,7 +702,12 @@ fn convert(
                 .flat_map(|v| v.split(','))
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
-                .map(|v| text(v.to_string()))
+                // oauth2-proxy's `*.example.com` is the native `.example.com`.
+                .map(|v| match (key, v.strip_prefix("*.")) {
+                    ("redirect.allowed_domains", Some(rest)) => format!(".{rest}"),
+                    _ => v.to_string(),
+                })
+                .map(text)
                 .collect();
             set(table, key, toml::Value::Array(items));
         }

@@ -262,3 +262,41 @@ fn native_and_oauth2_proxy_invocations_are_told_apart() {
     let env = vec![("OAUTH2_PROXY_CLIENT_ID".to_string(), "x".to_string())];
     assert!(is_oauth2_proxy_invocation(&[], &env));
 }
+
+#[test]
+fn cookie_secure_false_is_kept_safe_or_refused() {
+    let https = "--redirect-url=https://auth.example.com/oauth2/callback --cookie-secure=false";
+    let t = translate(&args(https), &[], &no_file).unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    assert_eq!(toml["session"]["cookie_secure"].as_bool(), Some(true));
+    assert!(
+        t.notices
+            .iter()
+            .any(|n| n.starts_with("--cookie-secure=false"))
+    );
+    let laptop = "--redirect-url=http://127.0.0.1:4180/oauth2/callback --cookie-secure=false";
+    let t = translate(&args(laptop), &[], &no_file).unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    assert_eq!(toml["session"]["cookie_secure"].as_bool(), Some(false));
+    let cleartext = "--redirect-url=http://auth.example.com/oauth2/callback --cookie-secure=false";
+    let problems = translate(&args(cleartext), &[], &no_file).unwrap_err();
+    assert!(problems[0].contains("cleartext"), "{problems:?}");
+}
+
+#[test]
+fn whitelist_wildcards_become_subdomain_entries() {
+    let t = translate(
+        &args("--whitelist-domain=*.example.com --whitelist-domain=app.example.org:8443"),
+        &[],
+        &no_file,
+    )
+    .unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    let d: Vec<&str> = toml["redirect"]["allowed_domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(d, [".example.com", "app.example.org:8443"]);
+}
