@@ -42,7 +42,7 @@ use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
 use portcullis::gate::{Credentials, Pass};
 use portcullis::identity::Identity;
-use portcullis::principal::Principal;
+use portcullis::principal::{PassedTokens, Principal};
 use portcullis::rules::{RequestTarget, Verdict};
 use portcullis::session::{Freshness, Session};
 use portcullis::token::jwks::KeySet;
@@ -286,7 +286,10 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
             );
             let p = Principal::new(
                 s.identity,
-                s.access_token,
+                PassedTokens {
+                    authorization: s.access_token.clone(),
+                    access: s.access_token,
+                },
                 s.access_expires_at.min(s.expires_at),
             );
             match &verdict {
@@ -543,7 +546,7 @@ fn token_cache<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
             groups: vec!["admins".into()],
             ..Default::default()
         },
-        None,
+        PassedTokens::default(),
         u64::MAX,
     ));
     let now = SystemClock.now();

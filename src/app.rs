@@ -199,13 +199,14 @@ impl App {
             BearerVerifier::new(
                 &config.bearer,
                 issuers,
-                config.headers.keeps_access_token(),
+                config.headers.passes_bearer_token(),
                 metrics.clone(),
                 clock.clone(),
             )
         });
         let gate = Gate::new(
             &config.session,
+            config.headers.authorization_token,
             bearer,
             oidc.clone(),
             carried.revocations.clone(),

@@ -126,13 +126,32 @@ impl std::fmt::Debug for RedisConfig {
 pub struct HeaderConfig {
     /// Add `X-Auth-Request-Access-Token` on success.
     pub pass_access_token: bool,
-    /// Add `Authorization: Bearer <access token>` on success.
+    /// Add `Authorization: Bearer <token>` on success.
     pub pass_authorization_header: bool,
+    /// Which token `pass_authorization_header` sends for a session (`headers.authorization_token`).
+    pub authorization_token: AuthorizationToken,
+}
+
+/// The token in the `Authorization` answer header of a session: the access token (the
+/// default), or the ID token, as oauth2-proxy's `--set-authorization-header` sends. A bearer
+/// request passes its own token either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthorizationToken {
+    #[default]
+    Access,
+    Id,
 }
 
 impl HeaderConfig {
-    /// Whether the access token must be kept to be passed upstream.
+    /// Whether a session must keep its access token, to pass it upstream.
     pub fn keeps_access_token(&self) -> bool {
+        self.pass_access_token
+            || (self.pass_authorization_header
+                && self.authorization_token == AuthorizationToken::Access)
+    }
+
+    /// Whether a bearer request's own token is passed upstream.
+    pub fn passes_bearer_token(&self) -> bool {
         self.pass_access_token || self.pass_authorization_header
     }
 }
@@ -403,9 +422,21 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
         .collect();
     let skip_preflight = raw.authz.skip_preflight.unwrap_or(false);
 
+    let authorization_token = match raw.headers.authorization_token.as_deref() {
+        None | Some("access") => AuthorizationToken::Access,
+        Some("id") => AuthorizationToken::Id,
+        Some(_) => {
+            p.add(
+                "headers.authorization_token",
+                "must be \"access\" or \"id\"",
+            );
+            AuthorizationToken::Access
+        }
+    };
     let headers = HeaderConfig {
         pass_access_token: raw.headers.pass_access_token.unwrap_or(false),
         pass_authorization_header: raw.headers.pass_authorization_header.unwrap_or(false),
+        authorization_token,
     };
 
     // [bearer]

@@ -5,8 +5,9 @@
 
 use crate::authz::{AuthzPolicy, Denied};
 use crate::clock::UnixTime;
+use crate::config::AuthorizationToken;
 use crate::login::oidc::Oidc;
-use crate::principal::Principal;
+use crate::principal::{PassedTokens, Principal};
 use crate::rules::Verdict;
 use crate::seal::Sealer;
 use crate::session::cookies::SessionCookies;
@@ -95,11 +96,14 @@ pub struct Gate {
     store: SessionStore,
     /// `Some` with the cookie store (a Redis session must be read from Redis every time).
     decoded: Option<VerifiedCache<DecodedSession>>,
+    /// Which session token the `Authorization` answer header carries.
+    authorization_token: AuthorizationToken,
 }
 
 impl Gate {
     pub fn new(
         session: &crate::config::SessionConfig,
+        authorization_token: AuthorizationToken,
         bearer: Option<BearerVerifier>,
         oidc: Arc<Oidc>,
         revocations: Arc<Revocations>,
@@ -114,6 +118,7 @@ impl Gate {
             store,
             decoded: matches!(session.store, crate::config::StoreConfig::Cookie)
                 .then(|| decoded_session_cache(clock)),
+            authorization_token,
         }
     }
 
@@ -383,9 +388,16 @@ impl Gate {
     }
 
     fn granted(&self, s: &Session, set_cookies: Vec<SetCookie>) -> Granted {
+        let authorization = match self.authorization_token {
+            AuthorizationToken::Access => s.access_token.clone(),
+            AuthorizationToken::Id => s.id_token.clone(),
+        };
         let principal = Principal::new(
             s.identity.clone(),
-            s.access_token.clone(),
+            PassedTokens {
+                access: s.access_token.clone(),
+                authorization,
+            },
             s.access_expires_at.min(s.expires_at),
         );
         Granted {

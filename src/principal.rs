@@ -49,12 +49,21 @@ pub struct UpstreamHeaders {
     pub identity: HeaderMap,
     /// `X-Auth-Request-Access-Token`, when the access token is kept.
     pub access_token: Option<HeaderValue>,
-    /// `Authorization: Bearer <access token>`, when the access token is kept.
+    /// `Authorization: Bearer <token>`, when that token is kept.
     pub authorization: Option<HeaderValue>,
 }
 
+/// The tokens a principal may hand upstream, when the configuration passes them.
+#[derive(Debug, Clone, Default)]
+pub struct PassedTokens {
+    /// For `X-Auth-Request-Access-Token`.
+    pub access: Option<String>,
+    /// For `Authorization: Bearer` (the access token, or the ID token: `headers.authorization_token`).
+    pub authorization: Option<String>,
+}
+
 impl Principal {
-    pub fn new(identity: Identity, access_token: Option<String>, valid_until: UnixTime) -> Self {
+    pub fn new(identity: Identity, tokens: PassedTokens, valid_until: UnixTime) -> Self {
         let groups_header = identity.groups_header();
         let value = |s: &str| HeaderValue::from_str(s).ok();
         let mut map = HeaderMap::with_capacity(4);
@@ -74,8 +83,9 @@ impl Principal {
         }
         let headers = UpstreamHeaders {
             identity: map,
-            access_token: access_token.as_deref().and_then(value),
-            authorization: access_token
+            access_token: tokens.access.as_deref().and_then(value),
+            authorization: tokens
+                .authorization
                 .as_deref()
                 .and_then(|t| value(&format!("Bearer {t}"))),
         };
@@ -107,7 +117,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(id.unsendable_claim(), Some("preferred_username"));
-        let p = Principal::new(id, Some("tok".into()), 100);
+        let p = Principal::new(
+            id,
+            PassedTokens {
+                access: Some("tok".into()),
+                authorization: Some("tok".into()),
+            },
+            100,
+        );
         let h = &p.headers;
         let get = |name: &HeaderName| h.identity.get(name).map(|v| v.as_bytes());
         assert_eq!(get(&X_AUTH_USER), Some(&b"user-1"[..]));
@@ -127,7 +144,7 @@ mod tests {
             h.authorization.as_ref().map(|v| v.as_bytes()),
             Some(&b"Bearer tok"[..])
         );
-        let without = Principal::new(Identity::default(), None, 100);
+        let without = Principal::new(Identity::default(), PassedTokens::default(), 100);
         assert_eq!(without.headers.access_token, None);
         assert_eq!(without.headers.authorization, None);
         assert_eq!(without.headers.identity.len(), 4);

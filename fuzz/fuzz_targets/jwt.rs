@@ -18,7 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use libfuzzer_sys::fuzz_target;
 use portcullis::identity::Identity;
-use portcullis::principal::Principal;
+use portcullis::principal::{PassedTokens, Principal};
 use portcullis::token::jwt::{
     AccessTokenRules, JwtAlg, LogoutTokenRules, TokenError, UnverifiedToken,
 };
@@ -103,7 +103,12 @@ fn check(token: &str, signed_here: bool) {
     // What the bearer path does with an accepted token: identity and identity headers.
     if let Some(identity) = Identity::from_claims(parsed.claims.take_identity()) {
         let _ = identity.groups_header();
-        let _ = Principal::new(identity, Some(token.to_string()), NOW + 60);
+        let passed = Some(token.to_string());
+        let tokens = PassedTokens {
+            access: passed.clone(),
+            authorization: passed,
+        };
+        let _ = Principal::new(identity, tokens, NOW + 60);
     }
 }
 

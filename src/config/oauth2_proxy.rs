@@ -135,14 +135,12 @@ const FLAGS: &[Flag] = &[
     flag(
         "pass-authorization-header",
         Bool,
-        Refused(
-            "not supported yet in compatibility mode (oauth2-proxy sends the ID token, Portcullis the access token): use headers.pass_authorization_header in a native config",
-        ),
+        Key("headers.pass_authorization_header"),
     ),
     flag(
         "set-authorization-header",
         Bool,
-        Refused("not supported yet in compatibility mode: see --pass-authorization-header"),
+        Key("headers.pass_authorization_header"),
     ),
     flag(
         "set-xauthrequest",
@@ -684,6 +682,14 @@ fn convert(
                 return Err("must be cookie or redis".into());
             }
             set(table, key, text(value));
+        }
+        "headers.pass_authorization_header" => {
+            // As oauth2-proxy: `Authorization: Bearer <ID token>` (a bearer request's own
+            // token). Either flag set to true turns it on.
+            if value == "true" {
+                set(table, key, toml::Value::Boolean(true));
+                set(table, "headers.authorization_token", text("id".into()));
+            }
         }
         "session.cookie_secure"
         | "authz.skip_preflight"

@@ -56,6 +56,7 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("authz", "skip_preflight", Kind::Bool),
     ("headers", "pass_access_token", Kind::Bool),
     ("headers", "pass_authorization_header", Kind::Bool),
+    ("headers", "authorization_token", Kind::Str),
     ("bearer", "enabled", Kind::Bool),
     ("bearer", "audiences", Kind::List),
     ("bearer", "allowed_clients", Kind::List),
@@ -167,6 +168,7 @@ pub struct RawAuthz {
 pub struct RawHeaders {
     pub pass_access_token: Option<bool>,
     pub pass_authorization_header: Option<bool>,
+    pub authorization_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ use crate::config::{BearerConfig, IssuerConfig};
 use crate::identity::Identity;
 use crate::idp::IdpClient;
 use crate::metrics::Metrics;
-use crate::principal::Principal;
+use crate::principal::{PassedTokens, Principal};
 use crate::token::jwks_cache::JwksCache;
 use crate::token::jwt::{AccessTokenRules, TokenError, UnverifiedToken};
 use crate::token::verified_cache::VerifiedCache;
@@ -113,9 +113,15 @@ impl BearerVerifier {
         let exp = parsed.claims.exp.ok_or(TokenError::MissingClaim)?;
         let identity =
             Identity::from_claims(parsed.claims.take_identity()).ok_or(TokenError::MissingClaim)?;
+        // A bearer request's own token is both the access token and what `Authorization`
+        // carries (oauth2-proxy treats a verified JWT as the session's ID token too).
+        let passed = self.pass_token.then(|| token.to_string());
         let principal = Arc::new(Principal::new(
             identity,
-            self.pass_token.then(|| token.to_string()),
+            PassedTokens {
+                access: passed.clone(),
+                authorization: passed,
+            },
             exp.saturating_add(self.leeway),
         ));
         self.cache.insert(token, principal.clone());

@@ -444,3 +444,71 @@ async fn sign_out_ends_every_session_the_browser_sent() {
     assert_eq!(as_json_client(&h, &alice).await.status(), 401);
     assert_eq!(as_json_client(&h, &bob).await.status(), 401);
 }
+
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// `[headers]`: which tokens a pass hands upstream. The access token by default; the ID token
+/// in `Authorization` with `authorization_token = "id"` (oauth2-proxy's
+/// `--set-authorization-header`); a bearer request passes its own token either way.
+#[tokio::test]
+async fn the_answer_carries_the_tokens_the_headers_section_asks_for() {
+    for (headers, access, authorization_typ) in [
+        (
+            "pass_access_token = true\npass_authorization_header = true\n",
+            true,
+            Some("Bearer"),
+        ),
+        (
+            "pass_authorization_header = true\nauthorization_token = \"id\"\n",
+            false,
+            Some("ID"),
+        ),
+        ("", false, None),
+    ] {
+        let h = Harness::start_with(|t| format!("{t}[headers]\n{headers}")).await;
+        let (session, _) = h.login("/").await;
+        let r = h.forward_auth("/", &[("cookie", &session)]).await;
+        assert_eq!(r.status(), 200, "{headers}");
+        assert_eq!(
+            header(&r, "x-auth-request-access-token").is_some(),
+            access,
+            "{headers}"
+        );
+        let authz = header(&r, "authorization").map(str::to_string);
+        match authorization_typ {
+            None => assert!(authz.is_none(), "{headers}"),
+            Some(typ) => {
+                let token = authz.as_deref().unwrap().strip_prefix("Bearer ").unwrap();
+                assert_eq!(jwt_claims(token)["typ"], typ, "{headers}");
+                if let Some(a) = header(&r, "x-auth-request-access-token") {
+                    assert_eq!(a, token, "one access token in both headers");
+                }
+            }
+        }
+        // A bearer request's own token is what `Authorization` carries, in either mode.
+        let bearer = h.idp.mint_access_token(
+            &portcullis_test_idp::TestUser::alice(),
+            serde_json::json!({}),
+            "rsa-1",
+        );
+        let r = h
+            .forward_auth("/", &[("authorization", &format!("Bearer {bearer}"))])
+            .await;
+        assert_eq!(r.status(), 200);
+        if authorization_typ.is_some() {
+            assert_eq!(
+                header(&r, "authorization"),
+                Some(format!("Bearer {bearer}").as_str())
+            );
+        }
+    }
+}

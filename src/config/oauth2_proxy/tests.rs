@@ -157,7 +157,7 @@ fn extra_audiences_add_to_the_client_id() {
 #[test]
 fn every_unknown_and_refused_flag_is_reported_at_once() {
     let line = "--provider=github --client-id x --made-up-flag=1 --another-one value \
-                --ssl-insecure-skip-verify --pass-authorization-header=true \
+                --ssl-insecure-skip-verify --skip-auth-route=^/public \
                 --code-challenge-method=plain --cookie-samesite=none";
     let env = vec![("OAUTH2_PROXY_NOT_A_SETTING".to_string(), "1".to_string())];
     let problems = translate(&args(line), &env, &no_file).unwrap_err();
@@ -166,7 +166,7 @@ fn every_unknown_and_refused_flag_is_reported_at_once() {
         "--made-up-flag",
         "--another-one",
         "--ssl-insecure-skip-verify",
-        "--pass-authorization-header",
+        "--skip-auth-route",
         "--provider",
         "--code-challenge-method",
         "--cookie-samesite",
@@ -299,4 +299,22 @@ fn whitelist_wildcards_become_subdomain_entries() {
         .filter_map(|v| v.as_str())
         .collect();
     assert_eq!(d, [".example.com", "app.example.org:8443"]);
+}
+
+#[test]
+fn set_authorization_header_sends_the_id_token_as_oauth2_proxy_does() {
+    for flag in [
+        "--set-authorization-header",
+        "--pass-authorization-header=true",
+    ] {
+        let t = translate(&args(flag), &[], &no_file).unwrap();
+        let toml: toml::Table = t.toml.parse().unwrap();
+        assert_eq!(
+            toml["headers"]["pass_authorization_header"].as_bool(),
+            Some(true)
+        );
+        assert_eq!(toml["headers"]["authorization_token"].as_str(), Some("id"));
+    }
+    let t = translate(&args("--set-authorization-header=false"), &[], &no_file).unwrap();
+    assert!(!t.toml.contains("authorization"), "{}", t.toml);
 }
