@@ -156,11 +156,7 @@ const FLAGS: &[Flag] = &[
             "it sets headers on proxied requests, and Portcullis proxies nothing: the identity is in the X-Auth-Request-* answer headers",
         ),
     ),
-    flag(
-        "extra-jwt-issuers",
-        List,
-        Refused("not supported yet: use [[bearer.issuers]] in a native config"),
-    ),
+    flag("extra-jwt-issuers", List, Key("bearer.issuers")),
     flag(
         "oidc-email-claim",
         Str,
@@ -176,11 +172,8 @@ const FLAGS: &[Flag] = &[
         Str,
         Refused("not supported yet: Portcullis uses `sub`"),
     ),
-    flag(
-        "skip-auth-route",
-        List,
-        Refused("not supported yet: use [[rules]] with action = \"public\" in a native config"),
-    ),
+    flag("skip-auth-route", List, Key("rules")),
+    flag("skip-auth-regex", List, Key("rules")),
     flag(
         "api-route",
         List,
@@ -188,13 +181,7 @@ const FLAGS: &[Flag] = &[
             "not supported yet: Portcullis answers 401 (not a redirect) to non-browser requests by itself",
         ),
     ),
-    flag(
-        "redis-password",
-        Str,
-        Refused(
-            "not supported yet: put the password in the URL, or use session.redis_password_file",
-        ),
-    ),
+    flag("redis-password", Str, Key("redis_password")),
     flag(
         "metrics-address",
         Str,
@@ -268,8 +255,9 @@ pub fn translate(
             }
         }
     }
-    // One listener: HTTPS wins when both addresses are given, so it is set last.
-    settings.sort_by_key(|s| s.flag.name == "https-address");
+    // One listener: HTTPS wins when both addresses are given, so it is set last; the Redis
+    // password goes into the connection URL, so after it.
+    settings.sort_by_key(|s| matches!(s.flag.name, "https-address" | "redis-password"));
     let mut table = toml::Table::new();
     let mut notices = Vec::new();
     for s in &settings {
@@ -411,6 +399,7 @@ fn file_name(flag: &Flag) -> String {
     match (flag.kind, flag.name) {
         (Kind::List, "upstream") => "upstreams".into(),
         (Kind::List, "extra-jwt-issuers") => "extra_jwt_issuers".into(),
+        (Kind::List, "skip-auth-regex") => "skip_auth_regex".into(),
         (Kind::List, "provider-ca-file") => "provider_ca_files".into(),
         (Kind::List, "oidc-extra-audience") => "oidc_extra_audiences".into(),
         (Kind::List, _) => format!("{snake}s"),
@@ -749,9 +738,134 @@ fn convert(
             // One listener: HTTPS wins when both are given (as TLS everywhere wants).
             set(table, "listen", text(addr));
         }
+        "bearer.issuers" => {
+            // `issuer=audience`, repeated: one [[bearer.issuers]] per issuer.
+            let mut issuers: Vec<(String, Vec<String>)> = Vec::new();
+            for pair in s.values.iter().flat_map(|v| v.split(',')).map(str::trim) {
+                let Some((iss, aud)) = pair
+                    .split_once('=')
+                    .filter(|(i, a)| !i.is_empty() && !a.is_empty())
+                else {
+                    return Err(format!("{pair:?} must be ISSUER_URL=AUDIENCE"));
+                };
+                match issuers.iter_mut().find(|(i, _)| i == iss) {
+                    Some((_, auds)) => auds.push(aud.to_string()),
+                    None => issuers.push((iss.to_string(), vec![aud.to_string()])),
+                }
+            }
+            let tables = issuers
+                .into_iter()
+                .map(|(iss, auds)| {
+                    let mut t = toml::Table::new();
+                    t.insert("issuer_url".into(), text(iss));
+                    t.insert(
+                        "audiences".into(),
+                        toml::Value::Array(auds.into_iter().map(text).collect()),
+                    );
+                    toml::Value::Table(t)
+                })
+                .collect();
+            set(table, key, toml::Value::Array(tables));
+        }
+        "rules" => {
+            let mut rules = match table.get("rules") {
+                Some(toml::Value::Array(a)) => a.clone(),
+                _ => Vec::new(),
+            };
+            for route in &s.values {
+                rules.push(skip_auth_rule(route, rules.len(), notices)?);
+            }
+            table.insert("rules".into(), toml::Value::Array(rules));
+        }
+        "redis_password" => {
+            // The native store reads the password from a file or the URL: here, the URL.
+            let url = table
+                .get("session")
+                .and_then(|t| t.get("redis_url"))
+                .and_then(toml::Value::as_str)
+                .ok_or("needs --redis-connection-url")?;
+            let mut parsed =
+                url::Url::parse(url).map_err(|_| "--redis-connection-url is not a URL")?;
+            parsed
+                .set_password(Some(&value))
+                .map_err(|_| "cannot be put in --redis-connection-url")?;
+            set(table, "session.redis_url", text(parsed.to_string()));
+        }
         _ => set(table, key, text(value)),
     }
     Ok(())
+}
+
+/// An oauth2-proxy `--skip-auth-route` (`[METHOD=]REGEX`) as a public `[[rules]]` table, when
+/// the regex is an anchored plain path: `^/health$` (that path), `^/static/` or `^/static/.*`
+/// (everything under it). Other regexes can't be read as rule globs exactly and are refused:
+/// guessing could make more of an app public than the operator meant.
+fn skip_auth_rule(
+    route: &str,
+    index: usize,
+    notices: &mut Vec<String>,
+) -> Result<toml::Value, String> {
+    let (method, regex) = match route.split_once('=') {
+        Some((m, r)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => (Some(m), r),
+        _ => (None, route),
+    };
+    let refuse = |why: &str| -> Result<toml::Value, String> {
+        Err(format!(
+            "{route:?}: {why}; write it as a [[rules]] entry with action = \"public\" and a path glob"
+        ))
+    };
+    let Some(body) = regex.strip_prefix('^') else {
+        return refuse("only anchored regexes (^/path) are translated");
+    };
+    let (body, exact) = match body.strip_suffix('$') {
+        Some(b) => (b, true),
+        None => (body.strip_suffix(".*").unwrap_or(body), false),
+    };
+    let mut path = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e @ ('.' | '-' | '/' | '_' | '~')) => path.push(e),
+                _ => return refuse("only \\. \\- \\/ escapes are translated"),
+            },
+            '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' => {
+                return refuse("regex operators other than a final .* or $ are not translated");
+            }
+            c => path.push(c),
+        }
+    }
+    if !path.starts_with('/') {
+        return refuse("the path must start with /");
+    }
+    let glob = if exact {
+        path.clone()
+    } else {
+        if !path.ends_with('/') {
+            notices.push(format!(
+                "--skip-auth-route {route:?}: public as {}/** (the path and everything under it), not every path that merely starts with {path}",
+                path.trim_end_matches('/')
+            ));
+        }
+        format!("{}/**", path.trim_end_matches('/'))
+    };
+    let mut t = toml::Table::new();
+    t.insert(
+        "name".into(),
+        toml::Value::String(format!("skip-auth-route-{}", index + 1)),
+    );
+    t.insert(
+        "paths".into(),
+        toml::Value::Array(vec![toml::Value::String(glob)]),
+    );
+    if let Some(m) = method {
+        t.insert(
+            "methods".into(),
+            toml::Value::Array(vec![toml::Value::String(m.to_string())]),
+        );
+    }
+    t.insert("action".into(), toml::Value::String("public".into()));
+    Ok(toml::Value::Table(t))
 }
 
 #[cfg(test)]

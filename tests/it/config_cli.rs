@@ -151,6 +151,7 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
             "--set-xauthrequest=true".into(),
             "--skip-jwt-bearer-tokens=true".into(),
             "--code-challenge-method=S256".into(),
+            "--skip-auth-route=GET=^/health$".into(),
         ]
     };
     let as_env = |args: &[String]| -> Vec<(String, String)> {
@@ -158,7 +159,7 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
             .map(|a| {
                 let (k, v) = a.trim_start_matches("--").split_once('=').unwrap();
                 let mut name = format!("OAUTH2_PROXY_{}", k.replace('-', "_").to_uppercase());
-                if k == "email-domain" || k == "upstream" {
+                if k == "email-domain" || k == "upstream" || k == "skip-auth-route" {
                     name.push('S');
                 }
                 (name, v.to_string())
@@ -233,6 +234,20 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
             .await
             .unwrap();
         assert_eq!(r.status(), 401);
+        // `--skip-auth-route=GET=^/health$` became a public rule: that path passes without
+        // credentials, its neighbours and other methods do not.
+        let forwarded = |method: &'static str, uri: &'static str| {
+            client
+                .get(format!("{base}/oauth2/forward-auth"))
+                .header("x-forwarded-method", method)
+                .header("x-forwarded-proto", "http")
+                .header("x-forwarded-host", "127.0.0.1")
+                .header("x-forwarded-uri", uri)
+                .send()
+        };
+        assert_eq!(forwarded("GET", "/health").await.unwrap().status(), 200);
+        assert_eq!(forwarded("GET", "/health/x").await.unwrap().status(), 401);
+        assert_eq!(forwarded("POST", "/health").await.unwrap().status(), 401);
         let _ = child.kill();
         let _ = child.wait();
         let mut logs = String::new();

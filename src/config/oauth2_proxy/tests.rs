@@ -157,7 +157,7 @@ fn extra_audiences_add_to_the_client_id() {
 #[test]
 fn every_unknown_and_refused_flag_is_reported_at_once() {
     let line = "--provider=github --client-id x --made-up-flag=1 --another-one value \
-                --ssl-insecure-skip-verify --skip-auth-route=^/public \
+                --ssl-insecure-skip-verify --api-route=^/api \
                 --code-challenge-method=plain --cookie-samesite=none";
     let env = vec![("OAUTH2_PROXY_NOT_A_SETTING".to_string(), "1".to_string())];
     let problems = translate(&args(line), &env, &no_file).unwrap_err();
@@ -166,7 +166,7 @@ fn every_unknown_and_refused_flag_is_reported_at_once() {
         "--made-up-flag",
         "--another-one",
         "--ssl-insecure-skip-verify",
-        "--skip-auth-route",
+        "--api-route",
         "--provider",
         "--code-challenge-method",
         "--cookie-samesite",
@@ -317,4 +317,99 @@ fn set_authorization_header_sends_the_id_token_as_oauth2_proxy_does() {
     }
     let t = translate(&args("--set-authorization-header=false"), &[], &no_file).unwrap();
     assert!(!t.toml.contains("authorization"), "{}", t.toml);
+}
+
+#[test]
+fn plain_skip_auth_routes_become_public_rules_and_others_are_refused() {
+    let mut notices = Vec::new();
+    let rule = |r: &str, n: &mut Vec<String>| skip_auth_rule(r, 0, n).map(|v| v.to_string());
+    let exact = rule("^/health$", &mut notices).unwrap();
+    assert!(
+        exact.contains("paths = [\"/health\"]") && exact.contains("action = \"public\""),
+        "{exact}"
+    );
+    let under = rule("GET=^/static/", &mut notices).unwrap();
+    assert!(
+        under.contains("\"/static/**\"") && under.contains("methods = [\"GET\"]"),
+        "{under}"
+    );
+    assert!(
+        rule("^/assets/.*", &mut notices)
+            .unwrap()
+            .contains("\"/assets/**\"")
+    );
+    assert!(
+        rule("^/v1\\.0/ping$", &mut notices)
+            .unwrap()
+            .contains("\"/v1.0/ping\"")
+    );
+    assert!(notices.is_empty(), "{notices:?}");
+    // A prefix without a trailing slash is made narrower, and says so.
+    assert!(
+        rule("^/docs", &mut notices)
+            .unwrap()
+            .contains("\"/docs/**\"")
+    );
+    assert_eq!(notices.len(), 1);
+    for refused in [
+        "/health",
+        "^/(a|b)$",
+        "^/x.y$",
+        "^/api/v[0-9]+/",
+        ".*",
+        "^/a/.*/b",
+    ] {
+        assert!(
+            rule(refused, &mut notices).is_err(),
+            "{refused} must be refused"
+        );
+    }
+    // Translated rules validate as native rules.
+    let line = format!(
+        "{KEYCLOAK_TRAEFIK} --cookie-secret={SECRET_32} --skip-auth-route=^/health$ --skip-auth-route=GET=^/static/"
+    );
+    let t = translate(&args(&line), &[], &no_file).unwrap();
+    let c = config(&t);
+    assert_eq!(c.rules.rules().len(), 2);
+}
+
+#[test]
+fn extra_jwt_issuers_become_bearer_issuers() {
+    let t = translate(
+        &args(
+            "--extra-jwt-issuers=https://a.example.com=api,https://b.example.com=cli --extra-jwt-issuers=https://a.example.com=web",
+        ),
+        &[],
+        &no_file,
+    )
+    .unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    let issuers = toml["bearer"]["issuers"].as_array().unwrap();
+    assert_eq!(issuers.len(), 2);
+    assert_eq!(
+        issuers[0]["issuer_url"].as_str(),
+        Some("https://a.example.com")
+    );
+    assert_eq!(issuers[0]["audiences"].as_array().unwrap().len(), 2);
+    assert!(translate(&args("--extra-jwt-issuers=no-audience"), &[], &no_file).is_err());
+}
+
+#[test]
+fn the_redis_password_goes_into_the_connection_url() {
+    let t = translate(
+        &args("--redis-password=p@ss:w/rd --redis-connection-url=redis://redis.example:6379/0"),
+        &[],
+        &no_file,
+    )
+    .unwrap();
+    let toml: toml::Table = t.toml.parse().unwrap();
+    let url = url::Url::parse(toml["session"]["redis_url"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        percent_encoding::percent_decode_str(url.password().unwrap())
+            .decode_utf8()
+            .unwrap(),
+        "p@ss:w/rd"
+    );
+    assert_eq!(url.host_str(), Some("redis.example"));
+    assert!(translate(&args("--redis-password=x"), &[], &no_file).is_err());
 }
