@@ -269,7 +269,7 @@ fn unknown_and_refused_oauth2_proxy_flags_exit_64_naming_every_one() {
             "--no-such-flag=1",
             "--also-unknown",
             "--ssl-insecure-skip-verify=true",
-            "--skip-auth-route=GET=^/public",
+            "--api-route=^/api",
         ])
         .env_remove("PORTCULLIS_CONFIG")
         .env("OAUTH2_PROXY_BOGUS_SETTING", "x")
@@ -281,7 +281,7 @@ fn unknown_and_refused_oauth2_proxy_flags_exit_64_naming_every_one() {
         "--no-such-flag",
         "--also-unknown",
         "--ssl-insecure-skip-verify",
-        "--skip-auth-route",
+        "--api-route",
         "OAUTH2_PROXY_BOGUS_SETTING",
     ] {
         assert!(err.contains(name), "{name} not named:\n{err}");
