@@ -461,17 +461,11 @@ impl Oidc {
         nonce: Option<&Nonce>,
         now: UnixTime,
     ) -> Result<IdentityClaims, TokenError> {
-        match self.id_token_claims(token, nonce, now) {
-            Err(TokenError::UnknownKey)
-                if self
-                    .keys
-                    .refetch_for_unknown_kid(&self.idp, &self.metrics)
-                    .await =>
-            {
+        self.keys
+            .check_refetching(&self.idp, &self.metrics, || {
                 self.id_token_claims(token, nonce, now)
-            }
-            other => other,
-        }
+            })
+            .await
     }
 
     fn id_token_claims(

@@ -185,10 +185,22 @@ impl JwksCache {
         idp: &IdpClient,
         metrics: &Metrics,
     ) -> Result<(), TokenError> {
-        let first = token.verify_with(&self.current());
-        match first {
+        self.check_refetching(idp, metrics, || token.verify_with(&self.current()))
+            .await
+    }
+
+    /// Runs `check` against the current keys; when it says `UnknownKey`, refetches once (see
+    /// [`Self::refetch_for_unknown_kid`]) and runs it again. Bearer and logout tokens
+    /// ([`Self::verify_signature`]) and openidconnect's ID-token check share this.
+    pub async fn check_refetching<T>(
+        &self,
+        idp: &IdpClient,
+        metrics: &Metrics,
+        check: impl Fn() -> Result<T, TokenError>,
+    ) -> Result<T, TokenError> {
+        match check() {
             Err(TokenError::UnknownKey) if self.refetch_for_unknown_kid(idp, metrics).await => {
-                token.verify_with(&self.current())
+                check()
             }
             other => other,
         }
