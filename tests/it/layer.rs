@@ -157,10 +157,18 @@ async fn the_axum_example_protects_its_routes() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    // Ready once discovery is done: an API request without credentials then gets 401.
+    // Ready once discovery is done: an API request without credentials then gets 401, and a
+    // browser is no longer told the IdP is unavailable (503) while discovery runs.
     let mut ready = false;
     for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{base}/api/me")).send().await
+        let discovered = client
+            .get(format!("{base}/"))
+            .header("accept", BROWSER_ACCEPT)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() != 503);
+        if discovered
+            && let Ok(r) = client.get(format!("{base}/api/me")).send().await
             && r.status() == 401
         {
             ready = true;
