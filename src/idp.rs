@@ -219,24 +219,23 @@ impl IdpClient {
 
     pub async fn fetch_jwks(&self, url: &str) -> Result<JwksDocument, IdpError> {
         let result = async {
-            let resp = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|_| IdpError::Unreachable)?;
-            match resp.status().as_u16() {
-                200 => {}
-                s @ 500.. => return Err(IdpError::ServerError(s)),
-                _ => return Err(IdpError::BadResponse),
+            // The same transport as openidconnect's calls (timeouts, size cap, 5xx = down).
+            let request = http::Request::get(url)
+                .body(Vec::new())
+                .map_err(|_| IdpError::BadResponse)?;
+            let resp = openidconnect::AsyncHttpClient::call(self, request).await?;
+            if resp.status() != http::StatusCode::OK {
+                return Err(IdpError::BadResponse);
             }
             let max_age = resp
                 .headers()
-                .get(reqwest::header::CACHE_CONTROL)
+                .get(http::header::CACHE_CONTROL)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_max_age);
-            let body = read_limited(resp).await?;
-            Ok(JwksDocument { body, max_age })
+            Ok(JwksDocument {
+                body: resp.into_body().into(),
+                max_age,
+            })
         }
         .await;
         self.record(IdpCall::Jwks, &result);
