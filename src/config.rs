@@ -769,16 +769,19 @@ fn store_config(p: &mut Problems, raw: &raw::RawSession) -> StoreConfig {
 
 /// A cookie secret is 32 random bytes, base64 (standard or URL-safe, padding optional).
 fn decode_key(s: &str) -> Result<[u8; 32], &'static str> {
-    let s = s.trim();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s))
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s))
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s))
-        .map_err(|_| "must be base64 of 32 random bytes (openssl rand -base64 32)")?;
+    let bytes = decode_base64(s.trim())
+        .ok_or("must be base64 of 32 random bytes (openssl rand -base64 32)")?;
     bytes
         .try_into()
         .map_err(|_| "must decode to exactly 32 bytes (openssl rand -base64 32)")
+}
+
+/// A secret in any base64 spelling: standard or URL-safe alphabet, padded or not.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(s).ok())
 }
 
 /// Collects problems; every helper returns `None` after recording one.

@@ -397,11 +397,8 @@ fn parse_args(args: &[String], problems: &mut Vec<String>) -> Vec<Setting> {
 fn file_name(flag: &Flag) -> String {
     let snake = flag.name.replace('-', "_");
     match (flag.kind, flag.name) {
-        (Kind::List, "upstream") => "upstreams".into(),
-        (Kind::List, "extra-jwt-issuers") => "extra_jwt_issuers".into(),
-        (Kind::List, "skip-auth-regex") => "skip_auth_regex".into(),
-        (Kind::List, "provider-ca-file") => "provider_ca_files".into(),
-        (Kind::List, "oidc-extra-audience") => "oidc_extra_audiences".into(),
+        // Already plural, or singular in oauth2-proxy's own names.
+        (Kind::List, "extra-jwt-issuers" | "skip-auth-regex") => snake,
         (Kind::List, _) => format!("{snake}s"),
         _ => snake,
     }
@@ -547,21 +544,7 @@ fn go_duration(text: &str) -> Result<String, &'static str> {
 /// native key wants 32 bytes; a shorter secret is stretched with HKDF-SHA256.
 fn cookie_key(secret: &str, notices: &mut Vec<String>) -> Result<String, &'static str> {
     let s = secret.trim();
-    let decoded = [
-        base64::engine::general_purpose::STANDARD,
-        base64::engine::general_purpose::URL_SAFE,
-    ]
-    .iter()
-    .find_map(|e| e.decode(s).ok())
-    .or_else(|| {
-        [
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        ]
-        .iter()
-        .find_map(|e| e.decode(s).ok())
-    })
-    .filter(|b| matches!(b.len(), 16 | 24 | 32));
+    let decoded = super::decode_base64(s).filter(|b| matches!(b.len(), 16 | 24 | 32));
     let bytes = match decoded {
         Some(b) => b,
         None if matches!(s.len(), 16 | 24 | 32) => s.as_bytes().to_vec(),
@@ -717,25 +700,15 @@ fn convert(
             public.set_path(if base.is_empty() { "/" } else { base });
             set(table, key, text(public.to_string()));
         }
-        "listen" => {
+        // One listener: HTTPS wins when both are given (`--https-address` is set last).
+        "listen" | "https_address" => {
             let addr = value
                 .trim_start_matches("http://")
                 .trim_start_matches("https://");
-            let addr = if addr.starts_with(':') {
-                format!("0.0.0.0{addr}")
-            } else {
-                addr.to_string()
+            let addr = match addr.strip_prefix(':') {
+                Some(port) => format!("0.0.0.0:{port}"),
+                None => addr.to_string(),
             };
-            set(table, key, text(addr));
-        }
-        "https_address" => {
-            let addr = value.trim_start_matches("https://");
-            let addr = if addr.starts_with(':') {
-                format!("0.0.0.0{addr}")
-            } else {
-                addr.to_string()
-            };
-            // One listener: HTTPS wins when both are given (as TLS everywhere wants).
             set(table, "listen", text(addr));
         }
         "bearer.issuers" => {
