@@ -390,7 +390,7 @@ impl App {
 
     /// The IdP's RP-initiated logout URL, when it has an `end_session_endpoint`.
     pub fn logout_url(&self, id_token: Option<&str>, post_logout_redirect: &str) -> Option<String> {
-        self.oidc.logout_url(id_token, Some(post_logout_redirect))
+        self.oidc.logout_url(id_token, post_logout_redirect)
     }
 
     /// OIDC Back-Channel Logout: validates the logout token and ends what it names.

@@ -320,7 +320,7 @@ impl Gate {
     /// No session: 401, and the session cookies the request carried are cleared.
     fn signed_out(&self, cookie_header: Option<&str>) -> Refused {
         Refused::Unauthenticated {
-            clear: self.store.cookies().clear(cookie_header),
+            clear: self.clear_cookies(cookie_header),
         }
     }
 

@@ -40,13 +40,7 @@ fn main() -> ExitCode {
     if oauth2_proxy::is_oauth2_proxy_invocation(&args, &env) {
         let (config, notices) = match Config::from_oauth2_proxy(&args, &env) {
             Ok(c) => c,
-            Err(problems) => {
-                eprintln!("portcullis: invalid oauth2-proxy configuration:");
-                for p in problems {
-                    eprintln!("  - {p}");
-                }
-                return ExitCode::from(EXIT_CONFIG);
-            }
+            Err(problems) => return refused("invalid oauth2-proxy configuration", &problems),
         };
         for n in notices {
             eprintln!("portcullis: {n}");
@@ -67,14 +61,20 @@ fn main() -> ExitCode {
     let config = match Config::load(&path, &env) {
         Ok(c) => c,
         Err(problems) => {
-            eprintln!("portcullis: invalid configuration ({}):", path.display());
-            for p in problems {
-                eprintln!("  - {p}");
-            }
-            return ExitCode::from(EXIT_CONFIG);
+            let title = format!("invalid configuration ({})", path.display());
+            return refused(&title, &problems);
         }
     };
     start(config, Some(path), env)
+}
+
+/// Every problem of a refused configuration on stderr, and exit 64.
+fn refused(title: &str, problems: &[String]) -> ExitCode {
+    eprintln!("portcullis: {title}:");
+    for p in problems {
+        eprintln!("  - {p}");
+    }
+    ExitCode::from(EXIT_CONFIG)
 }
 
 /// Logging, the runtime, and serving until a shutdown signal. `path`: the native file to

@@ -590,11 +590,7 @@ impl Oidc {
 
     /// RP-initiated logout at the IdP (OIDC RP-Initiated Logout 1.0 §2), when it has an
     /// `end_session_endpoint`.
-    pub fn logout_url(
-        &self,
-        id_token: Option<&str>,
-        post_logout_redirect: Option<&str>,
-    ) -> Option<String> {
+    pub fn logout_url(&self, id_token: Option<&str>, post_logout_redirect: &str) -> Option<String> {
         let provider = self.provider()?;
         let end = provider
             .metadata
@@ -606,9 +602,7 @@ impl Oidc {
         if let Some(hint) = id_token.and_then(|t| t.parse::<IdToken>().ok()) {
             request = request.set_id_token_hint(&hint);
         }
-        if let Some(rd) =
-            post_logout_redirect.and_then(|r| PostLogoutRedirectUrl::new(r.into()).ok())
-        {
+        if let Ok(rd) = PostLogoutRedirectUrl::new(post_logout_redirect.into()) {
             request = request.set_post_logout_redirect_uri(rd);
         }
         Some(request.http_get_url().into())
