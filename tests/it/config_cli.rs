@@ -2,6 +2,19 @@
 
 use std::process::Command;
 
+/// Whether `/ready` at `base` answers 200 within 5 s.
+async fn becomes_ready(client: &reqwest::Client, base: &str) -> bool {
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/ready")).send().await
+            && r.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[test]
 fn invalid_config_exits_64_listing_every_problem() {
     let dir = std::env::temp_dir().join(format!("portcullis-cli-{}", std::process::id()));
@@ -81,20 +94,7 @@ async fn serves_with_json_logs_and_shuts_down_gracefully_on_sigterm() {
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/ready"))
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let ready = becomes_ready(&client, &format!("http://127.0.0.1:{port}")).await;
     assert!(ready, "the binary became ready");
     let status = Command::new("kill")
         .arg("-TERM")
@@ -186,16 +186,7 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let mut ready = false;
-        for _ in 0..100 {
-            if let Ok(r) = client.get(format!("{base}/ready")).send().await {
-                if r.status() == 200 {
-                    ready = true;
-                    break;
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let ready = becomes_ready(&client, &base).await;
         assert!(ready, "from_env={from_env}: the binary became ready");
         // A browser without a session goes to the IdP, as oauth2-proxy's client.
         let start = client
