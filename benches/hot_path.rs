@@ -291,6 +291,7 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
                     access: s.access_token,
                 },
                 s.access_expires_at.min(s.expires_at),
+                &f.app.config().claims,
             );
             match &verdict {
                 Verdict::Authenticate { policies, .. } => policies.check(&p.identity).is_ok(),
@@ -548,6 +549,7 @@ fn token_cache<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         },
         PassedTokens::default(),
         u64::MAX,
+        &portcullis::identity::ClaimMapping::default(),
     ));
     let now = SystemClock.now();
     // The same token with its last character changed: must miss.

@@ -37,6 +37,9 @@ pub struct App {
     constraints: [crate::rules::constraints::ParsedConstraints; 2],
     /// The background tasks this App started; aborted when it is dropped (after a reload).
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Every identity and claim header, empty: a public route's answer, so the proxy
+    /// overwrites any copy the client sent.
+    anonymous_headers: http::HeaderMap,
 }
 
 /// Why an [`App`] could not be built from a configuration that passed validation: a file it
@@ -200,13 +203,13 @@ impl App {
                 &config.bearer,
                 issuers,
                 config.headers.passes_bearer_token(),
+                config.claims.clone(),
                 metrics.clone(),
                 clock.clone(),
             )
         });
         let gate = Gate::new(
-            &config.session,
-            config.headers.authorization_token,
+            &config,
             bearer,
             oidc.clone(),
             carried.revocations.clone(),
@@ -223,7 +226,6 @@ impl App {
             .map(|name| metrics.rule_decisions(name))
             .collect();
         Ok(Arc::new(App {
-            config,
             clock,
             metrics,
             gate,
@@ -232,6 +234,15 @@ impl App {
             rule_decisions,
             constraints: Default::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
+            anonymous_headers: crate::principal::Principal::new(
+                crate::identity::Identity::default(),
+                crate::principal::PassedTokens::default(),
+                0,
+                &config.claims,
+            )
+            .headers
+            .identity,
+            config,
         }))
     }
 
@@ -356,6 +367,11 @@ impl App {
 
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// Every identity and claim header, each empty (a public route's answer).
+    pub fn anonymous_headers(&self) -> &http::HeaderMap {
+        &self.anonymous_headers
     }
 
     /// Starts a browser login that returns to `return_to` (already validated).

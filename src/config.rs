@@ -8,6 +8,7 @@ mod raw;
 pub use raw::{KEYS, Kind};
 
 use crate::authz::AuthzPolicy;
+use crate::identity::{ClaimMapping, ClaimPath};
 use crate::login::redirect_policy::RedirectPolicy;
 use crate::rules::glob::PathGlob;
 use crate::rules::host::HostPattern;
@@ -51,6 +52,8 @@ pub struct Config {
     /// Callers allowed to ask for decisions (TCP peer address); empty = any.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub headers: HeaderConfig,
+    /// Which claims are the email, groups and user id, and `[headers.claims]`.
+    pub claims: ClaimMapping,
     pub bearer: BearerConfig,
 }
 
@@ -223,6 +226,7 @@ impl Config {
 
 fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
     let mut p = Problems(Vec::new());
+    let claims = claim_mapping(&raw.oidc, raw.headers.claims.as_ref(), &mut p);
 
     let listen = raw.top.listen.as_deref().unwrap_or("0.0.0.0:4180");
     let listen = listen
@@ -546,6 +550,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             rules: AccessRules::new(rules, authz, skip_preflight),
             trusted_proxies,
             headers,
+            claims,
             bearer,
         }),
         _ => Err(p.0),
@@ -785,6 +790,96 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Collects problems; every helper returns `None` after recording one.
+/// Headers a `[headers.claims]` entry may not name: the identity and token headers Portcullis
+/// sets itself, what proxies use to route or trust a request, and hop-by-hop headers.
+const RESERVED_HEADERS: &[&str] = &[
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-auth-request-access-token",
+    "x-auth-request-redirect",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "host",
+    "forwarded",
+    "x-real-ip",
+    "location",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// `oidc.email_claim`, `oidc.groups_claim`, `oidc.user_id_claim` and `[headers.claims]`.
+fn claim_mapping(
+    oidc: &raw::RawOidc,
+    headers: Option<&std::collections::BTreeMap<String, String>>,
+    p: &mut Problems,
+) -> ClaimMapping {
+    let mut mapping = ClaimMapping::default();
+    let mut path = |key: &str, text: Option<&String>, into: &mut ClaimPath| {
+        if let Some(text) = text {
+            match ClaimPath::parse(text.trim()) {
+                Some(path) => *into = path,
+                None => p.add(key, &format!("{text:?} is not a claim name (e.g. \"upn\", or \"realm_access.roles\" for a nested claim)")),
+            }
+        }
+    };
+    path(
+        "oidc.email_claim",
+        oidc.email_claim.as_ref(),
+        &mut mapping.email,
+    );
+    path(
+        "oidc.groups_claim",
+        oidc.groups_claim.as_ref(),
+        &mut mapping.groups,
+    );
+    path(
+        "oidc.user_id_claim",
+        oidc.user_id_claim.as_ref(),
+        &mut mapping.user_id,
+    );
+    for (name, claim) in headers.into_iter().flatten() {
+        let key = format!("headers.claims.{name:?}");
+        if !crate::identity::claim_mapping::is_header_name(name) {
+            p.add(
+                &key,
+                "is not a valid header name (e.g. \"X-Auth-Request-Tenant\")",
+            );
+            continue;
+        }
+        let header = name.to_ascii_lowercase();
+        let lower = header.as_str();
+        if RESERVED_HEADERS.contains(&lower)
+            || lower.starts_with("x-forwarded-")
+            || lower.starts_with("proxy-")
+        {
+            p.add(
+                &key,
+                "is a header Portcullis or the proxy sets itself; pick another name",
+            );
+            continue;
+        }
+        if mapping.headers.iter().any(|(h, _)| *h == header) {
+            p.add(&key, "is named twice (header names are case-insensitive)");
+            continue;
+        }
+        match ClaimPath::parse(claim.trim()) {
+            Some(path) => mapping.headers.push((header, path)),
+            None => p.add(&key, &format!("{claim:?} is not a claim name")),
+        }
+    }
+    mapping
+}
+
 struct Problems(Vec<String>);
 
 impl Problems {

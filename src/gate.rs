@@ -6,6 +6,7 @@
 use crate::authz::{AuthzPolicy, Denied};
 use crate::clock::UnixTime;
 use crate::config::AuthorizationToken;
+use crate::identity::ClaimMapping;
 use crate::login::oidc::Oidc;
 use crate::principal::{PassedTokens, Principal};
 use crate::rules::Verdict;
@@ -98,18 +99,20 @@ pub struct Gate {
     decoded: Option<VerifiedCache<DecodedSession>>,
     /// Which session token the `Authorization` answer header carries.
     authorization_token: AuthorizationToken,
+    /// Which claim headers a principal carries.
+    claims: ClaimMapping,
 }
 
 impl Gate {
     pub fn new(
-        session: &crate::config::SessionConfig,
-        authorization_token: AuthorizationToken,
+        config: &crate::config::Config,
         bearer: Option<BearerVerifier>,
         oidc: Arc<Oidc>,
         revocations: Arc<Revocations>,
         store: SessionStore,
         clock: crate::clock::SharedClock,
     ) -> Gate {
+        let session = &config.session;
         Gate {
             bearer,
             oidc,
@@ -118,7 +121,8 @@ impl Gate {
             store,
             decoded: matches!(session.store, crate::config::StoreConfig::Cookie)
                 .then(|| decoded_session_cache(clock)),
-            authorization_token,
+            authorization_token: config.headers.authorization_token,
+            claims: config.claims.clone(),
         }
     }
 
@@ -399,6 +403,7 @@ impl Gate {
                 authorization,
             },
             s.access_expires_at.min(s.expires_at),
+            &self.claims,
         );
         Granted {
             principal: Arc::new(principal),

@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod claim_mapping;
+pub use claim_mapping::{ClaimMapping, ClaimPath};
+
 /// The parts of an ID/access token's claims that describe the user (Keycloak layout).
 #[derive(Debug, Default, Deserialize)]
 pub struct IdentityClaims {
@@ -20,6 +23,12 @@ pub struct IdentityClaims {
     #[serde(default)]
     pub resource_access: Option<BTreeMap<String, RoleList>>,
     pub sid: Option<String>,
+    /// The `oidc.user_id_claim` value, when that is not `sub` ([`ClaimMapping::apply`]).
+    #[serde(skip)]
+    pub user: Option<String>,
+    /// `[headers.claims]` values by claim path ([`ClaimMapping::apply`]).
+    #[serde(skip)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
@@ -52,6 +61,13 @@ pub struct Identity {
     /// The IdP session id (`sid`), used by back-channel logout.
     #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The user id from `oidc.user_id_claim`, when that is not `sub`: sent as
+    /// `X-Auth-Request-User` instead of `sub`.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `[headers.claims]` values, by claim path, ready to send ([`claim_mapping::header_value`]).
+    #[serde(rename = "x", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
 }
 
 impl Identity {
@@ -93,6 +109,8 @@ impl Identity {
                 .filter(|(c, r)| !c.contains([',', ':']) && !r.contains(','))
                 .collect(),
             sid: c.sid,
+            user: c.user,
+            claims: c.headers,
         };
         if let Some(claim) = identity.unsendable_claim() {
             tracing::warn!(code = "identity.unsendable", claim, sub = ?identity.sub, "identity refused: a claim holds characters an identity header can't carry exactly");
@@ -101,7 +119,12 @@ impl Identity {
         Some(identity)
     }
 
-    /// Which of `sub`, `email` and `preferred_username` (if any) can't be an identity header
+    /// What `X-Auth-Request-User` carries: the `oidc.user_id_claim` value, or `sub`.
+    pub fn user_id(&self) -> &str {
+        self.user.as_deref().unwrap_or(&self.sub)
+    }
+
+    /// Which of `sub`, the user id, `email` and `preferred_username` (if any) can't be an identity header
     /// value exactly as it is: it holds a control character (CR, LF, NUL, DEL, tab…, invalid
     /// in a header value or a way to smuggle one), or starts or ends with a space (HTTP parsers
     /// strip it, so ` admin` would reach the app as `admin`).
@@ -115,6 +138,7 @@ impl Identity {
         };
         [
             ("sub", Some(self.sub.as_str())),
+            ("user_id_claim", self.user.as_deref()),
             ("email", self.email.as_deref()),
             ("preferred_username", self.preferred_username.as_deref()),
         ]
@@ -123,7 +147,8 @@ impl Identity {
     }
 
     /// Adds the roles of an access token to an identity built from an ID token (Keycloak puts
-    /// roles only in the access token).
+    /// roles only in the access token), and the user id and claim header values the ID token
+    /// lacked.
     pub fn merge_roles(&mut self, other: Identity) {
         for r in other.realm_roles {
             if !self.realm_roles.contains(&r) {
@@ -151,6 +176,12 @@ impl Identity {
         }
         if self.sid.is_none() {
             self.sid = other.sid;
+        }
+        if self.user.is_none() {
+            self.user = other.user;
+        }
+        for (path, value) in other.claims {
+            self.claims.entry(path).or_insert(value);
         }
     }
 
@@ -212,10 +243,17 @@ impl Identity {
 /// Any other character, non-ASCII included, is written as it is: a plain group name reads
 /// exactly as before.
 pub fn push_header_name(out: &mut String, name: &str) {
+    push_list_entry(out, name, true);
+}
+
+/// [`push_header_name`]'s encoding, with `:` encoded only when `colon` is set (it separates
+/// roles in the groups header; a claim header's entries have no such meaning).
+pub fn push_list_entry(out: &mut String, name: &str, colon: bool) {
     let last = name.char_indices().last().map_or(0, |(i, _)| i);
     for (i, c) in name.char_indices() {
         let at_edge = i == 0 || i == last;
-        let escape = matches!(c, '%' | ',' | ':')
+        let escape = matches!(c, '%' | ',')
+            || (colon && c == ':')
             || c.is_control()
             || (at_edge && (c.is_whitespace() || c == '\u{feff}'));
         if escape {

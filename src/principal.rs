@@ -3,7 +3,7 @@
 //! allocation per request: cloning a prepared header value only bumps a reference count).
 
 use crate::clock::UnixTime;
-use crate::identity::Identity;
+use crate::identity::{ClaimMapping, Identity};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 
@@ -37,14 +37,15 @@ impl SignedIn {
     }
 }
 
-/// The headers sent upstream. The four identity headers are always present: an identity whose
+/// The headers sent upstream. The four identity headers, and each `[headers.claims]` header,
+/// are always present: an identity whose
 /// `sub`, `email` or `preferred_username` can't be sent exactly is refused before it gets here
 /// ([`Identity::unsendable_claim`]), and group names are encoded so that the groups header is
 /// always valid ([`Identity::groups_header`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpstreamHeaders {
-    /// `X-Auth-Request-User/Email/Preferred-Username/Groups`, all four always present (empty
-    /// when unknown: Caddy 2.6 forwards a missing copied header as literal placeholder
+    /// `X-Auth-Request-User/Email/Preferred-Username/Groups` and the claim headers, all always
+    /// present (empty when unknown: Caddy 2.6 forwards a missing copied header as literal placeholder
     /// text). A response starts as a clone of this map: no hashing or validation per request.
     pub identity: HeaderMap,
     /// `X-Auth-Request-Access-Token`, when the access token is kept.
@@ -63,23 +64,48 @@ pub struct PassedTokens {
 }
 
 impl Principal {
-    pub fn new(identity: Identity, tokens: PassedTokens, valid_until: UnixTime) -> Self {
+    /// `claims`: which claim headers to send ([`ClaimMapping::headers`]); their values were
+    /// read into the identity when it was built.
+    pub fn new(
+        identity: Identity,
+        tokens: PassedTokens,
+        valid_until: UnixTime,
+        claims: &ClaimMapping,
+    ) -> Self {
         let groups_header = identity.groups_header();
         let value = |s: &str| HeaderValue::from_str(s).ok();
-        let mut map = HeaderMap::with_capacity(4);
+        let mut map = HeaderMap::with_capacity(4 + claims.headers.len());
+        // Validated at startup (lowercase tokens), so none is ever skipped.
+        let claim_headers: Vec<(HeaderName, &str)> = claims
+            .headers
+            .iter()
+            .filter_map(|(name, path)| {
+                let text = identity
+                    .claims
+                    .get(path.as_str())
+                    .map_or("", String::as_str);
+                Some((HeaderName::from_bytes(name.as_bytes()).ok()?, text))
+            })
+            .collect();
         for (name, text) in [
-            (&X_AUTH_USER, identity.sub.as_str()),
-            (&X_AUTH_EMAIL, identity.email.as_deref().unwrap_or("")),
+            (X_AUTH_USER.clone(), identity.user_id()),
             (
-                &X_AUTH_USERNAME,
+                X_AUTH_EMAIL.clone(),
+                identity.email.as_deref().unwrap_or(""),
+            ),
+            (
+                X_AUTH_USERNAME.clone(),
                 identity.preferred_username.as_deref().unwrap_or(""),
             ),
-            (&X_AUTH_GROUPS, groups_header.as_str()),
-        ] {
+            (X_AUTH_GROUPS.clone(), groups_header.as_str()),
+        ]
+        .into_iter()
+        .chain(claim_headers)
+        {
             // Never left out, so the proxy overwrites any copy the client sent. Empty only for
             // an identity nobody should have built: every constructor refuses unsendable ones.
             let v = value(text).unwrap_or_else(|| HeaderValue::from_static(""));
-            map.insert(name.clone(), v);
+            map.insert(name, v);
         }
         let headers = UpstreamHeaders {
             identity: map,
@@ -124,6 +150,7 @@ mod tests {
                 authorization: Some("tok".into()),
             },
             100,
+            &ClaimMapping::default(),
         );
         let h = &p.headers;
         let get = |name: &HeaderName| h.identity.get(name).map(|v| v.as_bytes());
@@ -144,9 +171,43 @@ mod tests {
             h.authorization.as_ref().map(|v| v.as_bytes()),
             Some(&b"Bearer tok"[..])
         );
-        let without = Principal::new(Identity::default(), PassedTokens::default(), 100);
+        let without = Principal::new(
+            Identity::default(),
+            PassedTokens::default(),
+            100,
+            &ClaimMapping::default(),
+        );
         assert_eq!(without.headers.access_token, None);
         assert_eq!(without.headers.authorization, None);
         assert_eq!(without.headers.identity.len(), 4);
+    }
+
+    #[test]
+    fn claim_headers_are_always_sent_and_the_user_id_claim_is_the_user() {
+        use crate::identity::ClaimPath;
+        let claims = ClaimMapping {
+            user_id: ClaimPath::parse("employee_id").unwrap(),
+            headers: vec![
+                ("x-tenant".into(), ClaimPath::parse("tenant").unwrap()),
+                ("x-cost-center".into(), ClaimPath::parse("org.cc").unwrap()),
+            ],
+            ..ClaimMapping::default()
+        };
+        let id = Identity {
+            sub: "u-1".into(),
+            user: Some("E1234".into()),
+            claims: [("tenant".to_string(), "acme".to_string())].into(),
+            ..Default::default()
+        };
+        let p = Principal::new(id, PassedTokens::default(), 100, &claims);
+        let get = |name: &str| p.headers.identity.get(name).map(|v| v.as_bytes());
+        assert_eq!(get("x-auth-request-user"), Some(&b"E1234"[..]));
+        assert_eq!(get("x-tenant"), Some(&b"acme"[..]));
+        assert_eq!(
+            get("x-cost-center"),
+            Some(&b""[..]),
+            "absent claims go out empty, so the proxy overwrites a client's copy"
+        );
+        assert_eq!(p.headers.identity.len(), 6);
     }
 }

@@ -157,21 +157,9 @@ const FLAGS: &[Flag] = &[
         ),
     ),
     flag("extra-jwt-issuers", List, Key("bearer.issuers")),
-    flag(
-        "oidc-email-claim",
-        Str,
-        Refused("not supported yet: Portcullis reads `email`"),
-    ),
-    flag(
-        "oidc-groups-claim",
-        Str,
-        Refused("not supported yet: Portcullis reads `groups`"),
-    ),
-    flag(
-        "user-id-claim",
-        Str,
-        Refused("not supported yet: Portcullis uses `sub`"),
-    ),
+    flag("oidc-email-claim", Str, Key("oidc.email_claim")),
+    flag("oidc-groups-claim", Str, Key("oidc.groups_claim")),
+    flag("user-id-claim", Str, Key("oidc.user_id_claim")),
     flag("skip-auth-route", List, Key("rules")),
     flag("skip-auth-regex", List, Key("rules")),
     flag(

@@ -15,6 +15,8 @@ pub enum Kind {
     List,
     /// An array of tables (`[[bearer.issuers]]`); not settable from the environment.
     Tables,
+    /// A table of strings (`[headers.claims]`); not settable from the environment.
+    Map,
 }
 
 /// Every accepted key as (section, key, kind); section "" is the top level.
@@ -35,6 +37,9 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("oidc", "scopes", Kind::List),
     ("oidc", "ca_file", Kind::Str),
     ("oidc", "timeout", Kind::Str),
+    ("oidc", "email_claim", Kind::Str),
+    ("oidc", "groups_claim", Kind::Str),
+    ("oidc", "user_id_claim", Kind::Str),
     ("session", "cookie_secret", Kind::Str),
     ("session", "cookie_secret_file", Kind::Str),
     ("session", "previous_cookie_secrets", Kind::List),
@@ -57,6 +62,7 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("headers", "pass_access_token", Kind::Bool),
     ("headers", "pass_authorization_header", Kind::Bool),
     ("headers", "authorization_token", Kind::Str),
+    ("headers", "claims", Kind::Map),
     ("bearer", "enabled", Kind::Bool),
     ("bearer", "audiences", Kind::List),
     ("bearer", "allowed_clients", Kind::List),
@@ -127,6 +133,9 @@ pub struct RawOidc {
     pub scopes: Option<Vec<String>>,
     pub ca_file: Option<PathBuf>,
     pub timeout: Option<String>,
+    pub email_claim: Option<String>,
+    pub groups_claim: Option<String>,
+    pub user_id_claim: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +178,7 @@ pub struct RawHeaders {
     pub pass_access_token: Option<bool>,
     pub pass_authorization_header: Option<bool>,
     pub authorization_token: Option<String>,
+    pub claims: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -308,6 +318,9 @@ fn section<T: for<'de> Deserialize<'de> + Default>(
                         Kind::Tables => v
                             .as_array()
                             .is_some_and(|a| a.iter().all(toml::Value::is_table)),
+                        Kind::Map => v
+                            .as_table()
+                            .is_some_and(|t| t.values().all(toml::Value::is_str)),
                     };
                     if !ok {
                         let want = match kind {
@@ -316,6 +329,7 @@ fn section<T: for<'de> Deserialize<'de> + Default>(
                             Kind::Int => "a non-negative integer",
                             Kind::List => "a list of strings",
                             Kind::Tables => "an array of tables",
+                            Kind::Map => "a table of strings",
                         };
                         problems.push(format!("{prefix}{k}: must be {want}"));
                     }
@@ -377,7 +391,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut V
         }
         let lower = rest.to_ascii_lowercase();
         let found = KEYS.iter().find(|(s, k, kind)| {
-            *kind != Kind::Tables
+            !matches!(kind, Kind::Tables | Kind::Map)
                 && if s.is_empty() {
                     lower == *k
                 } else {
@@ -415,7 +429,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut V
                     .map(|s| toml::Value::String(s.to_string()))
                     .collect(),
             ),
-            Kind::Tables => continue,
+            Kind::Tables | Kind::Map => continue,
         };
         if section.is_empty() {
             table.insert(key.to_string(), v);

@@ -31,6 +31,8 @@ fn example_file_parses_and_documents_every_key() {
             "[[bearer.issuers]]".to_string()
         } else if *key == "rules" {
             "[[rules]]".to_string()
+        } else if *key == "claims" {
+            "[headers.claims]".to_string()
         } else {
             format!("{key} =")
         };
@@ -440,4 +442,66 @@ fn shipped_kubernetes_configs_are_valid() {
             );
         }
     }
+}
+
+#[test]
+fn claim_names_and_claim_headers_are_validated_and_every_problem_named() {
+    let with = |oidc: &str, headers: &str| {
+        MINIMAL.replace("[oidc]\n", &format!("[oidc]\n{oidc}\n")) + "[headers.claims]\n" + headers
+    };
+    let cfg = Config::from_toml(
+        &with(
+            "email_claim = \"upn\"\ngroups_claim = \"realm_access.roles\"\nuser_id_claim = \"employee_id\"",
+            "\"X-Auth-Request-Tenant\" = \"tenant\"\n\"X-Org-Unit\" = \"org.unit\"\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(cfg.claims.email.as_str(), "upn");
+    assert_eq!(cfg.claims.groups.as_str(), "realm_access.roles");
+    assert_eq!(cfg.claims.user_id.as_str(), "employee_id");
+    let headers: Vec<(&str, &str)> = cfg
+        .claims
+        .headers
+        .iter()
+        .map(|(h, c)| (h.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("x-auth-request-tenant", "tenant"),
+            ("x-org-unit", "org.unit")
+        ]
+    );
+    assert!(!cfg.claims.is_standard());
+    assert!(
+        Config::from_toml(MINIMAL, &[])
+            .unwrap()
+            .claims
+            .is_standard()
+    );
+
+    let problems = Config::from_toml(
+        &with(
+            "email_claim = \"\"\ngroups_claim = \"a..b\"",
+            "\"X-Auth-Request-User\" = \"upn\"\n\"x-forwarded-user\" = \"upn\"\n\"Authorization\" = \"t\"\n\"bad header\" = \"t\"\n\"X-Ok\" = \".t\"\n\"X-Dup\" = \"a\"\n\"x-dup\" = \"b\"\n",
+        ),
+        &[],
+    )
+    .unwrap_err();
+    let text = problems.join("\n");
+    for needle in [
+        "oidc.email_claim",
+        "oidc.groups_claim",
+        "headers.claims.\"X-Auth-Request-User\"",
+        "headers.claims.\"x-forwarded-user\"",
+        "headers.claims.\"Authorization\"",
+        "headers.claims.\"bad header\": is not a valid header name",
+        "headers.claims.\"X-Ok\"",
+        "is named twice",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+    let typed = Config::from_toml(&with("", "\"X-Num\" = 1\n"), &[]).unwrap_err();
+    assert_eq!(typed, ["headers.claims: must be a table of strings"]);
 }

@@ -31,7 +31,7 @@ pub enum Flavor {
     Embedded,
 }
 
-use crate::principal::{X_AUTH_EMAIL, X_AUTH_GROUPS, X_AUTH_TOKEN, X_AUTH_USER, X_AUTH_USERNAME};
+use crate::principal::X_AUTH_TOKEN;
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -125,7 +125,7 @@ pub async fn forward_auth(
             add_cookies(&mut resp, &granted.set_cookies);
             resp
         }
-        Ok(Pass::Anonymous) => anonymous(success(flavor)),
+        Ok(Pass::Anonymous) => anonymous(app, success(flavor)),
         Err(Refused::Unauthenticated { clear }) => {
             let mut resp = if flavor != Flavor::AuthRequest
                 && wants_html(headers)
@@ -193,21 +193,13 @@ fn success(flavor: Flavor) -> StatusCode {
     }
 }
 
-/// A public route without credentials: every identity header is sent, empty, so the proxy
-/// overwrites (Traefik, nginx) or drops (the shipped Caddyfile) any copy the client sent, and
-/// Caddy 2.6 never forwards an unfilled `{rp.header.…}` placeholder.
-fn anonymous(status: StatusCode) -> Response<Body> {
+/// A public route without credentials: every identity and claim header is sent, empty, so
+/// the proxy overwrites (Traefik, nginx) or drops (the shipped Caddyfile) any copy the client
+/// sent, and Caddy 2.6 never forwards an unfilled `{rp.header.…}` placeholder.
+fn anonymous(app: &App, status: StatusCode) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    for name in [
-        &X_AUTH_USER,
-        &X_AUTH_EMAIL,
-        &X_AUTH_USERNAME,
-        &X_AUTH_GROUPS,
-    ] {
-        h.insert(name.clone(), HeaderValue::from_static(""));
-    }
+    *resp.headers_mut() = app.anonymous_headers().clone();
     resp
 }
 

@@ -7,7 +7,7 @@
 
 use crate::clock::UnixTime;
 use crate::config::Config;
-use crate::identity::{Identity, IdentityClaims, RoleList};
+use crate::identity::{ClaimMapping, Identity, IdentityClaims, RoleList};
 use crate::idp::{IdpClient, IdpError, ProviderMetadata};
 use crate::login::state_cookies::{LoginAttempt, LoginStateCookies, StateProblem};
 use crate::metrics::{IdpCall, Metrics};
@@ -16,7 +16,7 @@ use crate::session::Session;
 use crate::session::cookies::SetCookie;
 use crate::session::store::{RefreshError, Refresher};
 use crate::token::jwks_cache::JwksCache;
-use crate::token::jwt::{TokenError, UnverifiedToken, check_times};
+use crate::token::jwt::{TokenError, UnverifiedToken, check_times, payload_json};
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -182,6 +182,8 @@ pub struct Oidc {
     probe_now: tokio::sync::Notify,
     keep_access_token: bool,
     leeway: u64,
+    /// Which claims are the email, groups and user id, and which become headers.
+    claims: ClaimMapping,
 }
 
 impl Oidc {
@@ -221,6 +223,7 @@ impl Oidc {
             session_expire: cfg.session.expire,
             probe_now: tokio::sync::Notify::new(),
             keep_access_token: cfg.headers.keeps_access_token(),
+            claims: cfg.claims.clone(),
             leeway: cfg.bearer.leeway.as_secs(),
         }
     }
@@ -500,7 +503,7 @@ impl Oidc {
         if extra.typ.as_deref().is_some_and(|t| t != "ID") {
             return Err(TokenError::TokenType);
         }
-        Ok(IdentityClaims {
+        let mut identity = IdentityClaims {
             sub: Some(claims.subject().to_string()),
             email: claims.email().map(|e| e.to_string()),
             email_verified: claims.email_verified(),
@@ -509,7 +512,15 @@ impl Oidc {
             realm_access: extra.realm_access.clone(),
             resource_access: extra.resource_access.clone(),
             sid: extra.sid.clone(),
-        })
+            ..IdentityClaims::default()
+        };
+        if !self.claims.is_standard() {
+            // The payload openidconnect has just verified, read as JSON for the claims it
+            // has no field for.
+            self.claims
+                .apply(&payload_json(&token.to_string())?, &mut identity);
+        }
+        Ok(identity)
     }
 
     /// Builds a session from a token response. At login the ID token is required and must
@@ -559,7 +570,8 @@ impl Oidc {
                 if let Some(exp) = t.claims.exp {
                     access_exp = exp;
                 }
-                if let Some(roles) = Identity::from_claims(t.claims.take_identity()) {
+                let claims = t.identity_claims(&self.claims);
+                if let Some(roles) = claims.ok().and_then(Identity::from_claims) {
                     identity.merge_roles(roles);
                 }
             }

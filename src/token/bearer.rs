@@ -9,7 +9,7 @@
 
 use crate::clock::UnixTime;
 use crate::config::{BearerConfig, IssuerConfig};
-use crate::identity::Identity;
+use crate::identity::{ClaimMapping, Identity};
 use crate::idp::IdpClient;
 use crate::metrics::Metrics;
 use crate::principal::{PassedTokens, Principal};
@@ -31,6 +31,8 @@ pub struct BearerVerifier {
     cache: VerifiedCache<Principal>,
     leeway: u64,
     pass_token: bool,
+    /// Which claims are the email, groups and user id, and which become headers.
+    claims: ClaimMapping,
     metrics: Arc<Metrics>,
     /// Sum of the issuers' key withdrawals when the cache was last known good.
     key_epoch: std::sync::atomic::AtomicU64,
@@ -41,6 +43,7 @@ impl BearerVerifier {
         cfg: &BearerConfig,
         issuers: Vec<TrustedIssuer>,
         pass_token: bool,
+        claims: ClaimMapping,
         metrics: Arc<Metrics>,
         clock: crate::clock::SharedClock,
     ) -> Self {
@@ -53,6 +56,7 @@ impl BearerVerifier {
             cache,
             leeway: cfg.leeway.as_secs(),
             pass_token,
+            claims,
             metrics,
         }
     }
@@ -111,8 +115,8 @@ impl BearerVerifier {
         mut parsed: UnverifiedToken<'_>,
     ) -> Result<Arc<Principal>, TokenError> {
         let exp = parsed.claims.exp.ok_or(TokenError::MissingClaim)?;
-        let identity =
-            Identity::from_claims(parsed.claims.take_identity()).ok_or(TokenError::MissingClaim)?;
+        let claims = parsed.identity_claims(&self.claims)?;
+        let identity = Identity::from_claims(claims).ok_or(TokenError::MissingClaim)?;
         // A bearer request's own token is both the access token and what `Authorization`
         // carries (oauth2-proxy treats a verified JWT as the session's ID token too).
         let passed = self.pass_token.then(|| token.to_string());
@@ -123,6 +127,7 @@ impl BearerVerifier {
                 authorization: passed,
             },
             exp.saturating_add(self.leeway),
+            &self.claims,
         ));
         self.cache.insert(token, principal.clone());
         Ok(principal)

@@ -15,6 +15,7 @@ mod claims;
 pub use claims::{Audience, TokenClaims};
 
 use crate::clock::UnixTime;
+use crate::identity::{ClaimMapping, IdentityClaims};
 use crate::token::jwks::{KeySet, VerifyingKey};
 use aws_lc_rs::signature::{self as sig, VerificationAlgorithm};
 use base64::Engine;
@@ -222,6 +223,20 @@ impl<'a> UnverifiedToken<'a> {
         })
     }
 
+    /// Moves the user-describing claims out, read as `mapping` says: when it names claims
+    /// the typed [`TokenClaims`] don't hold (`[headers.claims]`, another email, groups or
+    /// user id claim), the payload is read again as JSON. Call it on a verified token only.
+    pub fn identity_claims(
+        &mut self,
+        mapping: &ClaimMapping,
+    ) -> Result<IdentityClaims, TokenError> {
+        let mut claims = self.claims.take_identity();
+        if !mapping.is_standard() {
+            mapping.apply(&payload_json(self.token)?, &mut claims);
+        }
+        Ok(claims)
+    }
+
     /// Verifies the signature with the keys of `keys` this token may use: the key its `kid`
     /// names, or, without a `kid`, each key of its algorithm in turn (at most
     /// [`crate::token::jwks::MAX_CANDIDATE_KEYS`]).
@@ -267,6 +282,13 @@ impl<'a> UnverifiedToken<'a> {
         }
         key.verify(self.token)
     }
+}
+
+/// The payload of a compact JWS as JSON (not verified here: the caller has verified the
+/// signature, or is about to).
+pub fn payload_json(compact: &str) -> Result<serde_json::Value, TokenError> {
+    let payload = compact.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    decode_json(payload)
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(b64: &str) -> Result<T, TokenError> {

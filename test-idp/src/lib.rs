@@ -68,6 +68,9 @@ pub struct TestUser {
     pub realm_roles: Vec<String>,
     /// `(client, role)` pairs for `resource_access.{client}.roles`.
     pub client_roles: Vec<(String, String)>,
+    /// More claims (a JSON object, or null for none) in both the ID and the access token, as
+    /// a Keycloak protocol mapper adds them (`tenant`, `upn`…).
+    pub extra_claims: Value,
 }
 
 impl TestUser {
@@ -80,6 +83,7 @@ impl TestUser {
             groups: vec!["admins".into()],
             realm_roles: vec!["platform-user".into()],
             client_roles: vec![("portcullis".into(), "reader".into())],
+            extra_claims: Value::Null,
         }
     }
 
@@ -92,6 +96,7 @@ impl TestUser {
             groups: Vec::new(),
             realm_roles: Vec::new(),
             client_roles: Vec::new(),
+            extra_claims: Value::Null,
         }
     }
 

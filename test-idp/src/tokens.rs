@@ -84,6 +84,7 @@ impl TokenFactory {
         {
             obj.insert("resource_access".into(), ra);
         }
+        merge(&mut claims, &user.extra_claims);
         claims
     }
 
@@ -115,6 +116,7 @@ impl TokenFactory {
         if let (Some(n), Some(obj)) = (nonce, claims.as_object_mut()) {
             obj.insert("nonce".into(), json!(n));
         }
+        merge(&mut claims, &user.extra_claims);
         claims
     }
 

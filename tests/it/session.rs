@@ -512,3 +512,88 @@ async fn the_answer_carries_the_tokens_the_headers_section_asks_for() {
         }
     }
 }
+
+/// `oidc.email_claim`, `groups_claim`, `user_id_claim` and `[headers.claims]`: a session and
+/// a bearer token of the same user answer with the same headers; `[authz]` reads the mapped
+/// groups; a claim header is always sent (empty without the claim) and carries no line break.
+#[tokio::test]
+async fn mapped_claims_become_the_identity_and_claim_headers_for_sessions_and_bearers() {
+    let config = |t: String| {
+        t.replace(
+            "[oidc]\n",
+            "[oidc]\nemail_claim = \"upn\"\ngroups_claim = \"org.teams\"\nuser_id_claim = \"employee_id\"\n",
+        ) + "[authz]\nallowed_groups = [\"payments\"]\n[headers.claims]\n\"X-Auth-Request-Tenant\" = \"tenant\"\n\"X-Realm-Roles\" = \"realm_access.roles\"\n\"X-Note\" = \"note\"\n\"X-Cost-Center\" = \"org.cost_center\"\n"
+    };
+    let h = Harness::start_with(config).await;
+    let mut user = portcullis_test_idp::TestUser::alice();
+    user.extra_claims = serde_json::json!({
+        "upn": "alice@corp.example",
+        "employee_id": 4711,
+        "tenant": "acme",
+        "note": "line\r\nX-Auth-Request-User: admin",
+        "org": {"teams": ["payments", "a,b"]},
+    });
+    h.idp.set_user(user.clone());
+    let (session, _) = h.login("/").await;
+    let bearer = h
+        .idp
+        .mint_access_token(&user, serde_json::json!({}), "rsa-1");
+    for (what, creds) in [
+        ("session", ("cookie", session.clone())),
+        ("bearer", ("authorization", format!("Bearer {bearer}"))),
+    ] {
+        let r = h.forward_auth("/", &[(creds.0, &creds.1)]).await;
+        assert_eq!(r.status(), 200, "{what}");
+        assert_eq!(header(&r, "x-auth-request-user"), Some("4711"), "{what}");
+        assert_eq!(
+            header(&r, "x-auth-request-email"),
+            Some("alice@corp.example"),
+            "{what}"
+        );
+        assert_eq!(
+            header(&r, "x-auth-request-groups"),
+            Some("payments,role:platform-user,role:portcullis:reader"),
+            "{what}: a group name with a comma is left out, as from the standard claim"
+        );
+        assert_eq!(header(&r, "x-auth-request-tenant"), Some("acme"), "{what}");
+        // realm_access is only in the access token: read from there for a session too.
+        assert_eq!(header(&r, "x-realm-roles"), Some("platform-user"), "{what}");
+        assert_eq!(
+            header(&r, "x-note"),
+            Some("line%0D%0AX-Auth-Request-User: admin"),
+            "{what}"
+        );
+        assert_eq!(
+            header(&r, "x-cost-center"),
+            Some(""),
+            "{what}: absent, sent empty"
+        );
+    }
+
+    // The mapped groups decide: without "payments" in org.teams, access is denied.
+    let mut outsider = user.clone();
+    outsider.extra_claims["org"] = serde_json::json!({"teams": ["sales"]});
+    let token = h
+        .idp
+        .mint_access_token(&outsider, serde_json::json!({}), "rsa-1");
+    let r = h
+        .forward_auth("/", &[("authorization", &format!("Bearer {token}"))])
+        .await;
+    assert_eq!(r.status(), 403);
+
+    // A public route's answer carries every claim header, empty.
+    let h = Harness::start_with(|t| {
+        config(t) + "[[rules]]\nname = \"health\"\npaths = [\"/health\"]\naction = \"public\"\n"
+    })
+    .await;
+    let r = h.forward_auth("/health", &[]).await;
+    assert_eq!(r.status(), 200);
+    for name in [
+        "x-auth-request-user",
+        "x-auth-request-tenant",
+        "x-realm-roles",
+        "x-note",
+    ] {
+        assert_eq!(header(&r, name), Some(""), "{name}");
+    }
+}

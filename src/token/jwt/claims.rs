@@ -45,6 +45,7 @@ impl TokenClaims {
             realm_access: self.realm_access.take(),
             resource_access: self.resource_access.take(),
             sid: self.sid.clone(),
+            ..IdentityClaims::default()
         }
     }
 }
