@@ -17,7 +17,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use libfuzzer_sys::fuzz_target;
-use portcullis::identity::Identity;
+use portcullis::identity::{ClaimMapping, ClaimPath, Identity};
 use portcullis::principal::{PassedTokens, Principal};
 use portcullis::token::jwt::{
     AccessTokenRules, JwtAlg, LogoutTokenRules, TokenError, UnverifiedToken,
@@ -100,15 +100,32 @@ fn check(token: &str, signed_here: bool) {
     .check(&parsed, NOW);
     let _ = TokenError::Malformed.description();
 
-    // What the bearer path does with an accepted token: identity and identity headers.
-    if let Some(identity) = Identity::from_claims(parsed.claims.take_identity()) {
+    // What the bearer path does with an accepted token: identity and identity headers, read
+    // through a mapping that needs the payload as JSON (another groups claim, claim headers).
+    let path = |p: &str| ClaimPath::parse(p).expect("a valid claim path");
+    let mapping = ClaimMapping {
+        groups: path("realm_access.roles"),
+        user_id: path("preferred_username"),
+        headers: vec![
+            ("x-tenant".into(), path("tenant")),
+            ("x-groups".into(), path("groups")),
+        ],
+        ..ClaimMapping::default()
+    };
+    let claims = parsed.identity_claims(&mapping);
+    if let Some(identity) = claims.ok().and_then(Identity::from_claims) {
         let _ = identity.groups_header();
         let passed = Some(token.to_string());
         let tokens = PassedTokens {
             access: passed.clone(),
             authorization: passed,
         };
-        let _ = Principal::new(identity, tokens, NOW + 60);
+        let p = Principal::new(identity, tokens, NOW + 60, &mapping);
+        assert_eq!(
+            p.headers.identity.len(),
+            6,
+            "every identity and claim header is sent"
+        );
     }
 }
 
