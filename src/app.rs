@@ -7,6 +7,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::idp::IdpClient;
+use crate::login::auth_params::AuthParams;
 use crate::login::backchannel_logout::{BackchannelLogout, LogoutError};
 use crate::login::oidc::{CallbackParams, LoginError, LoginFinish, LoginStart, Oidc};
 use crate::metrics::{Decision, Metrics, RuleDecisions};
@@ -375,9 +376,14 @@ impl App {
     }
 
     /// Starts a browser login that returns to `return_to` (already validated).
-    pub fn begin_login(&self, return_to: String) -> Result<LoginStart, LoginError> {
+    /// `asked`: login parameters from `/oauth2/start` (the configured ones win).
+    pub fn begin_login(
+        &self,
+        return_to: String,
+        asked: AuthParams,
+    ) -> Result<LoginStart, LoginError> {
         self.oidc
-            .begin_login(self.gate.sealer(), return_to, self.now())
+            .begin_login(self.gate.sealer(), return_to, asked, self.now())
     }
 
     /// Finishes a login at the callback; the session is not stored yet

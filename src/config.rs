@@ -9,6 +9,7 @@ pub use raw::{KEYS, Kind};
 
 use crate::authz::AuthzPolicy;
 use crate::identity::{ClaimMapping, ClaimPath};
+use crate::login::auth_params::AuthParams;
 use crate::login::redirect_policy::RedirectPolicy;
 use crate::rules::glob::PathGlob;
 use crate::rules::host::HostPattern;
@@ -74,6 +75,8 @@ pub struct OidcConfig {
     pub ca_file: Option<PathBuf>,
     /// Timeout of every call to the IdP.
     pub timeout: Duration,
+    /// `prompt`, `login_hint`, `acr_values`, `kc_idp_hint` sent with every login.
+    pub auth_params: AuthParams,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +230,19 @@ impl Config {
 fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
     let mut p = Problems(Vec::new());
     let claims = claim_mapping(&raw.oidc, raw.headers.claims.as_ref(), &mut p);
+    let mut auth_params = AuthParams::default();
+    for (name, value) in [
+        ("prompt", &raw.oidc.prompt),
+        ("login_hint", &raw.oidc.login_hint),
+        ("acr_values", &raw.oidc.acr_values),
+        ("kc_idp_hint", &raw.oidc.kc_idp_hint),
+    ] {
+        if let Some(v) = value {
+            if let Err(why) = auth_params.set(name, v) {
+                p.add(&format!("oidc.{name}"), why);
+            }
+        }
+    }
 
     let listen = raw.top.listen.as_deref().unwrap_or("0.0.0.0:4180");
     let listen = listen
@@ -535,6 +551,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
                 client_secret,
                 scopes,
                 ca_file: raw.oidc.ca_file,
+                auth_params,
                 timeout: oidc_timeout,
             },
             session: SessionConfig {

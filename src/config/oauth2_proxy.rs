@@ -157,6 +157,13 @@ const FLAGS: &[Flag] = &[
         ),
     ),
     flag("extra-jwt-issuers", List, Key("bearer.issuers")),
+    flag("prompt", Str, Key("oidc.prompt")),
+    flag("acr-values", Str, Key("oidc.acr_values")),
+    flag(
+        "approval-prompt",
+        Str,
+        NoEffect("it is OAuth 2's approval_prompt; OpenID Connect logins use --prompt"),
+    ),
     flag("oidc-email-claim", Str, Key("oidc.email_claim")),
     flag("oidc-groups-claim", Str, Key("oidc.groups_claim")),
     flag("user-id-claim", Str, Key("oidc.user_id_claim")),

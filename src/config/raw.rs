@@ -40,6 +40,10 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("oidc", "email_claim", Kind::Str),
     ("oidc", "groups_claim", Kind::Str),
     ("oidc", "user_id_claim", Kind::Str),
+    ("oidc", "prompt", Kind::Str),
+    ("oidc", "login_hint", Kind::Str),
+    ("oidc", "acr_values", Kind::Str),
+    ("oidc", "kc_idp_hint", Kind::Str),
     ("session", "cookie_secret", Kind::Str),
     ("session", "cookie_secret_file", Kind::Str),
     ("session", "previous_cookie_secrets", Kind::List),
@@ -136,6 +140,10 @@ pub struct RawOidc {
     pub email_claim: Option<String>,
     pub groups_claim: Option<String>,
     pub user_id_claim: Option<String>,
+    pub prompt: Option<String>,
+    pub login_hint: Option<String>,
+    pub acr_values: Option<String>,
+    pub kc_idp_hint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -224,7 +224,7 @@ fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>) -> Response<Bod
         app.config()
             .redirect
             .forwarded_target(original.proto, original.host, original.uri);
-    match app.begin_login(target) {
+    match app.begin_login(target, Default::default()) {
         Ok(start) => {
             let mut resp = redirect(&start.authorize_url);
             add_cookies(&mut resp, &[start.state_cookie]);

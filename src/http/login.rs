@@ -4,6 +4,7 @@
 use super::problem::Problem;
 use super::{Body, add_cookies, cookie_header, query_param, redirect};
 use crate::app::App;
+use crate::login::auth_params::AuthParams;
 use crate::login::oidc::{CallbackParams, LoggedIn};
 use http::{HeaderMap, Response, Uri};
 use std::sync::Arc;
@@ -19,7 +20,26 @@ pub fn start(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
             .map(str::to_string)
     });
     let target = app.config().redirect.or_fallback(asked.as_deref());
-    match app.begin_login(target) {
+    let query = uri.query().unwrap_or("");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let params = match AuthParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(p) => p,
+        Err((name, why)) => {
+            tracing::info!(
+                code = "login.bad_param",
+                param = name,
+                reason = why,
+                "login parameter refused"
+            );
+            return Problem::BadRequest(
+                "A login parameter (prompt, login_hint, acr_values or kc_idp_hint) is invalid.",
+            )
+            .response(true);
+        }
+    };
+    match app.begin_login(target, params) {
         Ok(start) => {
             let mut resp = redirect(&start.authorize_url);
             add_cookies(&mut resp, &[start.state_cookie]);

@@ -9,6 +9,7 @@ use crate::clock::UnixTime;
 use crate::config::Config;
 use crate::identity::{ClaimMapping, Identity, IdentityClaims, RoleList};
 use crate::idp::{IdpClient, IdpError, ProviderMetadata};
+use crate::login::auth_params::AuthParams;
 use crate::login::state_cookies::{LoginAttempt, LoginStateCookies, StateProblem};
 use crate::metrics::{IdpCall, Metrics};
 use crate::seal::Sealer;
@@ -28,10 +29,10 @@ use openidconnect::core::{
     CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, JsonWebKeySet, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl, RefreshToken, Scope,
-    SignatureVerificationError, StandardErrorResponse, TokenResponse,
+    AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EndpointNotSet, EndpointSet, JsonWebKeySet, LoginHint, LogoutRequest, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl,
+    RefreshToken, Scope, SignatureVerificationError, StandardErrorResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -184,6 +185,8 @@ pub struct Oidc {
     leeway: u64,
     /// Which claims are the email, groups and user id, and which become headers.
     claims: ClaimMapping,
+    /// The configured `prompt`, `login_hint`, `acr_values`, `kc_idp_hint`.
+    auth_params: AuthParams,
 }
 
 impl Oidc {
@@ -224,6 +227,7 @@ impl Oidc {
             probe_now: tokio::sync::Notify::new(),
             keep_access_token: cfg.headers.keeps_access_token(),
             claims: cfg.claims.clone(),
+            auth_params: cfg.oidc.auth_params.clone(),
             leeway: cfg.bearer.leeway.as_secs(),
         }
     }
@@ -311,10 +315,13 @@ impl Oidc {
     }
 
     /// Starts a login: the absolute authorization URL and the state cookie to set.
+    /// `asked`: the login parameters the browser asked for (`/oauth2/start`), used where the
+    /// configuration sets none ([`AuthParams::with_asked`]).
     pub fn begin_login(
         &self,
         sealer: &Sealer,
         return_to: String,
+        asked: AuthParams,
         now: UnixTime,
     ) -> Result<LoginStart, LoginError> {
         // While the IdP is known to be down, say so here instead of sending the browser to an
@@ -329,19 +336,23 @@ impl Oidc {
             .begin(sealer, return_to, now)
             .map_err(|_| LoginError::IdpUnavailable)?;
         Ok(LoginStart {
-            authorize_url: self.authorize_url(&provider, &attempt),
+            authorize_url: self.authorize_url(
+                &provider,
+                &attempt,
+                &self.auth_params.with_asked(asked),
+            ),
             state_cookie: cookie,
         })
     }
 
     /// The authorization request (OIDC Core §3.1.2.1) with this attempt's state, nonce and
-    /// PKCE S256 challenge (RFC 7636 §4.2).
-    fn authorize_url(&self, provider: &Provider, a: &LoginAttempt) -> String {
+    /// PKCE S256 challenge (RFC 7636 §4.2), and the login parameters (`params`, checked).
+    fn authorize_url(&self, provider: &Provider, a: &LoginAttempt, params: &AuthParams) -> String {
         let (state, nonce) = (a.state.clone(), a.nonce.clone());
         let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
             a.verifier.clone(),
         ));
-        let (url, _, _) = provider
+        let mut request = provider
             .client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
@@ -349,8 +360,26 @@ impl Oidc {
                 move || Nonce::new(nonce),
             )
             .add_scopes(self.scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(challenge)
-            .url();
+            .set_pkce_challenge(challenge);
+        for prompt in params.prompt.iter().flat_map(|p| p.split(' ')) {
+            request = request.add_prompt(match prompt {
+                "none" => CoreAuthPrompt::None,
+                "login" => CoreAuthPrompt::Login,
+                "consent" => CoreAuthPrompt::Consent,
+                "select_account" => CoreAuthPrompt::SelectAccount,
+                other => CoreAuthPrompt::Extension(other.to_string()),
+            });
+        }
+        if let Some(hint) = &params.login_hint {
+            request = request.set_login_hint(LoginHint::new(hint.clone()));
+        }
+        for acr in params.acr_values.iter().flat_map(|a| a.split(' ')) {
+            request = request.add_auth_context_value(AuthenticationContextClass::new(acr.into()));
+        }
+        if let Some(idp) = &params.kc_idp_hint {
+            request = request.add_extra_param("kc_idp_hint", idp.clone());
+        }
+        let (url, _, _) = request.url();
         url.into()
     }
 

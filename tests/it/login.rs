@@ -472,3 +472,65 @@ async fn authz_allows_by_role() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// `prompt`, `login_hint`, `acr_values` and `kc_idp_hint`: configured ones go with every
+/// login (the forward-auth redirect too) and can't be overridden; `/oauth2/start` may add
+/// the others; a bad value is a 400 and nothing else is passed through.
+#[tokio::test]
+async fn login_parameters_are_configured_or_asked_for_and_checked() {
+    let h = Harness::start_with(|t| {
+        t.replace(
+            "[oidc]\n",
+            "[oidc]\nprompt = \"login\"\nacr_values = \"gold\"\n",
+        )
+    })
+    .await;
+    let params = |r: &reqwest::Response| -> Vec<(String, String)> {
+        let url = url::Url::parse(&location(r)).unwrap();
+        url.query_pairs().into_owned().collect()
+    };
+    let get = |pairs: &[(String, String)], name: &str| {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let r = h
+        .get(
+            "/oauth2/start?rd=%2F&prompt=none&acr_values=1&kc_idp_hint=github&login_hint=alice%40example.com&redirect_uri=https%3A%2F%2Fevil.example%2F&scope=admin",
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 302);
+    let p = params(&r);
+    assert_eq!(get(&p, "prompt"), ["login"], "the configured prompt wins");
+    assert_eq!(get(&p, "acr_values"), ["gold"]);
+    assert_eq!(get(&p, "kc_idp_hint"), ["github"]);
+    assert_eq!(get(&p, "login_hint"), ["alice@example.com"]);
+    assert_eq!(
+        get(&p, "redirect_uri"),
+        ["https://auth.example.com/oauth2/callback"]
+    );
+    assert_eq!(get(&p, "scope"), ["openid profile email"]);
+    // The login still completes.
+    let state = cookie_pairs(&r);
+    let cb = h.follow_idp(&location(&r)).await;
+    assert_eq!(h.get(&cb, &[("cookie", &state)]).await.status(), 302);
+
+    // The forward-auth redirect carries the configured ones.
+    let r = h.forward_auth("/", &[("accept", BROWSER_ACCEPT)]).await;
+    let p = params(&r);
+    assert_eq!(get(&p, "prompt"), ["login"]);
+    assert_eq!(get(&p, "acr_values"), ["gold"]);
+    assert!(get(&p, "kc_idp_hint").is_empty());
+
+    for bad in [
+        "kc_idp_hint=a%26client_id%3Devil",
+        "login_hint=a%0D%0Ab",
+        "kc_idp_hint=",
+    ] {
+        let r = h.get(&format!("/oauth2/start?{bad}"), &[]).await;
+        assert_refused(r, 400).await;
+    }
+}
