@@ -211,7 +211,15 @@ impl Config {
     ) -> Result<(Config, Vec<String>), Vec<String>> {
         let translated =
             oauth2_proxy::translate(args, env, &|p: &Path| std::fs::read_to_string(p))?;
-        let config = Self::from_toml(&translated.toml, env).map_err(|problems| {
+        let config = Self::from_translated(&translated.toml, env)?;
+        Ok((config, translated.notices))
+    }
+
+    /// The native TOML [`oauth2_proxy::translate`] made, validated like a native file; each
+    /// problem names the oauth2-proxy flag its key comes from (`portcullis convert` checks
+    /// what it prints with this).
+    pub fn from_translated(text: &str, env: &[(String, String)]) -> Result<Config, Vec<String>> {
+        Self::from_toml(text, env).map_err(|problems| {
             problems
                 .into_iter()
                 .map(|line| match line.split_once(": ") {
@@ -221,9 +229,8 @@ impl Config {
                     },
                     None => line,
                 })
-                .collect::<Vec<_>>()
-        })?;
-        Ok((config, translated.notices))
+                .collect()
+        })
     }
 }
 
