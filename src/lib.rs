@@ -6,10 +6,11 @@
 //! or `http_body`. `http` adapts requests and responses; `idp` is the only module that talks
 //! to the identity provider; `login` is the browser sign-in, `token` the JWTs verified here,
 //! `session` where sessions live; `app` wires it all together and `reload` replaces it when
-//! the configuration changes.
+//! the configuration changes; `cli` reads the binary's command line.
 
 pub mod app;
 pub mod authz;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gate;

@@ -1,11 +1,13 @@
-//! `portcullis --config FILE` (or `PORTCULLIS_CONFIG`), or an oauth2-proxy command line /
-//! `OAUTH2_PROXY_*` environment / `.cfg` file: load and validate the configuration (exit 64
-//! listing every problem), start logging, serve HTTP — or HTTPS when `tls_cert_file`
-//! is set — until SIGTERM/SIGINT, reloading the configuration on SIGHUP or when it changes.
+//! The binary: reads the command line ([`portcullis::cli`]) and carries it out. `run` (the
+//! default) loads and validates the configuration (exit 64 listing every problem), starts
+//! logging, serves HTTP — or HTTPS when `tls_cert_file` is set — until SIGTERM/SIGINT,
+//! reloading a native file on SIGHUP or when it changes. `check` validates the same way and
+//! exits; `convert` prints the native TOML of an oauth2-proxy configuration.
 
 use portcullis::app::{App, CurrentApp};
-use portcullis::clock::SystemClock;
-use portcullis::config::{Config, oauth2_proxy};
+use portcullis::cli::{self, Action, EXIT_USAGE, Source};
+use portcullis::clock::{SharedClock, SystemClock};
+use portcullis::config::Config;
 use portcullis::http::server;
 use portcullis::reload::ConfigReloader;
 use portcullis::tls;
@@ -19,53 +21,47 @@ use std::sync::Arc;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// EX_USAGE from sysexits.h: bad configuration.
-const EXIT_CONFIG: u8 = 64;
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
-            "usage: portcullis --config FILE.toml   (or PORTCULLIS_CONFIG=FILE)\n       portcullis --provider=keycloak-oidc --client-id=... [oauth2-proxy flags, OAUTH2_PROXY_* or --config FILE.cfg]\nSee config/example.toml for every key, and docs/deploy.md (Migrating from oauth2-proxy) for the flags."
-        );
-        return ExitCode::SUCCESS;
-    }
-    if args.iter().any(|a| a == "--version" || a == "-V") {
-        println!("portcullis {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
     let env: Vec<(String, String)> = std::env::vars().collect();
-    // oauth2-proxy's flags, OAUTH2_PROXY_* environment or .cfg file: the same deployment,
-    // another image (docs/deploy.md, "Migrating from oauth2-proxy").
-    if oauth2_proxy::is_oauth2_proxy_invocation(&args, &env) {
-        let (config, notices) = match Config::from_oauth2_proxy(&args, &env) {
-            Ok(c) => c,
-            Err(problems) => return refused("invalid oauth2-proxy configuration", &problems),
-        };
-        for n in notices {
-            eprintln!("portcullis: {n}");
+    match cli::parse(&args, &env) {
+        Action::Print(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
         }
-        return start(config, None, env);
+        Action::Usage(text) => {
+            eprint!("{text}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Action::Run(source) => match load(&source, &env) {
+            Ok(config) => start(config, source.native_path().map(PathBuf::from), env),
+            Err(code) => code,
+        },
+        Action::Check(source) => check(&source, &env),
+        Action::Convert(args) => match cli::convert(&args, &env) {
+            Ok(converted) => {
+                print_notices(&converted.notices);
+                print!("{}", converted.toml);
+                ExitCode::SUCCESS
+            }
+            Err(problems) => refused("cannot convert this oauth2-proxy configuration", &problems),
+        },
     }
-    let path = match (args.as_slice(), std::env::var_os("PORTCULLIS_CONFIG")) {
-        ([flag, path], _) if flag == "--config" || flag == "-c" => PathBuf::from(path),
-        ([one], _) if one.starts_with("--config=") => {
-            PathBuf::from(one.trim_start_matches("--config="))
-        }
-        ([], Some(p)) => PathBuf::from(p),
-        _ => {
-            eprintln!("usage: portcullis --config FILE   (or PORTCULLIS_CONFIG=FILE)");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let config = match Config::load(&path, &env) {
-        Ok(c) => c,
-        Err(problems) => {
-            let title = format!("invalid configuration ({})", path.display());
-            return refused(&title, &problems);
-        }
-    };
-    start(config, Some(path), env)
+}
+
+/// The validated configuration, its notices printed; or every problem printed, and exit 64.
+fn load(source: &Source, env: &[(String, String)]) -> Result<Config, ExitCode> {
+    let (config, notices) = source
+        .load(env)
+        .map_err(|r| refused(&r.title, &r.problems))?;
+    print_notices(&notices);
+    Ok(config)
+}
+
+fn print_notices(notices: &[String]) {
+    for n in notices {
+        eprintln!("portcullis: {n}");
+    }
 }
 
 /// Every problem of a refused configuration on stderr, and exit 64.
@@ -74,14 +70,72 @@ fn refused(title: &str, problems: &[String]) -> ExitCode {
     for p in problems {
         eprintln!("  - {p}");
     }
-    ExitCode::from(EXIT_CONFIG)
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// `portcullis check`: what startup does up to listening, then exit.
+fn check(source: &Source, env: &[(String, String)]) -> ExitCode {
+    let config = match load(source, env) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(async { build(config, Arc::new(SystemClock)) }) {
+        Ok(_) => {
+            println!("portcullis: configuration OK ({source})");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => refused(&format!("invalid configuration ({source})"), &problems),
+    }
+}
+
+/// What serving needs from a valid configuration, built before anything listens: the
+/// certificates (read and parsed) and the [`App`] (CA bundles read, the session store set
+/// up). `check` builds the same and drops it. Nothing here binds a port or contacts the IdP
+/// ([`App::spawn_background`] does that). Call inside a Tokio runtime: the certificates'
+/// reload poller is started. `Err` lists every problem.
+fn build(
+    config: Config,
+    clock: SharedClock,
+) -> Result<(Arc<App>, Option<tokio_rustls::TlsAcceptor>), Vec<String>> {
+    // The process-wide provider the IdP client's rustls uses.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut problems = Vec::new();
+    let tls = match config
+        .tls
+        .as_ref()
+        .map(|files| tls::acceptor(files, tls::RELOAD_INTERVAL))
+    {
+        None => None,
+        Some(Ok(acceptor)) => Some(acceptor),
+        Some(Err(e)) => {
+            problems.push(format!("tls_cert_file/tls_key_file: {e}"));
+            None
+        }
+    };
+    match App::new(config, clock) {
+        Ok(app) if problems.is_empty() => Ok((app, tls)),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            problems.push(e.to_string());
+            Err(problems)
+        }
+    }
 }
 
 /// Logging, the runtime, and serving until a shutdown signal. `path`: the native file to
 /// watch for reloads (none in oauth2-proxy compatibility mode, whose settings are flags).
 fn start(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
     init_tracing(config.log_json);
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,27 +155,10 @@ const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 async fn run(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
     let listen = config.listen;
     let grace = config.shutdown_grace;
-    // Unreadable or invalid certificate files are a configuration problem, found before
-    // anything listens.
-    let tls = match config
-        .tls
-        .as_ref()
-        .map(|files| tls::acceptor(files, tls::RELOAD_INTERVAL))
-    {
-        None => None,
-        Some(Ok(acceptor)) => Some(acceptor),
-        Some(Err(e)) => {
-            eprintln!("portcullis: invalid configuration: tls_cert_file/tls_key_file: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let clock: portcullis::clock::SharedClock = Arc::new(SystemClock);
-    let app = match App::new(config, clock.clone()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("portcullis: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (app, tls) = match build(config, clock.clone()) {
+        Ok(built) => built,
+        Err(problems) => return refused("invalid configuration", &problems),
     };
     app.spawn_background();
     let app = CurrentApp::new(app);
