@@ -1,6 +1,32 @@
-//! The binary's configuration contract: exit 64 listing every problem by key.
+//! The binary's command line and configuration contract: `run` (the default), `check` and
+//! `convert`; exit 64 listing every problem by key or flag.
 
+use std::path::PathBuf;
 use std::process::Command;
+
+/// The binary, without a `PORTCULLIS_CONFIG` from the environment the tests run in.
+fn portcullis() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.env_remove("PORTCULLIS_CONFIG");
+    cmd
+}
+
+/// `text` in a file `name` of this test run's directory.
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portcullis-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// Whether `/ready` at `base` answers 200 within 5 s.
 async fn becomes_ready(client: &reqwest::Client, base: &str) -> bool {
@@ -15,81 +41,81 @@ async fn becomes_ready(client: &reqwest::Client, base: &str) -> bool {
     false
 }
 
+/// The same problems whether the binary is started or asked to `check` the file.
 #[test]
-fn invalid_config_exits_64_listing_every_problem() {
-    let dir = std::env::temp_dir().join(format!("portcullis-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("bad.toml");
-    std::fs::write(&file, "public_url = \"nope\"\ntypo_key = 1\n[oidc]\nclient_id = \"\"\n[session]\ncookie_secret = \"short\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("--config")
-        .arg(&file)
-        .env_remove("PORTCULLIS_CONFIG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("typo_key: unknown key"), "{err}");
-    let fixed =
-        "public_url = \"nope\"\n[oidc]\nclient_id = \"\"\n[session]\ncookie_secret = \"short\"\n";
-    std::fs::write(&file, fixed).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for key in [
-        "public_url",
-        "oidc.issuer_url",
-        "oidc.client_id",
-        "oidc.client_secret",
-        "session.cookie_secret",
-    ] {
+fn invalid_config_exits_64_listing_every_problem_at_startup_and_in_check() {
+    for command in [&[][..], &["check"]] {
+        let file = temp_file(
+            "bad.toml",
+            "public_url = \"nope\"\ntypo_key = 1\n[oidc]\nclient_id = \"\"\n[session]\ncookie_secret = \"short\"\n",
+        );
+        let out = portcullis()
+            .args(command)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("typo_key: unknown key"), "{err}");
+        let fixed = "public_url = \"nope\"\n[oidc]\nclient_id = \"\"\n[session]\ncookie_secret = \"short\"\n";
+        let file = temp_file("bad.toml", fixed);
+        let out = portcullis()
+            .args(command)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for key in [
+            "public_url",
+            "oidc.issuer_url",
+            "oidc.client_id",
+            "oidc.client_secret",
+            "session.cookie_secret",
+        ] {
+            assert!(
+                err.contains(&format!("{key}:")),
+                "{command:?}: {key} not reported:\n{err}"
+            );
+        }
+        assert!(!err.contains("short"), "secret value echoed:\n{err}");
         assert!(
-            err.contains(&format!("{key}:")),
-            "{key} not reported:\n{err}"
+            out.stdout.is_empty(),
+            "{command:?}: said something on stdout"
         );
     }
-    assert!(!err.contains("short"), "secret value echoed:\n{err}");
 }
 
 #[test]
 fn config_from_env_var_path_and_missing_file() {
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let out = portcullis()
         .env("PORTCULLIS_CONFIG", "/nonexistent/portcullis.toml")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .env_remove("PORTCULLIS_CONFIG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    for command in [&[][..], &["check"]] {
+        let out = portcullis().args(command).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--config FILE.toml"), "{command:?}: {err}");
+    }
 }
 
 #[tokio::test]
 async fn serves_with_json_logs_and_shuts_down_gracefully_on_sigterm() {
     let idp = portcullis_test_idp::TestIdp::start(Default::default()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("portcullis-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ok.toml");
+    let port = free_port();
     let toml = crate::support::base_toml(&idp.issuer()).replace(
         "listen = \"127.0.0.1:0\"",
         &format!("listen = \"127.0.0.1:{port}\"\nlog_format = \"json\""),
     );
-    std::fs::write(&file, toml).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let file = temp_file("json-logs.toml", &toml);
+    let mut child = portcullis()
         .arg("--config")
         .arg(&file)
-        .env_remove("PORTCULLIS_CONFIG")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -127,33 +153,48 @@ async fn serves_with_json_logs_and_shuts_down_gracefully_on_sigterm() {
     );
 }
 
-/// An oauth2-proxy deployment's command line, unchanged, against the test IdP: the binary
-/// starts, gets ready, turns a browser away to the IdP with oauth2-proxy's client id, and
-/// lets a bearer token through `/oauth2/auth` (`--skip-jwt-bearer-tokens`) with the identity
-/// headers; the same settings from the environment behave the same.
+/// The command line oauth2-proxy's Keycloak documentation shows (plus what a forward-auth
+/// deployment adds), for the test IdP and a Portcullis on `port`.
+fn oauth2_proxy_flags(issuer: &str, port: u16) -> Vec<String> {
+    vec![
+        "--provider=keycloak-oidc".to_string(),
+        "--client-id=portcullis".into(),
+        "--client-secret=test-secret".into(),
+        format!("--redirect-url=http://127.0.0.1:{port}/oauth2/callback"),
+        format!("--oidc-issuer-url={issuer}"),
+        "--email-domain=*".into(),
+        // 32 characters, not base64: taken raw, as oauth2-proxy does.
+        "--cookie-secret=0123456789abcdef0123456789abcde!".into(),
+        "--cookie-secure=false".into(),
+        format!("--http-address=127.0.0.1:{port}"),
+        "--upstream=static://202".into(),
+        "--reverse-proxy=true".into(),
+        "--set-xauthrequest=true".into(),
+        "--skip-jwt-bearer-tokens=true".into(),
+        "--code-challenge-method=S256".into(),
+        "--skip-auth-route=GET=^/health$".into(),
+    ]
+}
+
+/// How the oauth2-proxy deployment's settings reach the binary.
+#[derive(Debug, Clone, Copy)]
+enum Setup {
+    /// Its command line, unchanged.
+    Flags,
+    /// The same settings as `OAUTH2_PROXY_*` variables.
+    Environment,
+    /// `portcullis convert` of its command line, started as a native `--config FILE.toml`.
+    Converted,
+}
+
+/// An oauth2-proxy deployment's command line against the test IdP, given as flags, as
+/// environment, and converted to a native file by `portcullis convert`: one test body, three
+/// setups. The binary starts, gets ready, turns a browser away to the IdP with oauth2-proxy's
+/// client id, lets a bearer token through `/oauth2/auth` (`--skip-jwt-bearer-tokens`) with the
+/// identity headers, and keeps `--skip-auth-route` public.
 #[tokio::test]
-async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
+async fn an_oauth2_proxy_configuration_behaves_the_same_as_flags_environment_or_converted() {
     let idp = portcullis_test_idp::TestIdp::start(Default::default()).await;
-    let flags = |port: u16| {
-        vec![
-            "--provider=keycloak-oidc".to_string(),
-            "--client-id=portcullis".into(),
-            "--client-secret=test-secret".into(),
-            format!("--redirect-url=http://127.0.0.1:{port}/oauth2/callback"),
-            format!("--oidc-issuer-url={}", idp.issuer()),
-            "--email-domain=*".into(),
-            // 32 characters, not base64: taken raw, as oauth2-proxy does.
-            "--cookie-secret=0123456789abcdef0123456789abcde!".into(),
-            "--cookie-secure=false".into(),
-            format!("--http-address=127.0.0.1:{port}"),
-            "--upstream=static://202".into(),
-            "--reverse-proxy=true".into(),
-            "--set-xauthrequest=true".into(),
-            "--skip-jwt-bearer-tokens=true".into(),
-            "--code-challenge-method=S256".into(),
-            "--skip-auth-route=GET=^/health$".into(),
-        ]
-    };
     let as_env = |args: &[String]| -> Vec<(String, String)> {
         args.iter()
             .map(|a| {
@@ -166,19 +207,33 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
             })
             .collect()
     };
-    for from_env in [false, true] {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        cmd.env_remove("PORTCULLIS_CONFIG")
-            .stderr(std::process::Stdio::piped());
-        if from_env {
-            cmd.envs(as_env(&flags(port)));
-        } else {
-            cmd.args(flags(port));
+    for setup in [Setup::Flags, Setup::Environment, Setup::Converted] {
+        let port = free_port();
+        let flags = oauth2_proxy_flags(&idp.issuer(), port);
+        let mut cmd = portcullis();
+        cmd.stderr(std::process::Stdio::piped());
+        // What the flags without effect are said to do (stderr of the binary, or of convert).
+        let mut notices = String::new();
+        match setup {
+            Setup::Flags => {
+                cmd.args(&flags);
+            }
+            Setup::Environment => {
+                cmd.envs(as_env(&flags));
+            }
+            Setup::Converted => {
+                let out = portcullis().arg("convert").args(&flags).output().unwrap();
+                notices = String::from_utf8_lossy(&out.stderr).into_owned();
+                assert_eq!(out.status.code(), Some(0), "convert: {notices}");
+                let toml = String::from_utf8(out.stdout).unwrap();
+                let native = portcullis::config::Config::from_toml(&toml, &[]);
+                assert!(
+                    native.is_ok(),
+                    "convert's output is refused: {native:?}\n{toml}"
+                );
+                let file = temp_file(&format!("converted-{port}.toml"), &toml);
+                cmd.arg("--config").arg(file);
+            }
         }
         let mut child = cmd.spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
@@ -187,14 +242,14 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
             .build()
             .unwrap();
         let ready = becomes_ready(&client, &base).await;
-        assert!(ready, "from_env={from_env}: the binary became ready");
+        assert!(ready, "{setup:?}: the binary became ready");
         // A browser without a session goes to the IdP, as oauth2-proxy's client.
         let start = client
             .get(format!("{base}/oauth2/start?rd=/app"))
             .send()
             .await
             .unwrap();
-        assert_eq!(start.status(), 302);
+        assert_eq!(start.status(), 302, "{setup:?}");
         let location = start.headers()["location"].to_str().unwrap().to_string();
         assert!(
             location.starts_with(&idp.authorization_endpoint()),
@@ -217,14 +272,14 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 202, "from_env={from_env}");
+        assert_eq!(r.status(), 202, "{setup:?}");
         assert!(r.headers().contains_key("x-auth-request-user"));
         let r = client
             .get(format!("{base}/oauth2/auth"))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 401);
+        assert_eq!(r.status(), 401, "{setup:?}");
         // `--skip-auth-route=GET=^/health$` became a public rule: that path passes without
         // credentials, its neighbours and other methods do not.
         let forwarded = |method: &'static str, uri: &'static str| {
@@ -243,39 +298,160 @@ async fn starts_from_an_oauth2_proxy_command_line_or_environment() {
         let _ = child.wait();
         let mut logs = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+        match setup {
+            Setup::Converted => {
+                let native = !logs.contains("compatibility mode");
+                assert!(
+                    native,
+                    "the converted file started in compatibility mode:\n{logs}"
+                );
+            }
+            Setup::Flags | Setup::Environment => notices = logs.clone(),
+        }
         // The flags without effect are named, with what Portcullis does instead.
-        assert!(logs.contains("--reverse-proxy: no effect"), "{logs}");
+        assert!(
+            notices.contains("--reverse-proxy: no effect"),
+            "{setup:?}: {notices}"
+        );
         assert!(
             !logs.contains("test-secret"),
-            "a secret in the logs:\n{logs}"
+            "{setup:?}: a secret in the logs:\n{logs}"
+        );
+    }
+}
+
+/// `check` on a good configuration, native or oauth2-proxy's: exit 0 and one line on stdout,
+/// although the listen port is taken and the IdP does not exist (neither is touched).
+#[test]
+fn check_accepts_a_good_configuration_without_listening_or_calling_the_idp() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let issuer = "http://127.0.0.1:9/realms/nowhere";
+    let toml =
+        crate::support::base_toml(issuer).replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let file = temp_file("check-ok.toml", &toml);
+    let flags = oauth2_proxy_flags(issuer, port);
+    let mut native = portcullis();
+    native.args(["check", "--config"]).arg(&file);
+    let mut from_env = portcullis();
+    from_env.arg("check").env("PORTCULLIS_CONFIG", &file);
+    let mut oauth2_proxy = portcullis();
+    oauth2_proxy.arg("check").args(&flags);
+    let runs = [
+        ("--config FILE.toml", native),
+        ("PORTCULLIS_CONFIG", from_env),
+        ("oauth2-proxy flags", oauth2_proxy),
+    ];
+    for (setup, mut cmd) in runs {
+        let out = cmd.output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(0), "{setup}: {stderr}");
+        assert_eq!(stdout.lines().count(), 1, "{setup}: {stdout}");
+        assert!(stdout.contains("configuration OK"), "{setup}: {stdout}");
+        if setup == "oauth2-proxy flags" {
+            // The notices, as at startup.
+            assert!(stderr.contains("--reverse-proxy: no effect"), "{stderr}");
+        }
+    }
+}
+
+/// `check` reads and parses what startup reads after validation (the certificates, the CA
+/// bundle) and reports every problem of it together.
+#[test]
+fn check_reports_the_problems_startup_finds_past_validation() {
+    let bad_pem = temp_file(
+        "bad-ca.pem",
+        "-----BEGIN CERTIFICATE-----\nnot base64!!\n-----END CERTIFICATE-----\n",
+    );
+    let toml = crate::support::base_toml("https://idp.example.com/realms/r")
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            "listen = \"127.0.0.1:0\"\ntls_cert_file = \"/nonexistent/tls.crt\"\ntls_key_file = \"/nonexistent/tls.key\"",
+        )
+        .replace(
+            "[oidc]",
+            &format!("[oidc]\nca_file = \"{}\"", bad_pem.display()),
+        );
+    let file = temp_file("check-startup.toml", &toml);
+    let out = portcullis()
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("/nonexistent/tls.crt"), "{err}");
+    assert!(err.contains("oidc.ca_file: not a PEM bundle"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// Started, checked or converted, an oauth2-proxy command line with unknown and refused
+/// flags exits 64 naming every one.
+#[test]
+fn unknown_and_refused_oauth2_proxy_flags_exit_64_naming_every_one() {
+    for command in [&[][..], &["check"], &["convert"]] {
+        let out = portcullis()
+            .args(command)
+            .args([
+                "--provider=oidc",
+                "--no-such-flag=1",
+                "--also-unknown",
+                "--ssl-insecure-skip-verify=true",
+                "--api-route=^/api",
+            ])
+            .env("OAUTH2_PROXY_BOGUS_SETTING", "x")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for name in [
+            "--no-such-flag",
+            "--also-unknown",
+            "--ssl-insecure-skip-verify",
+            "--api-route",
+            "OAUTH2_PROXY_BOGUS_SETTING",
+        ] {
+            assert!(err.contains(name), "{command:?}: {name} not named:\n{err}");
+        }
+        let bare_usage = err.to_lowercase().contains("usage:");
+        assert!(!bare_usage, "{command:?}: a bare usage line:\n{err}");
+        assert!(
+            out.stdout.is_empty(),
+            "{command:?}: printed a configuration"
         );
     }
 }
 
 #[test]
-fn unknown_and_refused_oauth2_proxy_flags_exit_64_naming_every_one() {
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "--provider=oidc",
-            "--no-such-flag=1",
-            "--also-unknown",
-            "--ssl-insecure-skip-verify=true",
-            "--api-route=^/api",
-        ])
-        .env_remove("PORTCULLIS_CONFIG")
-        .env("OAUTH2_PROXY_BOGUS_SETTING", "x")
+fn help_documents_the_commands_and_both_configurations() {
+    let out = portcullis().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "check",
+        "convert",
+        "oauth2-proxy",
+        "OAUTH2_PROXY_",
+        "PORTCULLIS_CONFIG",
+        "config/example.toml",
+        "docs/deploy.md",
+    ] {
+        assert!(help.contains(word), "{word} missing:\n{help}");
+    }
+    let out = portcullis().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        version.trim(),
+        format!("portcullis {}", env!("CARGO_PKG_VERSION"))
+    );
+    // A command line clap refuses is a usage error: 64, as for a bad configuration.
+    let out = portcullis()
+        .args(["help", "no-such-command"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for name in [
-        "--no-such-flag",
-        "--also-unknown",
-        "--ssl-insecure-skip-verify",
-        "--api-route",
-        "OAUTH2_PROXY_BOGUS_SETTING",
-    ] {
-        assert!(err.contains(name), "{name} not named:\n{err}");
-    }
-    assert!(!err.contains("usage:"), "a bare usage line:\n{err}");
 }
