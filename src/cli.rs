@@ -19,40 +19,44 @@ const USAGE: &str = "portcullis [run] [--config FILE.toml | OAUTH2-PROXY-FLAGS..
        portcullis check [--config FILE.toml | OAUTH2-PROXY-FLAGS...]
        portcullis convert [OAUTH2-PROXY-FLAGS...] > FILE.toml";
 
-const ABOUT: &str = "Forward-auth single sign-on for Traefik, nginx, Caddy and Envoy, in front \
-of an OpenID Connect provider (Keycloak); a drop-in for oauth2-proxy.";
+const ABOUT: &str =
+    "Forward-auth single sign-on for Traefik, nginx, Caddy and Envoy; a drop-in for oauth2-proxy.";
 
-const LONG_ABOUT: &str = "Forward-auth single sign-on for Traefik, nginx, Caddy and Envoy, in \
-front of an OpenID Connect provider (Keycloak); a drop-in for oauth2-proxy.
+// Wrapped by hand: clap's wrapping needs a terminal-size dependency.
+const LONG_ABOUT: &str = "Forward-auth single sign-on for Traefik, nginx, Caddy and Envoy, in front
+of an OpenID Connect provider (Keycloak); a drop-in for oauth2-proxy.
 
 Two ways to configure it:
 
-  native        --config FILE.toml (or PORTCULLIS_CONFIG=FILE.toml), with PORTCULLIS_* variables
-                overriding the file (PORTCULLIS_<KEY>, PORTCULLIS_<SECTION>_<KEY>; lists
-                comma-separated). Every key is documented in config/example.toml. The file is
-                reloaded on SIGHUP and when it changes.
+  native        --config FILE.toml (or PORTCULLIS_CONFIG=FILE.toml), with PORTCULLIS_*
+                variables overriding the file (PORTCULLIS_<KEY>,
+                PORTCULLIS_<SECTION>_<KEY>; lists comma-separated). Every key is
+                documented in config/example.toml. The file is reloaded on SIGHUP and
+                when it changes.
 
-  oauth2-proxy  an oauth2-proxy deployment's settings, unchanged: its flags (--flag=value,
-                --flag value, repeated list flags), its OAUTH2_PROXY_* environment (plural names
-                for lists) and its --config FILE.cfg, with oauth2-proxy's precedence (flags, then
-                environment, then the file). They are translated into the native keys and
-                validated the same way; PORTCULLIS_* variables still apply. An unknown or refused
-                flag exits 64, naming every one. Which flags are translated, accepted without
+  oauth2-proxy  an oauth2-proxy deployment's settings, unchanged: its flags
+                (--flag=value, --flag value, repeated list flags), its OAUTH2_PROXY_*
+                environment (plural names for lists) and its --config FILE.cfg, with
+                oauth2-proxy's precedence (flags, then environment, then the file).
+                They are translated into the native keys and validated the same way;
+                PORTCULLIS_* variables still apply. An unknown or refused flag exits
+                64, naming every one. Which flags are translated, accepted without
                 effect or refused: docs/deploy.md, \"Migrating from oauth2-proxy\".
 
-How they are told apart: an invocation is native when it has no arguments at all (the file
-then comes from PORTCULLIS_CONFIG) or exactly --config FILE, -c FILE or --config=FILE with
-FILE ending in .toml, and no OAUTH2_PROXY_* variable is set. Anything else (any other
-argument, a --config file not ending in .toml, or any OAUTH2_PROXY_* variable in the
-environment) is an oauth2-proxy configuration. The same rule applies to the arguments after
-`run` and `check`; `convert` always reads oauth2-proxy's.";
+How they are told apart: an invocation is native when it has no arguments at all (the
+file then comes from PORTCULLIS_CONFIG) or exactly --config FILE, -c FILE or
+--config=FILE with FILE ending in .toml, and no OAUTH2_PROXY_* variable is set.
+Anything else (any other argument, a --config file not ending in .toml, or any
+OAUTH2_PROXY_* variable in the environment) is an oauth2-proxy configuration. The same
+rule applies to the arguments after `run` and `check`; `convert` always reads
+oauth2-proxy's.";
 
 const AFTER_HELP: &str = "Exit status: 0; 64 (EX_USAGE) for a bad command line or configuration,
 with every problem listed on stderr.
 
 See config/example.toml for every native key, and docs/deploy.md for deploying and for
-migrating from oauth2-proxy (change the image; optionally run `portcullis convert` once to keep
-a native configuration).";
+migrating from oauth2-proxy (change the image; optionally run `portcullis convert` once
+to keep a native configuration).";
 
 /// The arguments after `run` or `check`: a native file, or an oauth2-proxy command line.
 #[derive(Debug, Args)]
