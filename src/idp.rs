@@ -147,8 +147,12 @@ impl IdpClient {
                 path: ca.clone(),
                 reason,
             })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| StartupError::NotPem {
+            // A file with no certificate at all (plain text) parses as an empty bundle: as much
+            // a mistake as a broken one.
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|certs| !certs.is_empty())
+                .ok_or(StartupError::NotPem {
                     key: "oidc.ca_file",
                 })?;
             for c in certs {

@@ -362,10 +362,19 @@ fn check_accepts_a_good_configuration_without_listening_or_calling_the_idp() {
 /// bundle) and reports every problem of it together.
 #[test]
 fn check_reports_the_problems_startup_finds_past_validation() {
-    let bad_pem = temp_file(
-        "bad-ca.pem",
-        "-----BEGIN CERTIFICATE-----\nnot base64!!\n-----END CERTIFICATE-----\n",
-    );
+    // A broken certificate, and a file holding no certificate at all.
+    for bad_pem in [
+        temp_file(
+            "bad-ca.pem",
+            "-----BEGIN CERTIFICATE-----\nnot base64!!\n-----END CERTIFICATE-----\n",
+        ),
+        temp_file("no-cert.pem", "this is not a certificate\n"),
+    ] {
+        check_reports_startup_problems(&bad_pem);
+    }
+}
+
+fn check_reports_startup_problems(bad_pem: &std::path::Path) {
     let toml = crate::support::base_toml("https://idp.example.com/realms/r")
         .replace(
             "listen = \"127.0.0.1:0\"",
