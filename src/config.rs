@@ -691,6 +691,12 @@ fn access_rules(p: &mut Problems, raw: Vec<raw::RawRule>, authz: &AuthzLists) ->
                 }
             }
             Some(a @ ("public" | "deny")) => {
+                if r.login_redirect.is_some() {
+                    p.add(
+                        &key("login_redirect"),
+                        &format!("applies only to \"authenticate\" rules, not \"{a}\""),
+                    );
+                }
                 if lists_set {
                     p.add(
                         &key("action"),
@@ -717,6 +723,7 @@ fn access_rules(p: &mut Problems, raw: Vec<raw::RawRule>, authz: &AuthzLists) ->
                 paths,
                 methods,
                 action,
+                login_redirect: r.login_redirect.unwrap_or(true),
             });
         }
     }

@@ -45,6 +45,9 @@ pub struct Rule {
     /// Upper case; empty = any method.
     pub methods: Vec<String>,
     pub action: Action,
+    /// `login_redirect` (default true): a browser without a session is sent to sign in. False
+    /// for an API (oauth2-proxy's `--api-route`): every request without credentials gets 401.
+    pub login_redirect: bool,
 }
 
 /// The ordered rules, and what applies when none matches.
@@ -79,6 +82,9 @@ pub enum Verdict<'r> {
     Authenticate {
         decider: Decider,
         policies: Policies<'r>,
+        /// Whether a browser without credentials is sent to sign in (every rule that may
+        /// apply allows it), or gets 401.
+        login_redirect: bool,
     },
 }
 
@@ -87,6 +93,14 @@ impl Verdict<'_> {
         match self {
             Verdict::Public(d) | Verdict::Deny(d) => *d,
             Verdict::Authenticate { decider, .. } => *decider,
+        }
+    }
+
+    /// Whether a browser without credentials is sent to sign in rather than answered 401.
+    pub fn login_redirect(&self) -> bool {
+        match self {
+            Verdict::Authenticate { login_redirect, .. } => *login_redirect,
+            Verdict::Public(_) | Verdict::Deny(_) => true,
         }
     }
 }
@@ -272,6 +286,7 @@ impl AccessRules {
                     Action::Authenticate(p) => Verdict::Authenticate {
                         decider,
                         policies: Policies::One(p),
+                        login_redirect: rule.login_redirect,
                     },
                 };
             }
@@ -279,6 +294,7 @@ impl AccessRules {
         Verdict::Authenticate {
             decider: Decider::Default,
             policies: Policies::One(&self.default),
+            login_redirect: true,
         }
     }
 
@@ -292,6 +308,7 @@ impl AccessRules {
     ) -> Verdict<'r> {
         let mut needed: Vec<&'r AuthzPolicy> = Vec::new();
         let mut decider = None;
+        let mut login_redirect = true;
         for path in readings {
             let mut settled = false;
             for (i, rule) in self.rules.iter().enumerate() {
@@ -301,7 +318,10 @@ impl AccessRules {
                 }
                 match &rule.action {
                     Action::Deny => return Verdict::Deny(Decider::Rule(i)),
-                    Action::Authenticate(p) => push_unique(&mut needed, p),
+                    Action::Authenticate(p) => {
+                        push_unique(&mut needed, p);
+                        login_redirect &= rule.login_redirect;
+                    }
                     Action::Public => {}
                 }
                 decider.get_or_insert(Decider::Rule(i));
@@ -324,6 +344,7 @@ impl AccessRules {
         Verdict::Authenticate {
             decider: decider.unwrap_or(Decider::Default),
             policies,
+            login_redirect,
         }
     }
 }

@@ -169,13 +169,7 @@ const FLAGS: &[Flag] = &[
     flag("user-id-claim", Str, Key("oidc.user_id_claim")),
     flag("skip-auth-route", List, Key("rules")),
     flag("skip-auth-regex", List, Key("rules")),
-    flag(
-        "api-route",
-        List,
-        Refused(
-            "not supported yet: Portcullis answers 401 (not a redirect) to non-browser requests by itself",
-        ),
-    ),
+    flag("api-route", List, Key("api_rules")),
     flag("redis-password", Str, Key("redis_password")),
     flag(
         "metrics-address",
@@ -735,13 +729,26 @@ fn convert(
                 .collect();
             set(table, key, toml::Value::Array(tables));
         }
-        "rules" => {
+        "rules" | "api_rules" => {
+            let route_kind = if key == "rules" {
+                RouteKind::SkipAuth
+            } else {
+                RouteKind::Api
+            };
             let mut rules = match table.get("rules") {
                 Some(toml::Value::Array(a)) => a.clone(),
                 _ => Vec::new(),
             };
+            // Public routes go before API routes, whichever flag came first: in oauth2-proxy
+            // a skip-auth route passes whether or not it is also an API route.
+            let mut at = rules
+                .iter()
+                .position(|r| r.get("login_redirect").is_some())
+                .filter(|_| route_kind == RouteKind::SkipAuth)
+                .unwrap_or(rules.len());
             for route in &s.values {
-                rules.push(skip_auth_rule(route, rules.len(), notices)?);
+                rules.insert(at, route_rule(route, route_kind, rules.len(), notices)?);
+                at += 1;
             }
             table.insert("rules".into(), toml::Value::Array(rules));
         }
@@ -764,22 +771,37 @@ fn convert(
     Ok(())
 }
 
-/// An oauth2-proxy `--skip-auth-route` (`[METHOD=]REGEX`) as a public `[[rules]]` table, when
-/// the regex is an anchored plain path: `^/health$` (that path), `^/static/` or `^/static/.*`
-/// (everything under it). Other regexes can't be read as rule globs exactly and are refused:
-/// guessing could make more of an app public than the operator meant.
-fn skip_auth_rule(
+/// Which oauth2-proxy route list a regex comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteKind {
+    /// `--skip-auth-route` / `--skip-auth-regex`: a public rule.
+    SkipAuth,
+    /// `--api-route`: an `authenticate` rule (with `[authz]`'s lists) that answers 401
+    /// instead of a login redirect (`login_redirect = false`).
+    Api,
+}
+
+/// An oauth2-proxy `--skip-auth-route` (`[METHOD=]REGEX`) or `--api-route` as a `[[rules]]`
+/// table, when the regex is an anchored plain path: `^/health$` (that path), `^/static/` or
+/// `^/static/.*` (everything under it). Other regexes can't be read as rule globs exactly and
+/// are refused: guessing could make more of an app public (or less reachable) than meant.
+fn route_rule(
     route: &str,
+    kind: RouteKind,
     index: usize,
     notices: &mut Vec<String>,
 ) -> Result<toml::Value, String> {
+    let (flag, action, advice) = match kind {
+        RouteKind::SkipAuth => ("skip-auth-route", "public", "action = \"public\""),
+        RouteKind::Api => ("api-route", "authenticate", "login_redirect = false"),
+    };
     let (method, regex) = match route.split_once('=') {
         Some((m, r)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => (Some(m), r),
         _ => (None, route),
     };
     let refuse = |why: &str| -> Result<toml::Value, String> {
         Err(format!(
-            "{route:?}: {why}; write it as a [[rules]] entry with action = \"public\" and a path glob"
+            "{route:?}: {why}; write it as a [[rules]] entry with {advice} and a path glob"
         ))
     };
     let Some(body) = regex.strip_prefix('^') else {
@@ -811,7 +833,7 @@ fn skip_auth_rule(
     } else {
         if !path.ends_with('/') {
             notices.push(format!(
-                "--skip-auth-route {route:?}: public as {}/** (the path and everything under it), not every path that merely starts with {path}",
+                "--{flag} {route:?}: read as {}/** (the path and everything under it), not every path that merely starts with {path}",
                 path.trim_end_matches('/')
             ));
         }
@@ -820,7 +842,7 @@ fn skip_auth_rule(
     let mut t = toml::Table::new();
     t.insert(
         "name".into(),
-        toml::Value::String(format!("skip-auth-route-{}", index + 1)),
+        toml::Value::String(format!("{flag}-{}", index + 1)),
     );
     t.insert(
         "paths".into(),
@@ -832,7 +854,10 @@ fn skip_auth_rule(
             toml::Value::Array(vec![toml::Value::String(m.to_string())]),
         );
     }
-    t.insert("action".into(), toml::Value::String("public".into()));
+    t.insert("action".into(), toml::Value::String(action.into()));
+    if kind == RouteKind::Api {
+        t.insert("login_redirect".into(), toml::Value::Boolean(false));
+    }
     Ok(toml::Value::Table(t))
 }
 

@@ -91,6 +91,7 @@ pub const RULE_KEYS: &[&str] = &[
     "allowed_roles",
     "allowed_emails",
     "email_domains",
+    "login_redirect",
 ];
 
 /// The sections of [`KEYS`], in the order they appear.
@@ -125,6 +126,7 @@ pub struct RawRule {
     pub allowed_roles: Option<Vec<String>>,
     pub allowed_emails: Option<Vec<String>>,
     pub email_domains: Option<Vec<String>>,
+    pub login_redirect: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

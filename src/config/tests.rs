@@ -53,7 +53,16 @@ fn example_file_documents_every_rule_key() {
         );
     }
     let cfg = Config::from_toml(text, &[]).unwrap();
-    assert_eq!(cfg.rules.rules().len(), 2);
+    let redirects: Vec<bool> = cfg.rules.rules().iter().map(|r| r.login_redirect).collect();
+    assert_eq!(redirects, [true, true, false]);
+    let bad = format!(
+        "{MINIMAL}\n[[rules]]\nname = \"p\"\naction = \"public\"\nlogin_redirect = false\n"
+    );
+    let problems = Config::from_toml(&bad, &[]).unwrap_err();
+    assert_eq!(
+        problems,
+        ["rules[0].login_redirect: applies only to \"authenticate\" rules, not \"public\""]
+    );
 }
 
 #[test]

@@ -128,6 +128,7 @@ pub async fn forward_auth(
         Ok(Pass::Anonymous) => anonymous(app, success(flavor)),
         Err(Refused::Unauthenticated { clear }) => {
             let mut resp = if flavor != Flavor::AuthRequest
+                && verdict.login_redirect()
                 && wants_html(headers)
                 && is_navigation(original)
             {

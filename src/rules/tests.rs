@@ -26,6 +26,7 @@ fn rule(name: &str, hosts: &[&str], paths: &[&str], methods: &[&str], action: Ac
         paths: paths.iter().map(|p| PathGlob::parse(p).unwrap()).collect(),
         methods: methods.iter().map(|m| m.to_string()).collect(),
         action,
+        login_redirect: true,
     }
 }
 

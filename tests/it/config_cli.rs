@@ -409,7 +409,7 @@ fn unknown_and_refused_oauth2_proxy_flags_exit_64_naming_every_one() {
                 "--no-such-flag=1",
                 "--also-unknown",
                 "--ssl-insecure-skip-verify=true",
-                "--api-route=^/api",
+                "--api-route=^/api(/v[0-9]+)?$",
             ])
             .env("OAUTH2_PROXY_BOGUS_SETTING", "x")
             .output()

@@ -513,3 +513,33 @@ async fn the_deciding_rule_is_counted() {
         assert!(m.contains(line), "missing {line}:\n{m}");
     }
 }
+
+/// `login_redirect = false` (oauth2-proxy's `--api-route`): a browser without a session gets
+/// 401 there instead of a login redirect; signed-in users still pass by `[authz]`; an
+/// ambiguous path that may read as the API is not redirected either.
+#[tokio::test]
+async fn api_rules_answer_401_to_browsers_without_a_session() {
+    let h = Harness::start_with(|t| {
+        format!(
+            "{t}[authz]\nallowed_groups = [\"admins\"]\n[[rules]]\nname = \"api\"\npaths = [\"/api/**\"]\nlogin_redirect = false\n"
+        )
+    })
+    .await;
+    let browser = [("accept", BROWSER_ACCEPT)];
+    for uri in ["/api/items", "/api", "/x/..%2Fapi/items"] {
+        let r = h.forward_auth(uri, &browser).await;
+        assert_eq!(r.status(), 401, "{uri}");
+        assert!(header(&r, "location").is_none(), "{uri}: no login redirect");
+    }
+    let r = h.forward_auth("/app", &browser).await;
+    assert_eq!(r.status(), 302, "elsewhere the browser is sent to sign in");
+
+    let (session, _) = h.login("/app").await;
+    let r = h.forward_auth("/api/items", &[("cookie", &session)]).await;
+    assert_eq!(r.status(), 200);
+    let outsider = bearer(&h, &TestUser::bob());
+    let r = h
+        .forward_auth("/api/items", &[("authorization", &outsider)])
+        .await;
+    assert_eq!(r.status(), 403, "[authz] applies to the API rule");
+}

@@ -157,7 +157,7 @@ fn extra_audiences_add_to_the_client_id() {
 #[test]
 fn every_unknown_and_refused_flag_is_reported_at_once() {
     let line = "--provider=github --client-id x --made-up-flag=1 --another-one value \
-                --ssl-insecure-skip-verify --api-route=^/api \
+                --ssl-insecure-skip-verify --api-route=^/api(/v[0-9]+)?$ \
                 --code-challenge-method=plain --cookie-samesite=none";
     let env = vec![("OAUTH2_PROXY_NOT_A_SETTING".to_string(), "1".to_string())];
     let problems = translate(&args(line), &env, &no_file).unwrap_err();
@@ -166,7 +166,7 @@ fn every_unknown_and_refused_flag_is_reported_at_once() {
         "--made-up-flag",
         "--another-one",
         "--ssl-insecure-skip-verify",
-        "--api-route",
+        "--api-route: \"^/api(/v[0-9]+)?$\": regex operators other than a final .* or $ are not translated; write it as a [[rules]] entry with login_redirect = false",
         "--provider",
         "--code-challenge-method",
         "--cookie-samesite",
@@ -322,7 +322,9 @@ fn set_authorization_header_sends_the_id_token_as_oauth2_proxy_does() {
 #[test]
 fn plain_skip_auth_routes_become_public_rules_and_others_are_refused() {
     let mut notices = Vec::new();
-    let rule = |r: &str, n: &mut Vec<String>| skip_auth_rule(r, 0, n).map(|v| v.to_string());
+    let rule = |r: &str, n: &mut Vec<String>| {
+        route_rule(r, RouteKind::SkipAuth, 0, n).map(|v| v.to_string())
+    };
     let exact = rule("^/health$", &mut notices).unwrap();
     assert!(
         exact.contains("paths = [\"/health\"]") && exact.contains("action = \"public\""),
@@ -412,4 +414,50 @@ fn the_redis_password_goes_into_the_connection_url() {
     );
     assert_eq!(url.host_str(), Some("redis.example"));
     assert!(translate(&args("--redis-password=x"), &[], &no_file).is_err());
+}
+
+#[test]
+fn api_routes_answer_401_with_the_default_policy_after_the_public_routes() {
+    let line = "--provider=keycloak-oidc --client-id=x --client-secret=y \
+                --oidc-issuer-url=https://kc.example.com/realms/r \
+                --cookie-secret=0123456789abcdef0123456789abcdef \
+                --redirect-url=https://auth.example.com/oauth2/callback \
+                --allowed-group=staff \
+                --api-route=^/api/ --skip-auth-route=^/api/health$ --api-route=^/graphql$";
+    let t = translate(&args(line), &[], &no_file).unwrap();
+    let rules: toml::Table = t.toml.parse().unwrap();
+    let rules = rules["rules"].as_array().unwrap();
+    let summary: Vec<(String, String, Option<bool>)> = rules
+        .iter()
+        .map(|r| {
+            (
+                r["paths"][0].as_str().unwrap().to_string(),
+                r["action"].as_str().unwrap().to_string(),
+                r.get("login_redirect").and_then(toml::Value::as_bool),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("/api/health".to_string(), "public".to_string(), None),
+            (
+                "/api/**".to_string(),
+                "authenticate".to_string(),
+                Some(false)
+            ),
+            (
+                "/graphql".to_string(),
+                "authenticate".to_string(),
+                Some(false)
+            ),
+        ]
+    );
+    // The API rules set no lists of their own: [authz] (--allowed-group) applies to them.
+    let config = crate::config::Config::from_toml(&t.toml, &[]).unwrap();
+    let api = &config.rules.rules()[1];
+    assert!(!api.login_redirect);
+    assert!(
+        matches!(&api.action, crate::rules::Action::Authenticate(p) if !p.check(&crate::identity::Identity { sub: "u".into(), ..Default::default() }).is_ok())
+    );
 }
