@@ -741,14 +741,13 @@ fn convert(
             };
             // Public routes go before API routes, whichever flag came first: in oauth2-proxy
             // a skip-auth route passes whether or not it is also an API route.
-            let mut at = rules
+            let at = rules
                 .iter()
                 .position(|r| r.get("login_redirect").is_some())
                 .filter(|_| route_kind == RouteKind::SkipAuth)
                 .unwrap_or(rules.len());
-            for route in &s.values {
-                rules.insert(at, route_rule(route, route_kind, rules.len(), notices)?);
-                at += 1;
+            for (i, route) in s.values.iter().enumerate() {
+                rules.insert(at + i, route_rule(route, route_kind, rules.len(), notices)?);
             }
             table.insert("rules".into(), toml::Value::Array(rules));
         }

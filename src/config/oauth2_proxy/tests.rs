@@ -458,6 +458,6 @@ fn api_routes_answer_401_with_the_default_policy_after_the_public_routes() {
     let api = &config.rules.rules()[1];
     assert!(!api.login_redirect);
     assert!(
-        matches!(&api.action, crate::rules::Action::Authenticate(p) if !p.check(&crate::identity::Identity { sub: "u".into(), ..Default::default() }).is_ok())
+        matches!(&api.action, crate::rules::Action::Authenticate(p) if p.check(&crate::identity::Identity { sub: "u".into(), ..Default::default() }).is_err())
     );
 }
