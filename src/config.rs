@@ -11,6 +11,7 @@ use crate::authz::AuthzPolicy;
 use crate::identity::{ClaimMapping, ClaimPath};
 use crate::login::auth_params::AuthParams;
 use crate::login::redirect_policy::RedirectPolicy;
+use crate::pages::Pages;
 use crate::rules::glob::PathGlob;
 use crate::rules::host::HostPattern;
 use crate::rules::{AccessRules, Action, Rule};
@@ -28,6 +29,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 
 /// The path every login returns to, relative to `public_url` (RFC 6749 §3.1.2).
 pub const CALLBACK_PATH: &str = "/oauth2/callback";
+
+/// Sign-out, relative to `public_url` (it ends the session, then goes to `rd`).
+pub const SIGN_OUT_PATH: &str = "/oauth2/sign_out";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -56,6 +60,8 @@ pub struct Config {
     /// Which claims are the email, groups and user id, and `[headers.claims]`.
     pub claims: ClaimMapping,
     pub bearer: BearerConfig,
+    /// `[pages]`: the look of the HTML pages (template read at load, logo, footer).
+    pub pages: Pages,
 }
 
 #[derive(Debug, Clone)]
@@ -527,6 +533,21 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
         ),
     };
 
+    // [pages]: the template is read here, once; showing a page reads no file.
+    let pages = match Pages::load(
+        raw.pages.templates_dir.as_deref(),
+        raw.pages.logo_url.as_deref(),
+        raw.pages.footer,
+    ) {
+        Ok(pages) => Some(pages),
+        Err(problems) => {
+            for (key, why) in problems {
+                p.add(&format!("pages.{key}"), &why);
+            }
+            None
+        }
+    };
+
     match (
         listen,
         public_url,
@@ -535,6 +556,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
         client_secret,
         redirect,
         authz,
+        pages,
     ) {
         (
             Some(listen),
@@ -544,6 +566,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             Some(client_secret),
             Some(redirect),
             Some(authz),
+            Some(pages),
         ) if p.0.is_empty() => Ok(Config {
             listen,
             public_url,
@@ -576,6 +599,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             headers,
             claims,
             bearer,
+            pages,
         }),
         _ => Err(p.0),
     }

@@ -7,7 +7,6 @@ pub mod forward_auth;
 pub mod idle_timeout;
 pub mod layer;
 pub mod login;
-pub mod pages;
 pub mod problem;
 pub mod server;
 pub mod service;
@@ -43,7 +42,7 @@ where
         || path.starts_with(EXT_AUTHZ_PREFIX);
     if decision_endpoint && !app.trusts_caller(peer) {
         tracing::warn!(code = "request.untrusted_caller", peer = ?peer, "decision asked by a caller outside trusted_proxies");
-        return problem::Problem::UntrustedCaller.response(false);
+        return problem::Problem::UntrustedCaller.response(None);
     }
     let query = parts.uri.query().map_or(
         forward_auth::Constraints::None,
@@ -87,7 +86,7 @@ where
                 .await;
                 (Endpoint::ForwardAuth, r)
             }
-            None => (Endpoint::Other, problem::Problem::NotFound.response(false)),
+            None => (Endpoint::Other, problem::Problem::NotFound.response(None)),
         },
         "/oauth2/start" | "/oauth2/sign_in" if get => (
             Endpoint::Start,
@@ -115,9 +114,9 @@ where
         "/oauth2/start" | "/oauth2/sign_in" | "/oauth2/callback" | "/oauth2/sign_out"
         | "/oauth2/userinfo" | "/ping" | "/ready" | "/metrics" => (
             Endpoint::Other,
-            problem::Problem::MethodNotAllowed.response(false),
+            problem::Problem::MethodNotAllowed.response(None),
         ),
-        _ => (Endpoint::Other, problem::Problem::NotFound.response(false)),
+        _ => (Endpoint::Other, problem::Problem::NotFound.response(None)),
     };
     if endpoint != Endpoint::Other {
         app.metrics()
@@ -171,7 +170,7 @@ pub(crate) fn decision_of(status: StatusCode) -> Decision {
 
 fn ready(app: &App) -> Response<Body> {
     if let Some(why) = app.not_ready_because() {
-        problem::Problem::NotReady(why).response(false)
+        problem::Problem::NotReady(why).response(None)
     } else if app.metrics().idp_is_down() {
         // Still ready: sessions and cached keys keep working while the IdP is down, and taking
         // every replica out of service would turn an IdP outage into a full outage.
@@ -242,6 +241,12 @@ pub fn cookie_header(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
 /// Does the client look like a browser that can follow a login redirect?
 pub fn wants_html(headers: &HeaderMap) -> bool {
     header_str(headers, header::ACCEPT).is_some_and(|a| a.contains("text/html"))
+}
+
+/// The look of the HTML page a refusal is shown in, for a client that reads HTML
+/// ([`wants_html`]); `None`: the refusal is answered in plain text.
+pub fn page_for<'a>(app: &'a App, headers: &HeaderMap) -> Option<&'a crate::pages::Pages> {
+    wants_html(headers).then_some(&app.config().pages)
 }
 
 /// Appends `Set-Cookie` values (invalid ones are dropped, never sent malformed).

@@ -75,6 +75,9 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("bearer", "cache_max_ttl", Kind::Str),
     ("bearer", "jwks_refetch_interval", Kind::Str),
     ("bearer", "issuers", Kind::Tables),
+    ("pages", "templates_dir", Kind::Str),
+    ("pages", "logo_url", Kind::Str),
+    ("pages", "footer", Kind::Str),
 ];
 
 /// Keys accepted inside each `[[bearer.issuers]]` table.
@@ -95,7 +98,9 @@ pub const RULE_KEYS: &[&str] = &[
 ];
 
 /// The sections of [`KEYS`], in the order they appear.
-pub const SECTIONS: &[&str] = &["oidc", "session", "redirect", "authz", "headers", "bearer"];
+pub const SECTIONS: &[&str] = &[
+    "oidc", "session", "redirect", "authz", "headers", "bearer", "pages",
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +218,14 @@ pub struct RawIssuer {
     pub jwks_url: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPages {
+    pub templates_dir: Option<PathBuf>,
+    pub logo_url: Option<String>,
+    pub footer: Option<String>,
+}
+
 /// The whole raw configuration, one struct per section.
 #[derive(Debug, Default)]
 pub struct RawConfig {
@@ -223,6 +236,7 @@ pub struct RawConfig {
     pub authz: RawAuthz,
     pub headers: RawHeaders,
     pub bearer: RawBearer,
+    pub pages: RawPages,
 }
 
 /// Parses TOML text, applies environment overrides, and reports every unknown key, unknown
@@ -279,13 +293,14 @@ pub fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, Vec<Stri
         }
         None => toml::Table::new(),
     };
-    let (o, s, r, a, h, b) = (
+    let (o, s, r, a, h, b, pg) = (
         take("oidc"),
         take("session"),
         take("redirect"),
         take("authz"),
         take("headers"),
         take("bearer"),
+        take("pages"),
     );
     raw.oidc = section(o, "oidc", &mut problems);
     raw.session = section(s, "session", &mut problems);
@@ -293,6 +308,7 @@ pub fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, Vec<Stri
     raw.authz = section(a, "authz", &mut problems);
     raw.headers = section(h, "headers", &mut problems);
     raw.bearer = section(b, "bearer", &mut problems);
+    raw.pages = section(pg, "pages", &mut problems);
     if problems.is_empty() {
         Ok(raw)
     } else {

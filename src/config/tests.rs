@@ -514,3 +514,75 @@ fn claim_names_and_claim_headers_are_validated_and_every_problem_named() {
     let typed = Config::from_toml(&with("", "\"X-Num\" = 1\n"), &[]).unwrap_err();
     assert_eq!(typed, ["headers.claims: must be a table of strings"]);
 }
+
+#[test]
+fn pages_are_read_at_load_and_every_problem_names_its_key_and_file() {
+    use crate::pages::Page;
+    let page = Page {
+        status: 403,
+        title: "Access denied",
+        message: "m",
+        sign_in_again_url: None,
+    };
+    // The shipped example directory, with a logo and a footer, the footer from the environment.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/pages");
+    let text = format!(
+        "{MINIMAL}[pages]\ntemplates_dir = {example:?}\nlogo_url = \"https://assets.example.com/logo.svg\"\n"
+    );
+    let cfg =
+        Config::from_toml(&text, &env(&[("PORTCULLIS_PAGES_FOOTER", "Acme <help>")])).unwrap();
+    let html = cfg.pages.render(&page);
+    assert!(
+        html.contains("Acme platform"),
+        "the example template is used"
+    );
+    assert!(
+        html.contains("<footer>Acme &lt;help&gt;</footer>"),
+        "{html}"
+    );
+    assert!(
+        cfg.pages
+            .content_security_policy()
+            .contains("img-src https://assets.example.com;")
+    );
+    // Without [pages]: the built-in page.
+    let plain = Config::from_toml(MINIMAL, &[]).unwrap();
+    assert!(plain.pages.render(&page).contains("· Portcullis</title>"));
+
+    let dir = std::env::temp_dir().join(format!("portcullis-cfg-pages-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrong_type = format!("{MINIMAL}[pages]\nfooter = 7\n");
+    let errs = Config::from_toml(&wrong_type, &[]).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e == "pages.footer: must be a string"),
+        "{errs:?}"
+    );
+    std::fs::write(dir.join("error.html"), "<p>{{message}}</p>{{.Footer}}").unwrap();
+    let bad = format!(
+        "{MINIMAL}[pages]\ntemplates_dir = {dir:?}\nlogo_url = \"http://assets.example.com/logo.svg\"\n"
+    );
+    let errs = Config::from_toml(&bad, &[]).unwrap_err();
+    let file = dir.join("error.html");
+    assert!(
+        errs.iter().any(|e| e.starts_with(&format!(
+            "pages.templates_dir: {}: line 1: {{{{.Footer}}}} is oauth2-proxy's Go template syntax",
+            file.display()
+        ))),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("pages.logo_url: must be an https:// URL or a path")),
+        "{errs:?}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let errs = Config::from_toml(&bad, &[]).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.starts_with(&format!(
+            "pages.templates_dir: cannot read {}",
+            file.display()
+        ))),
+        "{errs:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

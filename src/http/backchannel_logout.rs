@@ -57,5 +57,5 @@ where
 }
 
 fn rejected(why: LogoutRejection) -> Response<Body> {
-    Problem::LogoutRejected(why).response(false)
+    Problem::LogoutRejected(why).response(None)
 }

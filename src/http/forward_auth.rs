@@ -7,8 +7,10 @@
 //! request). Traefik and Caddy return non-2xx answers to the browser verbatim, so a browser
 //! without a session gets a 302 straight to the IdP with an absolute `Location`.
 
-use super::problem::Problem;
-use super::{Body, add_cookies, cookie_header, credential_str, header_str, redirect, wants_html};
+use super::problem::{Problem, SignedInAs};
+use super::{
+    Body, add_cookies, cookie_header, credential_str, header_str, page_for, redirect, wants_html,
+};
 use crate::app::App;
 use crate::authz::AuthzPolicy;
 use crate::gate::{Credentials, Pass, Refused};
@@ -93,7 +95,7 @@ pub async fn forward_auth(
         Ok(t) => t,
         Err(e) => {
             tracing::info!(code = "rules.bad_path", reason = %e, "forwarded path refused");
-            return Problem::BadRequest("The request path is malformed.").response(false);
+            return Problem::BadRequest("The request path is malformed.").response(None);
         }
     };
     let constraints = match constraints.parse(app) {
@@ -103,7 +105,7 @@ pub async fn forward_auth(
             return Problem::BadRequest(
                 "The proxy's forward-auth address has invalid constraints.",
             )
-            .response(false);
+            .response(None);
         }
     };
     let rules = &app.config().rules;
@@ -134,7 +136,7 @@ pub async fn forward_auth(
             {
                 login_redirect(app, original)
             } else {
-                Problem::Unauthenticated.response(false)
+                Problem::Unauthenticated.response(None)
             };
             add_cookies(&mut resp, &clear);
             resp
@@ -146,7 +148,11 @@ pub async fn forward_auth(
                 .preferred_username
                 .clone()
                 .unwrap_or_else(|| id.sub.clone());
-            let mut resp = Problem::Forbidden(d, Some(name)).response(wants_html(headers));
+            let signed_in = SignedInAs {
+                name,
+                sign_in_again_url: sign_in_again_url(app, original),
+            };
+            let mut resp = Problem::Forbidden(d, Some(signed_in)).response(page_for(app, headers));
             add_cookies(&mut resp, &who.set_cookies);
             resp
         }
@@ -157,10 +163,10 @@ pub async fn forward_auth(
                 host = target.host.as_deref().unwrap_or(""),
                 "request denied by rule"
             );
-            Problem::from(r).response(wants_html(headers))
+            Problem::from(r).response(page_for(app, headers))
         }
-        Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(false),
-        Err(r @ Refused::StoreUnavailable) => Problem::from(r).response(wants_html(headers)),
+        Err(r @ Refused::InvalidToken(_)) => Problem::from(r).response(None),
+        Err(r @ Refused::StoreUnavailable) => Problem::from(r).response(page_for(app, headers)),
     };
     app.count_rule_decision(decider, super::decision_of(resp.status()));
     resp
@@ -220,19 +226,29 @@ fn is_navigation(original: OriginalRequest<'_>) -> bool {
         .is_none_or(|m| m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("HEAD"))
 }
 
+/// The address the browser asked for, rebuilt from the proxy's `X-Forwarded-*` values and
+/// passed through the redirect policy (a host outside `redirect.allowed_domains` becomes `/`):
+/// where a login returns to, and where "sign in as someone else" comes back to.
+fn return_address(app: &App, original: OriginalRequest<'_>) -> String {
+    app.config()
+        .redirect
+        .forwarded_target(original.proto, original.host, original.uri)
+}
+
 fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>) -> Response<Body> {
-    let target =
-        app.config()
-            .redirect
-            .forwarded_target(original.proto, original.host, original.uri);
-    match app.begin_login(target, Default::default()) {
+    match app.begin_login(return_address(app, original), Default::default()) {
         Ok(start) => {
             let mut resp = redirect(&start.authorize_url);
             add_cookies(&mut resp, &[start.state_cookie]);
             resp
         }
-        Err(_) => Problem::IdpUnavailable.response(true),
+        Err(_) => Problem::IdpUnavailable.response(Some(&app.config().pages)),
     }
+}
+
+/// "Sign in as someone else" on the 403 page: sign-out, then back to the refused address.
+fn sign_in_again_url(app: &App, original: OriginalRequest<'_>) -> String {
+    crate::pages::sign_in_again_url(&app.config().public_url, &return_address(app, original))
 }
 
 fn identity_response(
@@ -284,6 +300,6 @@ pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
             add_cookies(&mut resp, &g.set_cookies);
             resp
         }
-        Err(r) => Problem::from(r).response(false),
+        Err(r) => Problem::from(r).response(None),
     }
 }

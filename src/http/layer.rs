@@ -108,7 +108,7 @@ where
             match Route::of(req.uri().path()) {
                 Route::Portcullis => return Ok(handle(&app, None, req).await.map(Either::Left)),
                 Route::NotHere => {
-                    return Ok(Problem::NotFound.response(false).map(Either::Left));
+                    return Ok(Problem::NotFound.response(None).map(Either::Left));
                 }
                 Route::App => {}
             }

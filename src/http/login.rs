@@ -36,7 +36,7 @@ pub fn start(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
             return Problem::BadRequest(
                 "A login parameter (prompt, login_hint, acr_values or kc_idp_hint) is invalid.",
             )
-            .response(true);
+            .response(Some(&app.config().pages));
         }
     };
     match app.begin_login(target, params) {
@@ -45,7 +45,7 @@ pub fn start(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
             add_cookies(&mut resp, &[start.state_cookie]);
             resp
         }
-        Err(e) => Problem::Login(e).response(true),
+        Err(e) => Problem::Login(e).response(Some(&app.config().pages)),
     }
 }
 
@@ -64,13 +64,14 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
             match app.start_session(&session, cookies.as_deref()).await {
                 Ok(Some(set)) => add_cookies(&mut resp, &set),
                 Ok(None) => {
-                    return Problem::BadRequest("The session could not be stored.").response(true);
+                    return Problem::BadRequest("The session could not be stored.")
+                        .response(Some(&app.config().pages));
                 }
-                Err(_) => return Problem::StoreUnavailable.response(true),
+                Err(_) => return Problem::StoreUnavailable.response(Some(&app.config().pages)),
             }
             resp
         }
-        Err(e) => Problem::Login(e).response(true),
+        Err(e) => Problem::Login(e).response(Some(&app.config().pages)),
     };
     add_cookies(&mut resp, &finish.clear_state);
     resp
@@ -84,7 +85,7 @@ pub async fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
     let cookies = cookie_header(headers);
     let session = match app.gate().end_session(cookies.as_deref()).await {
         Ok(s) => s,
-        Err(_) => return Problem::StoreUnavailable.response(true),
+        Err(_) => return Problem::StoreUnavailable.response(Some(&app.config().pages)),
     };
     let target = app
         .config()

@@ -1,12 +1,13 @@
 //! The one mapping from every refusal and error to an HTTP response (exhaustive, no `_` arm).
-//! Clients get a status, a short fixed message and, for browsers, a small HTML page; the
-//! details go to the log with a stable code.
+//! Clients get a status, a short fixed message and, for browsers, a small HTML page (in the
+//! look of `[pages]`, [`crate::pages`]); the details go to the log with a stable code.
 
-use super::{Body, pages};
+use super::Body;
 use crate::authz::Denied;
 use crate::gate::Refused;
 use crate::idp::IdpError;
 use crate::login::oidc::LoginError;
+use crate::pages::{Page, Pages};
 use crate::token::jwt::TokenError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -19,8 +20,9 @@ pub enum Problem {
     Unauthenticated,
     /// A bad bearer token: 401 `invalid_token` (RFC 6750 §3.1).
     InvalidToken(TokenError),
-    /// Authenticated but not allowed: 403.
-    Forbidden(Denied, Option<String>),
+    /// Authenticated but not allowed: 403. A browser's page names the user and offers to
+    /// sign in as someone else.
+    Forbidden(Denied, Option<SignedInAs>),
     /// A `deny` rule: 403 for everyone.
     DeniedByRule,
     /// The caller of a decision endpoint is not in `trusted_proxies`: 403.
@@ -41,6 +43,16 @@ pub enum Problem {
     /// A back-channel logout request refused: 400 (503 when the session store is down), with
     /// the JSON error body of OIDC Back-Channel Logout 1.0 §2.8.
     LogoutRejected(LogoutRejection),
+}
+
+/// Who was refused, for the 403 page.
+#[derive(Debug)]
+pub struct SignedInAs {
+    /// What the page calls the user (`preferred_username`, else `sub`).
+    pub name: String,
+    /// "Sign in as someone else": sign-out, then back to the refused address
+    /// ([`crate::pages::sign_in_again_url`]).
+    pub sign_in_again_url: String,
 }
 
 /// Why a back-channel logout request was refused.
@@ -104,7 +116,9 @@ impl From<Refused> for Problem {
 }
 
 impl Problem {
-    pub fn response(self, browser: bool) -> Response<Body> {
+    /// The answer: for a browser (`page` is the configured look) an HTML page, for anyone
+    /// else (`None`) the message in plain text.
+    pub fn response(self, page: Option<&Pages>) -> Response<Body> {
         if let Problem::LogoutRejected(why) = self {
             let (status, code, description) = why.answer();
             let body = serde_json::json!({"error": code, "error_description": description});
@@ -118,6 +132,7 @@ impl Problem {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return r;
         }
+        let mut sign_in_again = None;
         let (status, title, message, www_auth): (
             StatusCode,
             &str,
@@ -145,7 +160,10 @@ impl Problem {
             }
             Problem::Forbidden(_, who) => {
                 let msg: Cow<'static, str> = match who {
-                    Some(u) => format!("You are signed in as {u}, but your account is not allowed to open this application. Ask its owner for access.").into(),
+                    Some(u) => {
+                        sign_in_again = Some(u.sign_in_again_url.as_str());
+                        format!("You are signed in as {}, but your account is not allowed to open this application. Ask its owner for access, or sign in with another account.", u.name).into()
+                    }
                     None => "Your account is not allowed to open this application. Ask its owner for access.".into(),
                 };
                 (StatusCode::FORBIDDEN, "Access denied", msg, None)
@@ -238,16 +256,23 @@ impl Problem {
                 None,
             ),
         };
-        let mut resp = if browser {
-            let mut r = Response::new(Full::new(Bytes::from(pages::page(status, title, &message))));
+        let mut resp = if let Some(pages) = page {
+            let html = pages.render(&Page {
+                status: status.as_u16(),
+                title,
+                message: &message,
+                sign_in_again_url: sign_in_again,
+            });
+            let mut r = Response::new(Full::new(Bytes::from(html)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
-            r.headers_mut().insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-            );
+            // Built from checked parts (Logo::parse); should it ever not be a header value,
+            // the page goes out under the strictest policy rather than none.
+            let csp = HeaderValue::from_str(pages.content_security_policy())
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
             r
         } else {
             let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));

@@ -73,7 +73,7 @@ fn panicked(_: Box<dyn std::any::Any + Send>) -> Response<Body> {
         code = "server.panic",
         "a handler panicked; answered 500 (this is a bug: please report it)"
     );
-    Problem::Internal.response(false)
+    Problem::Internal.response(None)
 }
 
 /// The innermost service: routes to the endpoints (`super::handle`) with the configuration
