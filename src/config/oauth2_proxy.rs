@@ -171,6 +171,28 @@ const FLAGS: &[Flag] = &[
     flag("skip-auth-regex", List, Key("rules")),
     flag("api-route", List, Key("api_rules")),
     flag("redis-password", Str, Key("redis_password")),
+    flag("footer", Str, Key("pages.footer")),
+    flag(
+        "custom-templates-dir",
+        Str,
+        NoEffect(
+            "its Go templates are not read; the pages keep Portcullis' built-in look. Rewrite error.html with Portcullis' placeholders (docs/pages.md) and set PORTCULLIS_PAGES_TEMPLATES_DIR",
+        ),
+    ),
+    flag(
+        "banner",
+        Str,
+        NoEffect(
+            "it brands the sign-in page, and Portcullis shows none (it goes straight to the IdP); PORTCULLIS_PAGES_LOGO_URL and --footer brand the error pages",
+        ),
+    ),
+    flag(
+        "custom-sign-in-logo",
+        Str,
+        NoEffect(
+            "it brands the sign-in page, and Portcullis shows none (it goes straight to the IdP); PORTCULLIS_PAGES_LOGO_URL puts a logo on the error pages",
+        ),
+    ),
     flag(
         "metrics-address",
         Str,
@@ -750,6 +772,18 @@ fn convert(
                 rules.insert(at + i, route_rule(route, route_kind, rules.len(), notices)?);
             }
             table.insert("rules".into(), toml::Value::Array(rules));
+        }
+        "pages.footer" => {
+            // oauth2-proxy: "-" hides its default footer; Portcullis has none by default.
+            if value == "-" || value.trim().is_empty() {
+                return Ok(());
+            }
+            if value.contains('<') {
+                notices.push(
+                    "--footer: shown as plain text: Portcullis escapes markup in the footer (docs/pages.md)".into(),
+                );
+            }
+            set(table, key, text(value));
         }
         "redis_password" => {
             // The native store reads the password from a file or the URL: here, the URL.

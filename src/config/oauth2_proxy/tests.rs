@@ -461,3 +461,53 @@ fn api_routes_answer_401_with_the_default_policy_after_the_public_routes() {
         matches!(&api.action, crate::rules::Action::Authenticate(p) if p.check(&crate::identity::Identity { sub: "u".into(), ..Default::default() }).is_err())
     );
 }
+
+#[test]
+fn the_footer_is_translated_and_the_sign_in_page_branding_is_accepted_without_effect() {
+    let base = format!(
+        "--provider=oidc --client-id=portcullis --client-secret=s3cret \
+         --redirect-url=https://auth.example.com/oauth2/callback \
+         --oidc-issuer-url=https://kc.example.com/realms/demo --cookie-secret={SECRET_32}"
+    );
+    let line = format!(
+        "{base} --footer=<b>Acme</b> --banner=Welcome --custom-sign-in-logo=/etc/logo.png \
+         --custom-templates-dir=/etc/oauth2-proxy/templates"
+    );
+    let t = translate(&args(&line), &[], &no_file).unwrap();
+    let c = config(&t);
+    let page = crate::pages::Page {
+        status: 403,
+        title: "t",
+        message: "m",
+        sign_in_again_url: None,
+    };
+    assert!(
+        c.pages
+            .render(&page)
+            .contains("<footer>&lt;b&gt;Acme&lt;/b&gt;</footer>")
+    );
+    for f in [
+        "--footer: shown as plain text",
+        "--banner: no effect",
+        "--custom-sign-in-logo: no effect",
+        "--custom-templates-dir: no effect in Portcullis: its Go templates are not read",
+    ] {
+        assert!(
+            t.notices.iter().any(|n| n.starts_with(f)),
+            "{f}: {:?}",
+            t.notices
+        );
+    }
+    // "-" hides oauth2-proxy's default footer; Portcullis has none.
+    let t = translate(&args(&format!("{base} --footer=-")), &[], &no_file).unwrap();
+    assert!(!config(&t).pages.render(&page).contains("<footer"));
+    // From the environment too.
+    let env = vec![("OAUTH2_PROXY_FOOTER".to_string(), "Acme".to_string())];
+    let t = translate(&args(&base), &env, &no_file).unwrap();
+    assert!(
+        config(&t)
+            .pages
+            .render(&page)
+            .contains("<footer>Acme</footer>")
+    );
+}
