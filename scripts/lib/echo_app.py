@@ -3,7 +3,9 @@
 
 Answers every request with JSON describing what it received:
 {"method", "path", "query", "headers", "body_length"}. Header names are
-lower-cased; repeated headers are joined with ", ".
+lower-cased; repeated headers are joined with ", ". One exception: GET
+/static/e2e-logo.svg is a small SVG, the logo of the branded pages in
+tests/e2e/error_pages.rs (`[pages] logo_url` as a path on the app's host).
 
 usage: echo_app.py PORT [HOST]   (HOST defaults to 127.0.0.1)
 """
@@ -11,6 +13,16 @@ import json
 import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+LOGO_PATH = "/static/e2e-logo.svg"
+LOGO = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="112" height="32" viewBox="0 0 112 32">'
+    b'<rect width="32" height="32" rx="7" fill="#fff"/>'
+    b'<path d="M9 25V9h14v16h-4V13h-6v12z" fill="#5b21b6"/>'
+    b'<text x="40" y="23" font-family="sans-serif" font-size="17" font-weight="700" fill="#fff">ACME</text>'
+    b"</svg>"
+)
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -22,6 +34,14 @@ class Echo(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         split = urllib.parse.urlsplit(self.path)
+        if split.path == LOGO_PATH and self.command in ("GET", "HEAD"):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/svg+xml")
+            self.send_header("Content-Length", str(len(LOGO)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(LOGO)
+            return
         headers = {}
         for name, value in self.headers.items():
             key = name.lower()
