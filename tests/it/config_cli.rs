@@ -173,7 +173,35 @@ fn oauth2_proxy_flags(issuer: &str, port: u16) -> Vec<String> {
         "--skip-jwt-bearer-tokens=true".into(),
         "--code-challenge-method=S256".into(),
         "--skip-auth-route=GET=^/health$".into(),
+        "--allowed-group=admins".into(),
     ]
+}
+
+/// oauth2-proxy's list flags, whose environment and `.cfg` names are plural.
+const LIST_FLAGS: [&str; 4] = [
+    "email-domain",
+    "upstream",
+    "skip-auth-route",
+    "allowed-group",
+];
+
+/// The same settings as an oauth2-proxy `.cfg` file (TOML, the flags' snake_case names).
+fn as_cfg(args: &[String]) -> String {
+    let mut cfg = String::from("# oauth2-proxy.cfg\n");
+    for a in args {
+        let (k, v) = a.trim_start_matches("--").split_once('=').unwrap();
+        let key = k.replace('-', "_");
+        let line = if LIST_FLAGS.contains(&k) {
+            format!("{key}s = [{v:?}]")
+        } else if v == "true" || v == "false" {
+            format!("{key} = {v}")
+        } else {
+            format!("{key} = {v:?}")
+        };
+        cfg.push_str(&line);
+        cfg.push('\n');
+    }
+    cfg
 }
 
 /// How the oauth2-proxy deployment's settings reach the binary.
@@ -183,15 +211,18 @@ enum Setup {
     Flags,
     /// The same settings as `OAUTH2_PROXY_*` variables.
     Environment,
+    /// The same settings in an oauth2-proxy `.cfg` file, `--config FILE.cfg`.
+    CfgFile,
     /// `portcullis convert` of its command line, started as a native `--config FILE.toml`.
     Converted,
 }
 
 /// An oauth2-proxy deployment's command line against the test IdP, given as flags, as
-/// environment, and converted to a native file by `portcullis convert`: one test body, three
-/// setups. The binary starts, gets ready, turns a browser away to the IdP with oauth2-proxy's
-/// client id, lets a bearer token through `/oauth2/auth` (`--skip-jwt-bearer-tokens`) with the
-/// identity headers, and keeps `--skip-auth-route` public.
+/// environment, as a `.cfg` file, and converted to a native file by `portcullis convert`: one
+/// test body, four setups. The binary starts, gets ready, sends a browser to the IdP with
+/// oauth2-proxy's client id, completes the login, passes `/oauth2/auth` with the session and
+/// its groups, lets a bearer token through (`--skip-jwt-bearer-tokens`) with the identity
+/// headers, refuses a user outside `--allowed-group`, and keeps `--skip-auth-route` public.
 #[tokio::test]
 async fn an_oauth2_proxy_configuration_behaves_the_same_as_flags_environment_or_converted() {
     let idp = portcullis_test_idp::TestIdp::start(Default::default()).await;
@@ -200,14 +231,19 @@ async fn an_oauth2_proxy_configuration_behaves_the_same_as_flags_environment_or_
             .map(|a| {
                 let (k, v) = a.trim_start_matches("--").split_once('=').unwrap();
                 let mut name = format!("OAUTH2_PROXY_{}", k.replace('-', "_").to_uppercase());
-                if k == "email-domain" || k == "upstream" || k == "skip-auth-route" {
+                if LIST_FLAGS.contains(&k) {
                     name.push('S');
                 }
                 (name, v.to_string())
             })
             .collect()
     };
-    for setup in [Setup::Flags, Setup::Environment, Setup::Converted] {
+    for setup in [
+        Setup::Flags,
+        Setup::Environment,
+        Setup::CfgFile,
+        Setup::Converted,
+    ] {
         let port = free_port();
         let flags = oauth2_proxy_flags(&idp.issuer(), port);
         let mut cmd = portcullis();
@@ -220,6 +256,10 @@ async fn an_oauth2_proxy_configuration_behaves_the_same_as_flags_environment_or_
             }
             Setup::Environment => {
                 cmd.envs(as_env(&flags));
+            }
+            Setup::CfgFile => {
+                let file = temp_file(&format!("oauth2-proxy-{port}.cfg"), &as_cfg(&flags));
+                cmd.arg("--config").arg(file);
             }
             Setup::Converted => {
                 let out = portcullis().arg("convert").args(&flags).output().unwrap();
@@ -260,6 +300,36 @@ async fn an_oauth2_proxy_configuration_behaves_the_same_as_flags_environment_or_
             location.contains("code_challenge_method=S256"),
             "{location}"
         );
+        // The login completes, and the session passes /oauth2/auth with alice's groups.
+        let state = crate::support::cookie_pairs(&start);
+        let at_idp = client.get(&location).send().await.unwrap();
+        assert_eq!(at_idp.status(), 302, "{setup:?}");
+        let callback = crate::support::location(&at_idp);
+        assert!(
+            callback.starts_with(&format!("{base}/oauth2/callback?")),
+            "{callback}"
+        );
+        let done = client
+            .get(&callback)
+            .header("cookie", &state)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 302, "{setup:?}: the callback");
+        assert_eq!(crate::support::location(&done), "/app");
+        let session = crate::support::session_cookie(&done);
+        let r = client
+            .get(format!("{base}/oauth2/auth"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{setup:?}: the session passes");
+        let groups = crate::support::header(&r, "x-auth-request-groups").unwrap_or("");
+        assert!(
+            groups.split(',').any(|g| g == "admins"),
+            "{setup:?}: {groups}"
+        );
         // A bearer token passes /oauth2/auth with the identity headers.
         let token = idp.mint_access_token(
             &portcullis_test_idp::TestUser::alice(),
@@ -274,6 +344,19 @@ async fn an_oauth2_proxy_configuration_behaves_the_same_as_flags_environment_or_
             .unwrap();
         assert_eq!(r.status(), 202, "{setup:?}");
         assert!(r.headers().contains_key("x-auth-request-user"));
+        // Bob is in no group: --allowed-group=admins refuses him.
+        let bob = idp.mint_access_token(
+            &portcullis_test_idp::TestUser::bob(),
+            serde_json::json!({}),
+            "rsa-1",
+        );
+        let r = client
+            .get(format!("{base}/oauth2/auth"))
+            .header("authorization", format!("Bearer {bob}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{setup:?}: outside --allowed-group");
         let r = client
             .get(format!("{base}/oauth2/auth"))
             .send()
@@ -306,7 +389,7 @@ async fn an_oauth2_proxy_configuration_behaves_the_same_as_flags_environment_or_
                     "the converted file started in compatibility mode:\n{logs}"
                 );
             }
-            Setup::Flags | Setup::Environment => notices = logs.clone(),
+            Setup::Flags | Setup::Environment | Setup::CfgFile => notices = logs.clone(),
         }
         // The flags without effect are named, with what Portcullis does instead.
         assert!(
