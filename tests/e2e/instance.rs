@@ -78,12 +78,6 @@ pub fn cookie_secret() -> R<String> {
 impl Instance {
     /// Starts it and waits until `/ready` answers 200 (discovery and keys loaded).
     pub async fn start(env: &Env, name: &str, s: &Settings<'_>) -> R<Self> {
-        let bin = std::env::var("E2E_PORTCULLIS_BIN").map_err(|_| {
-            err(
-                "E2E_PORTCULLIS_BIN is not set: run the suite through scripts/e2e (it exports \
-                 the binary it built)",
-            )
-        })?;
         let port = match s.port {
             Some(p) => p,
             None => free_port()?,
@@ -141,13 +135,37 @@ audiences = ["portcullis"]
         );
         let config_path = format!("{}/{name}.toml", env.run_dir);
         std::fs::write(&config_path, config)?;
+        let args = ["--config".to_owned(), config_path];
+        Self::launch(env, name, port, &args, s.fd_limit).await
+    }
+
+    /// Started with a command line of its own (an oauth2-proxy one, say) instead of a native
+    /// config file, listening on `port`; ready once `/ready` answers 200.
+    pub async fn start_with_args(env: &Env, name: &str, port: u16, args: &[String]) -> R<Self> {
+        Self::launch(env, name, port, args, None).await
+    }
+
+    async fn launch(
+        env: &Env,
+        name: &str,
+        port: u16,
+        args: &[String],
+        fd_limit: Option<u32>,
+    ) -> R<Self> {
+        let bin = std::env::var("E2E_PORTCULLIS_BIN").map_err(|_| {
+            err(
+                "E2E_PORTCULLIS_BIN is not set: run the suite through scripts/e2e (it exports \
+                 the binary it built)",
+            )
+        })?;
+        let url = format!("http://127.0.0.1:{port}");
         let log = format!("{}/{name}.log", env.run_dir);
         // Appended to: a replica restarted under the same name keeps its earlier log.
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)?;
-        let mut cmd = match s.fd_limit {
+        let mut cmd = match fd_limit {
             Some(n) => {
                 let mut c = Command::new("prlimit");
                 c.arg(format!("--nofile={n}:{n}")).arg("--").arg(&bin);
@@ -155,8 +173,7 @@ audiences = ["portcullis"]
             }
             None => Command::new(&bin),
         };
-        cmd.arg("--config")
-            .arg(&config_path)
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)

@@ -28,6 +28,7 @@ mod health;
 mod http_authz;
 mod http_login;
 mod http_rules;
+mod oauth2_proxy;
 mod refresh;
 mod sign_out;
 mod z1_key_rotation;
