@@ -198,7 +198,365 @@ const FLAGS: &[Flag] = &[
         Str,
         Refused("not supported yet: /metrics is served on the main listener"),
     ),
+    // Every other flag oauth2-proxy v7.15 defines (src/config/oauth2_proxy/flags.tsv; a test
+    // keeps this table complete).
+    flag("keycloak-group", List, Key("authz.allowed_groups")),
+    flag("trusted-proxy-ip", List, Key("trusted_proxies")),
+    flag(
+        "force-code-challenge-method",
+        Str,
+        Key("code_challenge_method"),
+    ),
+    flag(
+        "authenticated-emails-file",
+        Str,
+        Key("authenticated_emails_file"),
+    ),
+    flag("prefer-email-to-user", Bool, Key("prefer_email_to_user")),
+    flag("redis-username", Str, Key("redis_username")),
+    flag("cookie-path", Str, Key("cookie_path")),
+    flag("ping-path", Str, Key("ping_path")),
+    flag("ready-path", Str, Key("ready_path")),
+    flag("proxy-prefix", Str, Key("proxy_prefix")),
+    flag("allow-query-semicolons", Bool, NoEffect(PROXIES_NOTHING)),
+    flag("disable-keep-alives", Bool, NoEffect(PROXIES_NOTHING)),
+    flag("flush-interval", Str, NoEffect(PROXIES_NOTHING)),
+    flag("pass-host-header", Bool, NoEffect(PROXIES_NOTHING)),
+    flag("proxy-websockets", Bool, NoEffect(PROXIES_NOTHING)),
+    flag("upstream-timeout", Str, NoEffect(PROXIES_NOTHING)),
+    flag(
+        "ssl-upstream-insecure-skip-verify",
+        Bool,
+        NoEffect(PROXIES_NOTHING),
+    ),
+    flag("pass-basic-auth", Bool, NoEffect(PROXIES_NOTHING)),
+    flag("basic-auth-password", Str, NoEffect(PROXIES_NOTHING)),
+    flag(
+        "skip-auth-strip-headers",
+        Bool,
+        NoEffect("the identity headers in Portcullis' answer always replace a client's own copies"),
+    ),
+    flag("auth-logging", Bool, NoEffect(LOGS)),
+    flag("auth-logging-format", Str, NoEffect(LOGS)),
+    flag("request-logging", Bool, NoEffect(LOGS)),
+    flag("request-logging-format", Str, NoEffect(LOGS)),
+    flag("standard-logging", Bool, NoEffect(LOGS)),
+    flag("standard-logging-format", Str, NoEffect(LOGS)),
+    flag("errors-to-info-log", Bool, NoEffect(LOGS)),
+    flag("exclude-logging-path", List, NoEffect(LOGS)),
+    flag("logging-filename", Str, NoEffect(LOGS)),
+    flag("logging-compress", Bool, NoEffect(LOGS)),
+    flag("logging-local-time", Bool, NoEffect(LOGS)),
+    flag("logging-max-age", Str, NoEffect(LOGS)),
+    flag("logging-max-backups", Str, NoEffect(LOGS)),
+    flag("logging-max-size", Str, NoEffect(LOGS)),
+    flag(
+        "request-id-header",
+        Str,
+        NoEffect("not yet: Portcullis does not log request ids"),
+    ),
+    flag(
+        "cookie-csrf-expire",
+        Str,
+        NoEffect("a login attempt's state cookie lives 10 minutes"),
+    ),
+    flag(
+        "cookie-csrf-per-request",
+        Bool,
+        NoEffect("every login attempt has a state cookie of its own already (parallel tabs work)"),
+    ),
+    flag(
+        "cookie-csrf-per-request-limit",
+        Str,
+        NoEffect("at most 5 pending login attempts per browser are kept"),
+    ),
+    flag(
+        "cookie-csrf-samesite",
+        Str,
+        NoEffect("the state cookie is SameSite=Lax, which the login redirect needs"),
+    ),
+    flag(
+        "encode-state",
+        Bool,
+        NoEffect("the state is already URL-safe random text"),
+    ),
+    flag(
+        "display-htpasswd-form",
+        Bool,
+        NoEffect("Portcullis shows no sign-in form: users sign in at the IdP"),
+    ),
+    flag(
+        "provider-display-name",
+        Str,
+        NoEffect("Portcullis shows no sign-in page"),
+    ),
+    flag(
+        "gcp-healthchecks",
+        Bool,
+        NoEffect("/ping and /ready are always served"),
+    ),
+    flag(
+        "ping-user-agent",
+        Str,
+        NoEffect("health checks use /ping; a User-Agent gets no special answer"),
+    ),
+    flag(
+        "real-client-ip-header",
+        Str,
+        NoEffect("the client address is read from X-Forwarded-For sent by trusted_proxies"),
+    ),
+    flag(
+        "force-https",
+        Bool,
+        NoEffect(
+            "redirecting http to https is the proxy's job (e.g. a Traefik entryPoint redirection)",
+        ),
+    ),
+    flag(
+        "session-cookie-minimal",
+        Bool,
+        NoEffect(
+            "Portcullis keeps only the tokens it needs (the refresh token, and the others only when they are passed upstream)",
+        ),
+    ),
+    flag(
+        "skip-claims-from-profile-url",
+        Bool,
+        NoEffect("Portcullis reads claims from the ID and access tokens only"),
+    ),
+    flag(
+        "oidc-enabled-signing-alg",
+        List,
+        NoEffect(
+            "ID tokens must be signed with an asymmetric algorithm (RS*, PS*, ES*, EdDSA); HS* and none are always refused",
+        ),
+    ),
+    flag(
+        "tls-min-version",
+        Str,
+        NoEffect("HTTPS is rustls: TLS 1.2 and 1.3 only"),
+    ),
+    flag(
+        "tls-cipher-suite",
+        List,
+        NoEffect("HTTPS is rustls: its safe cipher suites only"),
+    ),
+    flag(
+        "use-system-trust-store",
+        Bool,
+        NoEffect("--provider-ca-file is trusted in addition to the system's roots"),
+    ),
+    flag(
+        "backend-logout-url",
+        Str,
+        NoEffect(
+            "sign-out ends the IdP session through its end_session_endpoint (RP-initiated logout)",
+        ),
+    ),
+    flag(
+        "bearer-token-login-fallback",
+        Bool,
+        NoEffect("an invalid bearer token gets 401 (browsers are not sent to log in with one)"),
+    ),
+    flag(
+        "force-json-errors",
+        Bool,
+        Refused(
+            "not translated: mark the API paths with [[rules]] login_redirect = false (--api-route); errors are JSON for clients that do not ask for HTML",
+        ),
+    ),
+    flag(
+        "auth-request-response-mode",
+        Str,
+        Refused("Portcullis always uses response_mode=query; remove it"),
+    ),
+    flag("login-url", Str, Refused(DISCOVERY)),
+    flag("redeem-url", Str, Refused(DISCOVERY)),
+    flag("profile-url", Str, Refused(DISCOVERY)),
+    flag("validate-url", Str, Refused(DISCOVERY)),
+    flag("oidc-jwks-url", Str, Refused(DISCOVERY)),
+    flag("skip-oidc-discovery", Bool, Refused(DISCOVERY)),
+    flag(
+        "oidc-public-key-file",
+        List,
+        Refused(
+            "keys come from the issuer's JWKS (discovery); for another issuer use --extra-jwt-issuers",
+        ),
+    ),
+    flag(
+        "oidc-audience-claim",
+        List,
+        Refused("the audience is always the aud claim (and azp); remove it"),
+    ),
+    flag(
+        "insecure-oidc-skip-issuer-verification",
+        Bool,
+        Refused("the issuer is always verified against discovery; give the exact issuer URL"),
+    ),
+    flag(
+        "relative-redirect-url",
+        Bool,
+        Refused("--redirect-url must be an absolute URL: Portcullis' callback has one address"),
+    ),
+    flag(
+        "trusted-ip",
+        List,
+        Refused(
+            "letting addresses bypass authentication is not supported (addresses can be forged behind proxies); make paths public with --skip-auth-route",
+        ),
+    ),
+    flag(
+        "htpasswd-file",
+        Str,
+        Refused("htpasswd logins are not supported: users sign in at the IdP"),
+    ),
+    flag(
+        "htpasswd-user-group",
+        List,
+        Refused("htpasswd logins are not supported: users sign in at the IdP"),
+    ),
+    flag(
+        "set-basic-auth",
+        Bool,
+        Refused("not supported: the identity is in the X-Auth-Request-* answer headers"),
+    ),
+    flag(
+        "signature-key",
+        Str,
+        Refused("GAP-Signature signs proxied requests, and Portcullis proxies nothing"),
+    ),
+    flag(
+        "metrics-secure-address",
+        Str,
+        Refused("not supported yet: /metrics is served on the main listener"),
+    ),
+    flag(
+        "metrics-tls-cert-file",
+        Str,
+        Refused("not supported yet: /metrics is served on the main listener"),
+    ),
+    flag(
+        "metrics-tls-key-file",
+        Str,
+        Refused("not supported yet: /metrics is served on the main listener"),
+    ),
+    flag("redis-use-sentinel", Bool, Refused(REDIS_HA)),
+    flag("redis-sentinel-master-name", Str, Refused(REDIS_HA)),
+    flag("redis-sentinel-connection-urls", List, Refused(REDIS_HA)),
+    flag("redis-sentinel-password", Str, Refused(REDIS_HA)),
+    flag("redis-use-cluster", Bool, Refused(REDIS_HA)),
+    flag("redis-cluster-connection-urls", List, Refused(REDIS_HA)),
+    flag(
+        "redis-connection-idle-timeout",
+        Str,
+        NoEffect(
+            "Portcullis keeps one multiplexed connection per replica and reconnects by itself",
+        ),
+    ),
+    flag(
+        "redis-insecure-skip-tls-verify",
+        Bool,
+        Refused("Redis' certificate is always verified; give its CA with --redis-ca-path"),
+    ),
+    flag("pubjwk-url", Str, Refused(OTHER_PROVIDER)),
+    flag("jwt-key", Str, Refused(OTHER_PROVIDER)),
+    flag("jwt-key-file", Str, Refused(OTHER_PROVIDER)),
+    flag("resource", Str, Refused(OTHER_PROVIDER)),
+    flag("azure-tenant", Str, Refused(OTHER_PROVIDER)),
+    flag("azure-graph-group-field", Str, Refused(OTHER_PROVIDER)),
+    flag("entra-id-allowed-tenant", List, Refused(OTHER_PROVIDER)),
+    flag(
+        "entra-id-federated-token-auth",
+        Bool,
+        Refused(OTHER_PROVIDER),
+    ),
+    flag("bitbucket-repository", Str, Refused(OTHER_PROVIDER)),
+    flag("bitbucket-team", Str, Refused(OTHER_PROVIDER)),
+    flag("bitbucket-workspace", Str, Refused(OTHER_PROVIDER)),
+    flag("github-org", Str, Refused(OTHER_PROVIDER)),
+    flag("github-repo", Str, Refused(OTHER_PROVIDER)),
+    flag("github-team", Str, Refused(OTHER_PROVIDER)),
+    flag("github-token", Str, Refused(OTHER_PROVIDER)),
+    flag("github-user", List, Refused(OTHER_PROVIDER)),
+    flag("gitlab-group", List, Refused(OTHER_PROVIDER)),
+    flag("gitlab-project", List, Refused(OTHER_PROVIDER)),
+    flag("google-admin-api-user-scope", Str, Refused(OTHER_PROVIDER)),
+    flag("google-admin-email", Str, Refused(OTHER_PROVIDER)),
+    flag("google-group", List, Refused(OTHER_PROVIDER)),
+    flag("google-service-account-json", Str, Refused(OTHER_PROVIDER)),
+    flag("google-target-principal", Str, Refused(OTHER_PROVIDER)),
+    flag(
+        "google-use-application-default-credentials",
+        Str,
+        Refused(OTHER_PROVIDER),
+    ),
+    flag("google-use-organization-id", Str, Refused(OTHER_PROVIDER)),
 ];
+
+/// Why the upstream-proxying flags do nothing here.
+const PROXIES_NOTHING: &str = "Portcullis is a forward-auth service and proxies nothing";
+/// Why the logging flags do nothing here.
+const LOGS: &str =
+    "Portcullis logs to stderr (JSON with log_format = \"json\"; levels with PORTCULLIS_LOG)";
+/// Why the endpoint flags are refused.
+const DISCOVERY: &str = "Portcullis reads every endpoint from the issuer's OIDC discovery document (--oidc-issuer-url); remove it";
+/// Why the Redis Sentinel and Cluster flags are refused.
+const REDIS_HA: &str =
+    "not supported yet: Portcullis connects to one Redis (--redis-connection-url)";
+/// Why other providers' flags are refused.
+const OTHER_PROVIDER: &str = "an option of another oauth2-proxy provider: Portcullis speaks OpenID Connect (keycloak-oidc, oidc)";
+/// What Portcullis does with every flag in [`FLAGS`], as the Markdown table of
+/// `docs/oauth2-proxy-flags.md` (a test keeps that file equal to this).
+pub fn compatibility_table() -> String {
+    let mut rows: Vec<(&str, String, String)> = FLAGS
+        .iter()
+        .map(|f| {
+            let (verdict, what) = match f.action {
+                Key(k) => ("translated", translated_as(k)),
+                NoEffect(why) => ("accepted, no effect", why.to_string()),
+                Refused(why) => ("refused (exit 64)", why.to_string()),
+            };
+            (f.name, verdict.to_string(), what)
+        })
+        .collect();
+    rows.sort();
+    let mut out = String::from("| flag | Portcullis | what it does here |\n| --- | --- | --- |\n");
+    for (name, verdict, what) in rows {
+        out.push_str(&format!(
+            "| `--{name}` | {verdict} | {} |\n",
+            what.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// How a [`Key`] action reads in the compatibility table.
+fn translated_as(key: &str) -> String {
+    let text = match key {
+        "provider" => "checked: keycloak-oidc or oidc (OpenID Connect)",
+        "code_challenge_method" => "checked: S256 only (PKCE S256 is always used)",
+        "cookie_samesite" => "checked: lax only",
+        "cookie_httponly" => "checked: true only (cookies are always HttpOnly)",
+        "cookie_path" => "checked: / only",
+        "ping_path" => "checked: /ping only",
+        "ready_path" => "checked: /ready only",
+        "proxy_prefix" => "checked: /oauth2 only",
+        "public_url" => "`public_url` (the URL without /oauth2/callback)",
+        "https_address" => "`listen`, serving HTTPS (with --tls-cert-file/--tls-key-file)",
+        "redis_password" => "into `session.redis_url`",
+        "redis_username" => "into `session.redis_url` (Redis 6 ACL user)",
+        "rules" => "public `[[rules]]` (anchored plain paths only; other regexes refused)",
+        "api_rules" => "`[[rules]]` with `login_redirect = false` (anchored plain paths only)",
+        "authenticated_emails_file" => "`authz.allowed_emails` (the file's lines)",
+        "prefer_email_to_user" => "`oidc.user_id_claim = \"email\"`",
+        "bearer.issuers" => "`[[bearer.issuers]]` (ISSUER=AUDIENCE)",
+        "headers.pass_authorization_header" => {
+            "`headers.pass_authorization_header` with `authorization_token = \"id\"`"
+        }
+        other => return format!("`{other}`"),
+    };
+    text.to_string()
+}
 
 /// The native configuration an oauth2-proxy setup comes to, and what was said about it.
 #[derive(Debug)]
@@ -268,7 +626,12 @@ pub fn translate(
     }
     // One listener: HTTPS wins when both addresses are given, so it is set last; the Redis
     // password goes into the connection URL, so after it.
-    settings.sort_by_key(|s| matches!(s.flag.name, "https-address" | "redis-password"));
+    settings.sort_by_key(|s| {
+        matches!(
+            s.flag.name,
+            "https-address" | "redis-password" | "redis-username"
+        )
+    });
     let mut table = toml::Table::new();
     let mut notices = Vec::new();
     for s in &settings {
@@ -520,6 +883,14 @@ fn keep_cookies_secure(
     }
 }
 
+/// The value at a dotted native key (`section.key`), if set.
+fn get<'t>(table: &'t toml::Table, key: &str) -> Option<&'t toml::Value> {
+    match key.split_once('.') {
+        None => table.get(key),
+        Some((section, k)) => table.get(section)?.get(k),
+    }
+}
+
 fn set(table: &mut toml::Table, key: &str, value: toml::Value) {
     match key.split_once('.') {
         None => {
@@ -684,8 +1055,9 @@ fn convert(
         | "authz.allowed_groups"
         | "authz.allowed_roles"
         | "redirect.allowed_domains"
-        | "bearer.audiences" => {
-            let items = s
+        | "bearer.audiences"
+        | "trusted_proxies" => {
+            let items: Vec<toml::Value> = s
                 .values
                 .iter()
                 .flat_map(|v| v.split(','))
@@ -698,7 +1070,42 @@ fn convert(
                 })
                 .map(text)
                 .collect();
-            set(table, key, toml::Value::Array(items));
+            // --keycloak-group adds to --allowed-group.
+            let mut all = get(table, key)
+                .and_then(toml::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            all.extend(items);
+            set(table, key, toml::Value::Array(all));
+        }
+        "authenticated_emails_file" => {
+            let list =
+                read_file(Path::new(&value)).map_err(|e| format!("cannot read {value}: {e}"))?;
+            let emails = list
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| text(l.to_string()))
+                .collect();
+            set(table, "authz.allowed_emails", toml::Value::Array(emails));
+        }
+        "prefer_email_to_user" => {
+            if value == "true" {
+                set(table, "oidc.user_id_claim", text("email".into()));
+            }
+        }
+        "cookie_path" | "ping_path" | "ready_path" | "proxy_prefix" => {
+            let fixed = match key {
+                "cookie_path" => "/",
+                "ping_path" => "/ping",
+                "ready_path" => "/ready",
+                _ => "/oauth2",
+            };
+            if value.trim_end_matches('/') != fixed.trim_end_matches('/') {
+                return Err(format!(
+                    "only {fixed}: Portcullis serves it at that fixed path; remove the flag"
+                ));
+            }
         }
         "public_url" => {
             // oauth2-proxy takes the callback URL; Portcullis the URL it is reached at.
@@ -785,8 +1192,9 @@ fn convert(
             }
             set(table, key, text(value));
         }
-        "redis_password" => {
-            // The native store reads the password from a file or the URL: here, the URL.
+        "redis_password" | "redis_username" => {
+            // The native store reads the password from a file or the URL: here, the URL (and
+            // the Redis 6 ACL user with it).
             let url = table
                 .get("session")
                 .and_then(|t| t.get("redis_url"))
@@ -794,9 +1202,12 @@ fn convert(
                 .ok_or("needs --redis-connection-url")?;
             let mut parsed =
                 url::Url::parse(url).map_err(|_| "--redis-connection-url is not a URL")?;
-            parsed
-                .set_password(Some(&value))
-                .map_err(|_| "cannot be put in --redis-connection-url")?;
+            let put = if key == "redis_password" {
+                parsed.set_password(Some(&value))
+            } else {
+                parsed.set_username(&value)
+            };
+            put.map_err(|_| "cannot be put in --redis-connection-url")?;
             set(table, "session.redis_url", text(parsed.to_string()));
         }
         _ => set(table, key, text(value)),

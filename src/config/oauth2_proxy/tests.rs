@@ -511,3 +511,97 @@ fn the_footer_is_translated_and_the_sign_in_page_branding_is_accepted_without_ef
             .contains("<footer>Acme</footer>")
     );
 }
+
+/// Every flag oauth2-proxy v7.15 defines (`flags.tsv`, from tools/oauth2-proxy-flags) has a
+/// row in FLAGS, read as the same kind of value; `docs/oauth2-proxy-flags.md` is the table
+/// of them all (`PORTCULLIS_WRITE_FLAG_TABLE=1 cargo test --lib flag_table` rewrites it).
+#[test]
+fn every_oauth2_proxy_flag_has_a_row_and_the_flag_table_is_current() {
+    let mut missing = Vec::new();
+    for line in include_str!("flags.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+    {
+        let (name, go_type) = line.split_once('\t').unwrap();
+        match lookup(name) {
+            None => missing.push(name.to_string()),
+            Some(f) => {
+                let want = match go_type {
+                    "Bool" => Kind::Bool,
+                    "StringSlice" => Kind::List,
+                    _ => Kind::Str,
+                };
+                assert_eq!(f.kind, want, "--{name} is a {go_type} in oauth2-proxy");
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no row in FLAGS for: {missing:?}");
+    let table = format!(
+        "# oauth2-proxy flags in Portcullis\n\n\
+         Every flag oauth2-proxy v7.15 defines, and what `portcullis` does with it when started \
+         with oauth2-proxy's command line, `OAUTH2_PROXY_*` environment or `.cfg` file \
+         ([deploy.md](deploy.md#migrating-from-oauth2-proxy)). Generated from the `FLAGS` table \
+         in `src/config/oauth2_proxy.rs`; a test keeps it current. A flag not listed is unknown \
+         and refused (exit 64).\n\n{}",
+        compatibility_table()
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/oauth2-proxy-flags.md");
+    if std::env::var_os("PORTCULLIS_WRITE_FLAG_TABLE").is_some() {
+        std::fs::write(path, &table).unwrap();
+    }
+    let current = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        current == table,
+        "docs/oauth2-proxy-flags.md is out of date: PORTCULLIS_WRITE_FLAG_TABLE=1 cargo test --lib flag_table"
+    );
+}
+
+#[test]
+fn the_other_flags_are_translated_or_checked() {
+    let emails = |p: &Path| -> std::io::Result<String> {
+        assert_eq!(p, Path::new("/etc/emails"));
+        Ok("# staff\nalice@example.com\n\n bob@example.com \n".into())
+    };
+    let line = "--provider=oidc --client-id=x --client-secret=y \
+                --oidc-issuer-url=https://kc.example.com/realms/r \
+                --cookie-secret=0123456789abcdef0123456789abcdef \
+                --redirect-url=https://auth.example.com/oauth2/callback \
+                --allowed-group=a --keycloak-group=b --trusted-proxy-ip=10.0.0.0/8 \
+                --authenticated-emails-file=/etc/emails --prefer-email-to-user \
+                --redis-username=portcullis --redis-password=pw \
+                --redis-connection-url=redis://redis:6379 --session-store-type=redis \
+                --cookie-path=/ --ping-path=/ping --proxy-prefix=/oauth2 \
+                --request-logging=false --force-https";
+    let t = translate(&args(line), &[], &emails).unwrap();
+    let c = config(&t);
+    assert_eq!(c.rules.rules().len(), 0);
+    assert_eq!(c.claims.user_id.as_str(), "email");
+    assert_eq!(c.trusted_proxies.len(), 1);
+    let table: toml::Table = t.toml.parse().unwrap();
+    assert_eq!(
+        table["authz"]["allowed_groups"].as_array().unwrap().len(),
+        2,
+        "--keycloak-group adds to --allowed-group"
+    );
+    assert_eq!(
+        table["authz"]["allowed_emails"].as_array().unwrap(),
+        &vec![
+            toml::Value::String("alice@example.com".into()),
+            toml::Value::String("bob@example.com".into())
+        ]
+    );
+    assert_eq!(
+        table["session"]["redis_url"].as_str(),
+        Some("redis://portcullis:pw@redis:6379")
+    );
+    assert!(
+        t.notices
+            .iter()
+            .any(|n| n.starts_with("--force-https: no effect"))
+    );
+    let bad = format!("{line} --ping-path=/healthz --cookie-path=/app --trusted-ip=10.0.0.1");
+    let problems = translate(&args(&bad), &[], &emails).unwrap_err().join("\n");
+    for flag in ["--ping-path", "--cookie-path", "--trusted-ip"] {
+        assert!(problems.contains(flag), "{flag}: {problems}");
+    }
+}
