@@ -106,7 +106,9 @@ const FLAGS: &[Flag] = &[
     flag(
         "upstream",
         List,
-        NoEffect("Portcullis is a forward-auth service and proxies nothing (static:// only)"),
+        NoEffect(
+            "Portcullis is a forward-auth service and proxies nothing (static:// and file:///dev/null only)",
+        ),
     ),
     flag(
         "reverse-proxy",
@@ -196,7 +198,9 @@ const FLAGS: &[Flag] = &[
     flag(
         "metrics-address",
         Str,
-        Refused("not supported yet: /metrics is served on the main listener"),
+        NoEffect(
+            "not yet: /metrics is served on the main listener (--http-address); scrape that port",
+        ),
     ),
     // Every other flag oauth2-proxy v7.15 defines (src/config/oauth2_proxy/flags.tsv; a test
     // keeps this table complete).
@@ -636,14 +640,19 @@ pub fn translate(
     let mut notices = Vec::new();
     for s in &settings {
         match s.flag.action {
-            Action::Refused(why) => problems.push(format!("--{}: {why}", s.flag.name)),
+            // `--ssl-insecure-skip-verify=false` or an empty value asks for nothing.
+            Action::Refused(why) if set_to_something(s) => {
+                problems.push(format!("--{}: {why}", s.flag.name));
+            }
+            Action::Refused(_) => {}
             Action::NoEffect(why) => {
                 if s.flag.name != "config" && set_to_something(s) {
                     notices.push(format!("--{}: no effect in Portcullis: {why}", s.flag.name));
                 }
                 if s.flag.name == "upstream" {
                     for u in &s.values {
-                        if !u.starts_with("static://") {
+                        // `file:///dev/null` is the oauth2-proxy Helm chart's default.
+                        if !u.starts_with("static://") && u != "file:///dev/null" {
                             problems.push(format!(
                                 "--upstream {u}: Portcullis proxies nothing; only static:// upstreams (forward-auth) are accepted"
                             ));
@@ -1118,8 +1127,16 @@ fn convert(
             public.set_path(if base.is_empty() { "/" } else { base });
             set(table, key, text(public.to_string()));
         }
-        // One listener: HTTPS wins when both are given (`--https-address` is set last).
+        // One listener: HTTPS wins when both are given (`--https-address` is set last). Like
+        // oauth2-proxy, no HTTPS without a certificate: its Helm chart always passes
+        // `--https-address`.
         "listen" | "https_address" => {
+            if key == "https_address" && get(table, "tls_cert_file").is_none() {
+                notices.push(format!(
+                    "--https-address {value}: not served without --tls-cert-file (as in oauth2-proxy)"
+                ));
+                return Ok(());
+            }
             let addr = value
                 .trim_start_matches("http://")
                 .trim_start_matches("https://");

@@ -605,3 +605,43 @@ fn the_other_flags_are_translated_or_checked() {
         assert!(problems.contains(flag), "{flag}: {problems}");
     }
 }
+
+/// What the oauth2-proxy Helm chart renders by default: both addresses, a metrics address, the
+/// `.cfg` from its ConfigMap (`upstreams = ["file:///dev/null"]`) and the secrets in the
+/// environment; explicit `false` values of refused flags ask for nothing.
+#[test]
+fn the_oauth2_proxy_helm_charts_defaults_start() {
+    let cfg = "email_domains = [ \"*\" ]\nupstreams = [ \"file:///dev/null\" ]\n\
+               provider = \"keycloak-oidc\"\noidc_issuer_url = \"https://kc.example.com/realms/r\"\n\
+               redirect_url = \"https://auth.example.com/oauth2/callback\"\n\
+               ssl_insecure_skip_verify = false\nredis_use_sentinel = false\n";
+    let read = |p: &Path| -> std::io::Result<String> {
+        assert_eq!(p, Path::new("/etc/oauth2_proxy/oauth2_proxy.cfg"));
+        Ok(cfg.to_string())
+    };
+    let line = "--http-address=0.0.0.0:4180 --https-address=0.0.0.0:4443 \
+                --metrics-address=0.0.0.0:44180 --config=/etc/oauth2_proxy/oauth2_proxy.cfg";
+    let env: Vec<(String, String)> = [
+        ("OAUTH2_PROXY_CLIENT_ID", "portcullis"),
+        ("OAUTH2_PROXY_CLIENT_SECRET", "s3cret"),
+        ("OAUTH2_PROXY_COOKIE_SECRET", SECRET_32),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let t = translate(&args(line), &env, &read).unwrap();
+    let c = config(&t);
+    assert_eq!(
+        c.listen.to_string(),
+        "0.0.0.0:4180",
+        "no HTTPS without a certificate"
+    );
+    assert!(c.tls.is_none());
+    for said in ["--https-address", "--metrics-address"] {
+        assert!(
+            t.notices.iter().any(|n| n.starts_with(said)),
+            "{said}: {:?}",
+            t.notices
+        );
+    }
+}
