@@ -1021,7 +1021,7 @@ fn convert(
         }
         "session.cookie_domain" => {
             if s.values.len() > 1 {
-                return Err("several cookie domains are not supported yet: give one".into());
+                return Err("several cookie domains are not supported yet: give the one parent domain of your apps and of --redirect-url's host (a login's callback is on that one host, so its cookies must reach every app from there)".into());
             }
             set(table, key, text(value.trim_start_matches('.').to_string()));
         }

@@ -514,7 +514,7 @@ fn the_footer_is_translated_and_the_sign_in_page_branding_is_accepted_without_ef
 
 /// Every flag oauth2-proxy v7.15 defines (`flags.tsv`, from tools/oauth2-proxy-flags) has a
 /// row in FLAGS, read as the same kind of value; `docs/oauth2-proxy-flags.md` is the table
-/// of them all (`PORTCULLIS_WRITE_FLAG_TABLE=1 cargo test --lib flag_table` rewrites it).
+/// of them all (`UPDATE_FLAG_TABLE=1 cargo test --lib flag_table` rewrites it).
 #[test]
 fn every_oauth2_proxy_flag_has_a_row_and_the_flag_table_is_current() {
     let mut missing = Vec::new();
@@ -546,13 +546,13 @@ fn every_oauth2_proxy_flag_has_a_row_and_the_flag_table_is_current() {
         compatibility_table()
     );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/oauth2-proxy-flags.md");
-    if std::env::var_os("PORTCULLIS_WRITE_FLAG_TABLE").is_some() {
+    if std::env::var_os("UPDATE_FLAG_TABLE").is_some() {
         std::fs::write(path, &table).unwrap();
     }
     let current = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         current == table,
-        "docs/oauth2-proxy-flags.md is out of date: PORTCULLIS_WRITE_FLAG_TABLE=1 cargo test --lib flag_table"
+        "docs/oauth2-proxy-flags.md is out of date: UPDATE_FLAG_TABLE=1 cargo test --lib flag_table"
     );
 }
 
