@@ -213,6 +213,7 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     let creds = Credentials {
         authorization: Some(&authorization),
         cookie: None,
+        host: Some("app.example.com"),
     };
     f.rt.block_on(check(creds, f.app.now())).unwrap();
     let hits = f.app.metrics().token_cache_hits.load(Relaxed);
@@ -256,7 +257,7 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     .unwrap();
     let set = gate
         .cookies()
-        .write(gate.sealer(), &session, now, None)
+        .write(gate.sealer(), &session, now, Default::default())
         .unwrap();
     assert_eq!(set.len(), 1, "one unchunked cookie");
     let pair = set[0].split(';').next().unwrap();
@@ -264,6 +265,7 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     let creds = Credentials {
         authorization: None,
         cookie: Some(&cookie),
+        host: Some("app.example.com"),
     };
     let Pass::User(granted) = poll_ready(check(creds, f.app.now())).unwrap() else {
         panic!("the session cookie must pass as alice")
@@ -369,6 +371,7 @@ fn rules<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     let creds = Credentials {
         authorization: Some(&authorization),
         cookie: None,
+        host: Some("app.example.com"),
     };
     let decide = |uri: &str, constraints: Option<&str>| {
         let target =

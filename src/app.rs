@@ -14,6 +14,7 @@ use crate::metrics::{Decision, Metrics, RuleDecisions};
 use crate::rules::Decider;
 use crate::seal::Sealer;
 use crate::session::Session;
+use crate::session::cookie_domains::CookieContext;
 use crate::session::cookies::SetCookie;
 use crate::session::redis::StoreUnavailable;
 use crate::session::revocations::Revocations;
@@ -377,13 +378,16 @@ impl App {
 
     /// Starts a browser login that returns to `return_to` (already validated).
     /// `asked`: login parameters from `/oauth2/start` (the configured ones win).
+    /// `host`: where the login starts, as the browser sent it (its cookie domain, and its own
+    /// callback when that domain does not hold `public_url`'s host).
     pub fn begin_login(
         &self,
         return_to: String,
         asked: AuthParams,
+        host: Option<&str>,
     ) -> Result<LoginStart, LoginError> {
         self.oidc
-            .begin_login(self.gate.sealer(), return_to, asked, self.now())
+            .begin_login(self.gate.sealer(), return_to, asked, self.now(), host)
     }
 
     /// Finishes a login at the callback; the session is not stored yet
@@ -391,10 +395,10 @@ impl App {
     pub async fn finish_login(
         &self,
         params: CallbackParams,
-        cookie_header: Option<&str>,
+        request: CookieContext<'_>,
     ) -> LoginFinish {
         self.oidc
-            .finish_login(self.gate.sealer(), params, cookie_header, self.now())
+            .finish_login(self.gate.sealer(), params, request, self.now())
             .await
     }
 
@@ -403,11 +407,9 @@ impl App {
     pub async fn start_session(
         &self,
         session: &Session,
-        cookie_header: Option<&str>,
+        request: CookieContext<'_>,
     ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
-        self.gate
-            .start_session(session, self.now(), cookie_header)
-            .await
+        self.gate.start_session(session, self.now(), request).await
     }
 
     /// The IdP's RP-initiated logout URL, when it has an `end_session_endpoint`.

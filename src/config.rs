@@ -16,6 +16,7 @@ use crate::rules::glob::PathGlob;
 use crate::rules::host::HostPattern;
 use crate::rules::{AccessRules, Action, Rule};
 use crate::secret::Secret;
+use crate::session::cookie_domains::CookieDomains;
 use base64::Engine;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,7 +91,8 @@ pub struct SessionConfig {
     /// AES-256-GCM keys: the first encrypts, all decrypt (rotation).
     pub keys: Secret<Vec<[u8; 32]>>,
     pub cookie_name: String,
-    pub cookie_domain: Option<String>,
+    /// `session.cookie_domains` (or the one `cookie_domain`), and `public_url`'s host.
+    pub cookie_domains: CookieDomains,
     pub cookie_secure: bool,
     /// Absolute session lifetime.
     pub expire: Duration,
@@ -393,18 +395,35 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             "use letters, digits, '_' and '-' only",
         );
     }
-    let cookie_domain = raw
-        .session
-        .cookie_domain
-        .map(|d| d.trim_start_matches('.').to_ascii_lowercase());
-    if let Some(d) = &cookie_domain {
-        if d.is_empty() || d.contains(['/', ':', ' ', ';']) {
+    // `cookie_domain` is a list of one.
+    let (domains_key, domains) = match (
+        raw.session.cookie_domain.clone(),
+        raw.session.cookie_domains.clone(),
+    ) {
+        (Some(_), Some(_)) => {
             p.add(
-                "session.cookie_domain",
-                "must be a bare domain such as example.com",
+                "session.cookie_domains",
+                "set either cookie_domain or cookie_domains, not both",
             );
+            ("session.cookie_domains", Vec::new())
+        }
+        (Some(one), None) => ("session.cookie_domain", vec![one]),
+        (None, list) => ("session.cookie_domains", list.unwrap_or_default()),
+    };
+    let mut cookie_domains = Vec::with_capacity(domains.len());
+    for d in domains {
+        let d = d.trim().trim_start_matches('.').to_ascii_lowercase();
+        if d.is_empty() || d.contains(['/', ':', ' ', ';', '@', ',']) {
+            p.add(domains_key, "must be a bare domain such as example.com");
+        } else {
+            cookie_domains.push(d);
         }
     }
+    let public_host = public_url
+        .as_ref()
+        .and_then(Url::host_str)
+        .unwrap_or_default();
+    let cookie_domains = CookieDomains::new(cookie_domains, public_host);
     let cookie_secure = raw.session.cookie_secure.unwrap_or(true);
     let expire = p.duration("session.expire", raw.session.expire, "12h");
     if expire.is_zero() {
@@ -587,7 +606,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             session: SessionConfig {
                 keys: Secret::new(keys),
                 cookie_name,
-                cookie_domain,
+                cookie_domains,
                 cookie_secure,
                 expire,
                 refresh,
@@ -870,6 +889,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "te",
     "trailer",
     "upgrade",
+    "expect",
+    "via",
+    "cache-control",
 ];
 
 /// `oidc.email_claim`, `oidc.groups_claim`, `oidc.user_id_claim` and `[headers.claims]`.
@@ -913,10 +935,10 @@ fn claim_mapping(
         }
         let header = name.to_ascii_lowercase();
         let lower = header.as_str();
-        if RESERVED_HEADERS.contains(&lower)
-            || lower.starts_with("x-forwarded-")
-            || lower.starts_with("proxy-")
-        {
+        let reserved_prefix = ["x-forwarded-", "proxy-", "x-original-", "x-envoy-"]
+            .iter()
+            .any(|p| lower.starts_with(p));
+        if RESERVED_HEADERS.contains(&lower) || reserved_prefix {
             p.add(
                 &key,
                 "is a header Portcullis or the proxy sets itself; pick another name",

@@ -11,6 +11,7 @@ use crate::login::oidc::Oidc;
 use crate::principal::{PassedTokens, Principal};
 use crate::rules::Verdict;
 use crate::seal::Sealer;
+use crate::session::cookie_domains::CookieContext;
 use crate::session::cookies::SessionCookies;
 use crate::session::cookies::SetCookie;
 use crate::session::redis::StoreUnavailable;
@@ -30,6 +31,9 @@ pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     /// The whole `Cookie` header value.
     pub cookie: Option<&'a str>,
+    /// The host the browser asked for (`X-Forwarded-Host`), port included: which cookie domain
+    /// a refreshed or cleared session cookie gets.
+    pub host: Option<&'a str>,
 }
 
 /// Access granted.
@@ -152,8 +156,8 @@ impl Gate {
     }
 
     /// `Set-Cookie` values deleting every session cookie the browser sent.
-    pub fn clear_cookies(&self, cookie_header: Option<&str>) -> Vec<SetCookie> {
-        self.store.cookies().clear(cookie_header)
+    pub fn clear_cookies(&self, request: CookieContext<'_>) -> Vec<SetCookie> {
+        self.store.cookies().clear(request)
     }
 
     /// The decision for a request the rules judged `verdict`; `constraints` are the calling
@@ -216,6 +220,7 @@ impl Gate {
         // The session cookies are found (and reassembled from chunks) once per request. Kept
         // out of the future's state: nothing of the header's reading lives across an await.
         let header = creds.cookie.unwrap_or("");
+        let request = CookieContext::new(creds.cookie, creds.host);
         let found = {
             let values = self.store.cookies().values(header);
             match values.single() {
@@ -231,7 +236,7 @@ impl Gate {
             // Several: tossed by another host under `cookie_domain`, or stale. Boxed: this
             // slow path must not grow every decision's future.
             Err(candidates) => {
-                return Box::pin(self.authenticate_among(candidates, creds.cookie, now)).await;
+                return Box::pin(self.authenticate_among(candidates, request, now)).await;
             }
         };
         if let Some(d) = self.decoded.as_ref().and_then(|c| c.get(&sealed, now)) {
@@ -249,13 +254,12 @@ impl Gate {
             // its shorter readings are tried too.
             let candidates = self.store.cookies().values(header).candidates();
             if candidates.len() > 1 {
-                return Box::pin(self.authenticate_among(candidates, creds.cookie, now)).await;
+                return Box::pin(self.authenticate_among(candidates, request, now)).await;
             }
-            return Err(self.signed_out(creds.cookie));
+            return Err(self.signed_out(request));
         };
         let cache_key = self.decoded.is_some().then_some(&*sealed);
-        self.session_access(stored, creds.cookie, cache_key, now)
-            .await
+        self.session_access(stored, request, cache_key, now).await
     }
 
     /// A request carrying several session cookies (RFC 6265 §5.4: a sibling host's cookie
@@ -273,7 +277,7 @@ impl Gate {
     async fn authenticate_among(
         &self,
         candidates: Vec<std::borrow::Cow<'_, str>>,
-        cookie_header: Option<&str>,
+        request: CookieContext<'_>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
         let mut chosen: Option<(StoredSession, std::borrow::Cow<'_, str>)> = None;
@@ -301,16 +305,15 @@ impl Gate {
                         second = ?s.identity.sub,
                         "session cookies of two users in one request (one was set by another host under cookie_domain); neither passes"
                     );
-                    return Err(self.signed_out(cookie_header));
+                    return Err(self.signed_out(request));
                 }
             }
         }
         let Some((stored, sealed)) = chosen else {
-            return Err(self.signed_out(cookie_header));
+            return Err(self.signed_out(request));
         };
         let cache_key = self.decoded.is_some().then_some(&*sealed);
-        self.session_access(stored, cookie_header, cache_key, now)
-            .await
+        self.session_access(stored, request, cache_key, now).await
     }
 
     /// The session a sealed cookie value holds (`None`: it doesn't open or is gone).
@@ -322,20 +325,20 @@ impl Gate {
     }
 
     /// No session: 401, and the session cookies the request carried are cleared.
-    fn signed_out(&self, cookie_header: Option<&str>) -> Refused {
+    fn signed_out(&self, request: CookieContext<'_>) -> Refused {
         Refused::Unauthenticated {
-            clear: self.clear_cookies(cookie_header),
+            clear: self.clear_cookies(request),
         }
     }
 
     async fn session_access(
         &self,
         stored: StoredSession,
-        cookie_header: Option<&str>,
+        request: CookieContext<'_>,
         cache_key: Option<&str>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
-        let dead = || self.signed_out(cookie_header);
+        let dead = || self.signed_out(request);
         let session = &stored.session;
         if self.revocations.is_revoked(session) {
             return Err(dead());
@@ -367,7 +370,7 @@ impl Gate {
                 // Boxed: the refresh future is large, and inlining it would make every
                 // decision (cache hits included) move a ~17 KB future around.
                 let refreshed =
-                    Box::pin(self.store.refresh(&*self.oidc, &stored, now, cookie_header)).await;
+                    Box::pin(self.store.refresh(&*self.oidc, &stored, now, request)).await;
                 match refreshed {
                     Ok((fresh, set)) => Ok(self.granted(&fresh, set)),
                     Err(RefreshFailure::Store(e)) => Err(store_unavailable(e)),
@@ -433,9 +436,9 @@ impl Gate {
         &self,
         session: &Session,
         now: UnixTime,
-        request_cookies: Option<&str>,
+        request: CookieContext<'_>,
     ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
-        self.store.create(session, now, request_cookies).await
+        self.store.create(session, now, request).await
     }
 
     /// Sign-out: ends the session everywhere (a copied cookie must not outlive it) and returns

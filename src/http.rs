@@ -279,6 +279,18 @@ pub fn redirect(location: &str) -> Response<Body> {
 }
 
 /// Query parameter lookup (decoded).
+/// The host the browser talked to, for a request to Portcullis' own endpoints: the proxy's
+/// `X-Forwarded-Host` (first value) when it sends one, else `Host`. It only picks a cookie
+/// domain among `session.cookie_domains` (a browser refuses a `Domain` its host is not in)
+/// and a login's own callback host (the IdP accepts only the callback URLs it lists).
+pub fn browser_host(headers: &HeaderMap) -> Option<&str> {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    value("x-forwarded-host")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .or_else(|| value("host"))
+}
+
 pub fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query()?.as_bytes())
         .find(|(k, _)| k == name)

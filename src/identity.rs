@@ -23,9 +23,10 @@ pub struct IdentityClaims {
     #[serde(default)]
     pub resource_access: Option<BTreeMap<String, RoleList>>,
     pub sid: Option<String>,
-    /// The `oidc.user_id_claim` value, when that is not `sub` ([`ClaimMapping::apply`]).
+    /// The `oidc.user_id_claim` value and that claim's path, when it is not `sub`
+    /// ([`ClaimMapping::apply`]).
     #[serde(skip)]
-    pub user: Option<String>,
+    pub user: Option<(String, String)>,
     /// `[headers.claims]` values by claim path ([`ClaimMapping::apply`]).
     #[serde(skip)]
     pub headers: BTreeMap<String, String>,
@@ -61,10 +62,11 @@ pub struct Identity {
     /// The IdP session id (`sid`), used by back-channel logout.
     #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// The user id from `oidc.user_id_claim`, when that is not `sub`: sent as
-    /// `X-Auth-Request-User` instead of `sub`.
+    /// The user id from `oidc.user_id_claim` when that is not `sub`, with that claim's path:
+    /// sent as `X-Auth-Request-User` instead of `sub` while the configuration still names that
+    /// claim ([`Identity::user_id`]).
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<(String, String)>,
     /// `[headers.claims]` values, by claim path, ready to send ([`claim_mapping::header_value`]).
     #[serde(rename = "x", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, String>,
@@ -119,9 +121,14 @@ impl Identity {
         Some(identity)
     }
 
-    /// What `X-Auth-Request-User` carries: the `oidc.user_id_claim` value, or `sub`.
-    pub fn user_id(&self) -> &str {
-        self.user.as_deref().unwrap_or(&self.sub)
+    /// What `X-Auth-Request-User` carries: the value of the claim `mapping` names as the user
+    /// id (kept at sign-in), or `sub` when that is the claim, the user has no such claim, or
+    /// the session was made under another `oidc.user_id_claim`.
+    pub fn user_id(&self, mapping: &ClaimMapping) -> &str {
+        match &self.user {
+            Some((path, value)) if path == mapping.user_id.as_str() && !value.is_empty() => value,
+            _ => &self.sub,
+        }
     }
 
     /// Which of `sub`, the user id, `email` and `preferred_username` (if any) can't be an identity header
@@ -138,7 +145,7 @@ impl Identity {
         };
         [
             ("sub", Some(self.sub.as_str())),
-            ("user_id_claim", self.user.as_deref()),
+            ("user_id_claim", self.user.as_ref().map(|(_, v)| v.as_str())),
             ("email", self.email.as_deref()),
             ("preferred_username", self.preferred_username.as_deref()),
         ]
@@ -147,8 +154,8 @@ impl Identity {
     }
 
     /// Adds the roles of an access token to an identity built from an ID token (Keycloak puts
-    /// roles only in the access token), and the user id and claim header values the ID token
-    /// lacked.
+    /// roles only in the access token), and its user id and claim header values (which win:
+    /// on a refresh without an ID token they are the fresh ones).
     pub fn merge_roles(&mut self, other: Identity) {
         for r in other.realm_roles {
             if !self.realm_roles.contains(&r) {
@@ -177,12 +184,12 @@ impl Identity {
         if self.sid.is_none() {
             self.sid = other.sid;
         }
-        if self.user.is_none() {
+        // The access token's values are as fresh as the ID token's at sign-in, and fresher on
+        // a refresh that brings no ID token: they win.
+        if other.user.is_some() {
             self.user = other.user;
         }
-        for (path, value) in other.claims {
-            self.claims.entry(path).or_insert(value);
-        }
+        self.claims.extend(other.claims);
     }
 
     /// The `X-Auth-Request-Groups` value: groups, then `role:NAME` for realm roles and

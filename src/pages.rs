@@ -96,11 +96,11 @@ impl Pages {
         // no <base>, no frames, no fonts or stylesheets from elsewhere.
         let img = logo.as_ref().map_or("", |l| l.source.as_str());
         let content_security_policy = if img.is_empty() {
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
                 .to_string()
         } else {
             format!(
-                "default-src 'none'; style-src 'unsafe-inline'; img-src {img}; base-uri 'none'; form-action 'none'"
+                "default-src 'none'; style-src 'unsafe-inline'; img-src {img}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
             )
         };
         Self {

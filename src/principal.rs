@@ -88,7 +88,7 @@ impl Principal {
             })
             .collect();
         for (name, text) in [
-            (X_AUTH_USER.clone(), identity.user_id()),
+            (X_AUTH_USER.clone(), identity.user_id(claims)),
             (
                 X_AUTH_EMAIL.clone(),
                 identity.email.as_deref().unwrap_or(""),
@@ -195,10 +195,25 @@ mod tests {
         };
         let id = Identity {
             sub: "u-1".into(),
-            user: Some("E1234".into()),
+            user: Some(("employee_id".into(), "E1234".into())),
             claims: [("tenant".to_string(), "acme".to_string())].into(),
             ..Default::default()
         };
+        let standard = Principal::new(
+            id.clone(),
+            PassedTokens::default(),
+            100,
+            &ClaimMapping::default(),
+        );
+        assert_eq!(
+            standard
+                .headers
+                .identity
+                .get("x-auth-request-user")
+                .map(|v| v.as_bytes()),
+            Some(&b"u-1"[..]),
+            "a session made under another user_id_claim sends sub"
+        );
         let p = Principal::new(id, PassedTokens::default(), 100, &claims);
         let get = |name: &str| p.headers.identity.get(name).map(|v| v.as_bytes());
         assert_eq!(get("x-auth-request-user"), Some(&b"E1234"[..]));

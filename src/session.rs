@@ -4,6 +4,7 @@
 //! ([`store`], [`ticket`], [`redis`]); nothing in it is readable without the key.
 
 pub mod compact;
+pub mod cookie_domains;
 pub mod cookies;
 pub mod redis;
 pub mod revocations;

@@ -17,6 +17,7 @@ use portcullis::config::CALLBACK_PATH;
 use portcullis::identity::Identity;
 use portcullis::login::state_cookies::{LoginAttempt, LoginStateCookies};
 use portcullis::session::Session;
+use portcullis::session::cookie_domains::CookieContext;
 use portcullis::session::cookies::{
     CHUNK_SIZE, SessionCookies, SetCookie, cookies_with_prefix, find_cookie,
 };
@@ -83,17 +84,24 @@ fn fixture() -> &'static Fixture {
         let cookies = SessionCookies::new(cfg);
         let small = session(10);
         let large = session(2 * CHUNK_SIZE + 500);
-        let sealed_small = values(&cookies.write(sealer(), &small, NOW, None).expect("seals"))
-            .remove(0)
-            .split_once('=')
-            .expect("name=value")
-            .1
-            .to_string();
-        let large_chunks: Vec<String> =
-            values(&cookies.write(sealer(), &large, NOW, None).expect("seals"))
-                .iter()
-                .map(|v| v.split_once('=').expect("name=value").1.to_string())
-                .collect();
+        let sealed_small = values(
+            &cookies
+                .write(sealer(), &small, NOW, CookieContext::default())
+                .expect("seals"),
+        )
+        .remove(0)
+        .split_once('=')
+        .expect("name=value")
+        .1
+        .to_string();
+        let large_chunks: Vec<String> = values(
+            &cookies
+                .write(sealer(), &large, NOW, CookieContext::default())
+                .expect("seals"),
+        )
+        .iter()
+        .map(|v| v.split_once('=').expect("name=value").1.to_string())
+        .collect();
         assert_eq!(
             large_chunks.len(),
             3,
@@ -102,11 +110,17 @@ fn fixture() -> &'static Fixture {
         let state_cookies = LoginStateCookies::new(
             &cfg.cookie_name,
             CALLBACK_PATH,
-            cfg.cookie_domain.clone(),
+            cfg.cookie_domains.clone(),
             true,
         );
         let (attempt, set_cookie) = state_cookies
-            .begin(sealer(), "https://app.example.com/".into(), NOW - 10)
+            .begin(
+                sealer(),
+                "https://app.example.com/".into(),
+                NOW - 10,
+                None,
+                None,
+            )
             .expect("seals");
         let state_pair = set_cookie.split(';').next().unwrap_or("").to_string();
         Fixture {
@@ -150,15 +164,23 @@ fuzz_target!(|data: &[u8]| {
     let _ = find_cookie(&header, name);
     let _ = cookies_with_prefix(&header, name).count();
 
-    for set_cookie in f.cookies.clear(Some(&header)) {
+    for set_cookie in f.cookies.clear(CookieContext::new(Some(&header), None)) {
         assert!(set_cookie.starts_with(name.as_str()), "{set_cookie}");
     }
-    if let Some(lines) = f.cookies.write_sealed(&f.sealed_small, 60, Some(&header)) {
+    if let Some(lines) =
+        f.cookies
+            .write_sealed(&f.sealed_small, 60, CookieContext::new(Some(&header), None))
+    {
         assert!(lines.iter().all(|l| l.starts_with(name.as_str())));
     }
 
     let state = (!state.is_empty()).then_some(state.as_str());
-    let taken = f.state_cookies.take(sealer(), Some(&header), state, NOW);
+    let taken = f.state_cookies.take(
+        sealer(),
+        CookieContext::new(Some(&header), None),
+        state,
+        NOW,
+    );
     let (found, clear) = (taken.attempt, taken.clear);
     if let Ok(attempt) = found {
         assert_eq!(attempt, f.attempt, "a login attempt nobody began was taken");

@@ -216,7 +216,13 @@ const FLAGS: &[Flag] = &[
         Str,
         Key("authenticated_emails_file"),
     ),
-    flag("prefer-email-to-user", Bool, Key("prefer_email_to_user")),
+    flag(
+        "prefer-email-to-user",
+        Bool,
+        NoEffect(
+            "it changes X-Forwarded-User on proxied requests, and Portcullis proxies nothing (X-Auth-Request-User is the user id claim)",
+        ),
+    ),
     flag("redis-username", Str, Key("redis_username")),
     flag("cookie-path", Str, Key("cookie_path")),
     flag("ping-path", Str, Key("ping_path")),
@@ -552,7 +558,6 @@ fn translated_as(key: &str) -> String {
         "rules" => "public `[[rules]]` (anchored plain paths only; other regexes refused)",
         "api_rules" => "`[[rules]]` with `login_redirect = false` (anchored plain paths only)",
         "authenticated_emails_file" => "`authz.allowed_emails` (the file's lines)",
-        "prefer_email_to_user" => "`oidc.user_id_claim = \"email\"`",
         "bearer.issuers" => "`[[bearer.issuers]]` (ISSUER=AUDIENCE)",
         "headers.pass_authorization_header" => {
             "`headers.pass_authorization_header` with `authorization_token = \"id\"`"
@@ -628,6 +633,19 @@ pub fn translate(
             }
         }
     }
+    // Booleans as Go's strconv.ParseBool reads them (`1`, `t`, `TRUE`, `True`…), so that no
+    // spelling of `true` slips past a refused flag or turns a setting off.
+    for s in &mut settings {
+        if s.flag.kind != Kind::Bool {
+            continue;
+        }
+        for v in &mut s.values {
+            match go_bool(v) {
+                Some(b) => *v = b.to_string(),
+                None => problems.push(format!("--{}: {v:?} is not true or false", s.flag.name)),
+            }
+        }
+    }
     // One listener: HTTPS wins when both addresses are given, so it is set last; the Redis
     // password goes into the connection URL, so after it.
     settings.sort_by_key(|s| {
@@ -667,6 +685,14 @@ pub fn translate(
             }
         }
     }
+    // oauth2-proxy requires a listed address *and* an allowed group or role; `[authz]` lets
+    // any of them in, so translating both would let a listed address in without the group.
+    let lists = ["authz.allowed_groups", "authz.allowed_roles"];
+    if get(&table, "authz.allowed_emails").is_some()
+        && lists.iter().any(|k| get(&table, k).is_some())
+    {
+        problems.push("--authenticated-emails-file: can't be combined with --allowed-group or --allowed-role (oauth2-proxy requires both; Portcullis' [authz] lets either in): drop one, or write the policy natively".into());
+    }
     // oauth2-proxy accepts tokens for the client id and the extra audiences; the native key
     // replaces the client-id default, so the client id is put back first.
     let client_id = table.get("oidc").and_then(|o| o.get("client_id")).cloned();
@@ -696,6 +722,15 @@ pub fn flag_for_key(key: &str) -> Option<&'static str> {
 
 fn find<'a>(settings: &'a [Setting], name: &str) -> Option<&'a Setting> {
     settings.iter().find(|s| s.flag.name == name)
+}
+
+/// A boolean in any spelling Go's `strconv.ParseBool` accepts.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 fn set_to_something(s: &Setting) -> bool {
@@ -761,10 +796,7 @@ fn parse_args(args: &[String], problems: &mut Vec<String>) -> Vec<Setting> {
                 }
             },
         };
-        if flag.kind == Kind::Bool && !matches!(value.as_str(), "true" | "false") {
-            problems.push(format!("--{name}: must be true or false, not {value:?}"));
-            continue;
-        }
+        // Booleans are checked with the other sources' (Go's spellings: `go_bool`).
         push(&mut settings, flag, value);
     }
     if !unknown.is_empty() {
@@ -781,7 +813,13 @@ fn file_name(flag: &Flag) -> String {
     let snake = flag.name.replace('-', "_");
     match (flag.kind, flag.name) {
         // Already plural, or singular in oauth2-proxy's own names.
-        (Kind::List, "extra-jwt-issuers" | "skip-auth-regex") => snake,
+        (
+            Kind::List,
+            "extra-jwt-issuers"
+            | "skip-auth-regex"
+            | "redis-sentinel-connection-urls"
+            | "redis-cluster-connection-urls",
+        ) => snake,
         (Kind::List, _) => format!("{snake}s"),
         _ => snake,
     }
@@ -1020,10 +1058,22 @@ fn convert(
             set(table, key, text(value));
         }
         "session.cookie_domain" => {
-            if s.values.len() > 1 {
-                return Err("several cookie domains are not supported yet: give the one parent domain of your apps and of --redirect-url's host (a login's callback is on that one host, so its cookies must reach every app from there)".into());
+            // Several: the longest one that holds the request's host wins, as in oauth2-proxy.
+            let domains: Vec<String> = s
+                .values
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(|d| d.trim().trim_start_matches('.').to_string())
+                .filter(|d| !d.is_empty())
+                .collect();
+            match domains.as_slice() {
+                [one] => set(table, key, text(one.clone())),
+                _ => set(
+                    table,
+                    "session.cookie_domains",
+                    toml::Value::Array(domains.into_iter().map(text).collect()),
+                ),
             }
-            set(table, key, text(value.trim_start_matches('.').to_string()));
         }
         "session.cookie_secret" => {
             set(table, key, text(cookie_key(&value, notices)?));
@@ -1097,11 +1147,6 @@ fn convert(
                 .map(|l| text(l.to_string()))
                 .collect();
             set(table, "authz.allowed_emails", toml::Value::Array(emails));
-        }
-        "prefer_email_to_user" => {
-            if value == "true" {
-                set(table, "oidc.user_id_claim", text("email".into()));
-            }
         }
         "cookie_path" | "ping_path" | "ready_path" | "proxy_prefix" => {
             let fixed = match key {

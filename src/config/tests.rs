@@ -586,3 +586,38 @@ fn pages_are_read_at_load_and_every_problem_names_its_key_and_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cookie_domains_are_one_list_and_checked() {
+    let with = |session: &str| MINIMAL.replace("[session]\n", &format!("[session]\n{session}\n"));
+    let cfg = Config::from_toml(
+        &with("cookie_domains = [\".Example.com\", \"example.org\"]"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.session.cookie_domains.all(),
+        ["example.com", "example.org"]
+    );
+    let one = Config::from_toml(&with("cookie_domain = \"example.com\""), &[]).unwrap();
+    assert_eq!(one.session.cookie_domains.all(), ["example.com"]);
+    assert!(
+        Config::from_toml(MINIMAL, &[])
+            .unwrap()
+            .session
+            .cookie_domains
+            .is_empty()
+    );
+    let both = Config::from_toml(
+        &with("cookie_domain = \"example.com\"\ncookie_domains = [\"example.org\"]"),
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        both,
+        ["session.cookie_domains: set either cookie_domain or cookie_domains, not both"]
+    );
+    let bad =
+        Config::from_toml(&with("cookie_domains = [\"example.com/x\", \"a b\"]"), &[]).unwrap_err();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+}

@@ -111,7 +111,7 @@ pub async fn forward_auth(
     let rules = &app.config().rules;
     let verdict = rules.evaluate(&target);
     let cookies = cookie_header(headers);
-    let creds = credentials(headers, cookies.as_deref());
+    let creds = credentials(headers, cookies.as_deref(), original.host);
     let decided = app
         .gate()
         .decide(&verdict, constraints.as_deref(), creds, now)
@@ -212,10 +212,17 @@ fn anonymous(app: &App, status: StatusCode) -> Response<Body> {
 
 /// The credentials a request carries: its `Authorization` header and its cookies, which the
 /// caller joined with [`cookie_header`] (they may span several headers).
-fn credentials<'a>(headers: &'a HeaderMap, cookies: Option<&'a str>) -> Credentials<'a> {
+/// `host`: the host the browser asked for, for the domain of any session cookie set or
+/// cleared in the answer.
+fn credentials<'a>(
+    headers: &'a HeaderMap,
+    cookies: Option<&'a str>,
+    host: Option<&'a str>,
+) -> Credentials<'a> {
     Credentials {
         authorization: credential_str(headers, header::AUTHORIZATION),
         cookie: cookies,
+        host,
     }
 }
 
@@ -236,7 +243,11 @@ fn return_address(app: &App, original: OriginalRequest<'_>) -> String {
 }
 
 fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>) -> Response<Body> {
-    match app.begin_login(return_address(app, original), Default::default()) {
+    match app.begin_login(
+        return_address(app, original),
+        Default::default(),
+        original.host,
+    ) {
         Ok(start) => {
             let mut resp = redirect(&start.authorize_url);
             add_cookies(&mut resp, &[start.state_cookie]);
@@ -247,8 +258,20 @@ fn login_redirect(app: &Arc<App>, original: OriginalRequest<'_>) -> Response<Bod
 }
 
 /// "Sign in as someone else" on the 403 page: sign-out, then back to the refused address.
+/// The sign-out is on `public_url`, or on the refused host itself when its cookie domain does
+/// not hold `public_url`'s host (its session cookie is only visible there).
 fn sign_in_again_url(app: &App, original: OriginalRequest<'_>) -> String {
-    crate::pages::sign_in_again_url(&app.config().public_url, &return_address(app, original))
+    let config = app.config();
+    let own = config
+        .session
+        .cookie_domains
+        .own_callback_host(original.host)
+        .and_then(|host| {
+            let public = &config.public_url;
+            url::Url::parse(&format!("{}://{host}{}", public.scheme(), public.path())).ok()
+        });
+    let base = own.as_ref().unwrap_or(&config.public_url);
+    crate::pages::sign_in_again_url(base, &return_address(app, original))
 }
 
 fn identity_response(
@@ -280,12 +303,12 @@ fn put(h: &mut HeaderMap, name: &HeaderName, value: &Option<HeaderValue>) {
 /// `GET /oauth2/userinfo`: the signed-in user as JSON (oauth2-proxy's field names).
 pub async fn userinfo(app: &Arc<App>, headers: &HeaderMap) -> Response<Body> {
     let cookies = cookie_header(headers);
-    let creds = credentials(headers, cookies.as_deref());
+    let creds = credentials(headers, cookies.as_deref(), super::browser_host(headers));
     match app.gate().identify(creds, app.now()).await {
         Ok(g) => {
             let id = &g.principal.identity;
             let body = serde_json::json!({
-                "user": id.sub,
+                "user": id.user_id(&app.config().claims),
                 "email": id.email,
                 "preferredUsername": id.preferred_username,
                 "groups": id.groups_header().split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),

@@ -2,10 +2,11 @@
 //! browser side of login and logout. Every redirect target passes through the redirect policy first.
 
 use super::problem::Problem;
-use super::{Body, add_cookies, cookie_header, query_param, redirect};
+use super::{Body, add_cookies, browser_host, cookie_header, query_param, redirect};
 use crate::app::App;
 use crate::login::auth_params::AuthParams;
 use crate::login::oidc::{CallbackParams, LoggedIn};
+use crate::session::cookie_domains::CookieContext;
 use http::{HeaderMap, Response, Uri};
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ pub fn start(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
             .response(Some(&app.config().pages));
         }
     };
-    match app.begin_login(target, params) {
+    match app.begin_login(target, params, browser_host(headers)) {
         Ok(start) => {
             let mut resp = redirect(&start.authorize_url);
             add_cookies(&mut resp, &[start.state_cookie]);
@@ -56,12 +57,13 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
         error: query_param(uri, "error"),
     };
     let cookies = cookie_header(headers);
-    let finish = app.finish_login(params, cookies.as_deref()).await;
+    let request = CookieContext::new(cookies.as_deref(), browser_host(headers));
+    let finish = app.finish_login(params, request).await;
     let mut resp = match finish.outcome {
         Ok(LoggedIn { session, return_to }) => {
             tracing::info!(code = "login.ok", sub = %session.identity.sub, sid = ?session.identity.sid, "user logged in");
             let mut resp = redirect(&app.config().redirect.or_fallback(Some(&return_to)));
-            match app.start_session(&session, cookies.as_deref()).await {
+            match app.start_session(&session, request).await {
                 Ok(Some(set)) => add_cookies(&mut resp, &set),
                 Ok(None) => {
                     return Problem::BadRequest("The session could not be stored.")
@@ -106,6 +108,7 @@ pub async fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
         .and_then(|s| app.logout_url(s.id_token.as_deref(), &absolute))
         .unwrap_or(target);
     let mut resp = redirect(&location);
-    add_cookies(&mut resp, &app.gate().clear_cookies(cookies.as_deref()));
+    let request = CookieContext::new(cookies.as_deref(), browser_host(headers));
+    add_cookies(&mut resp, &app.gate().clear_cookies(request));
     resp
 }

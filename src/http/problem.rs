@@ -273,6 +273,14 @@ impl Problem {
             let csp = HeaderValue::from_str(pages.content_security_policy())
                 .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
             r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+            // Never framed (frame-ancestors above, and for browsers without CSP 2), never
+            // sniffed as anything but HTML.
+            r.headers_mut()
+                .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            r.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             r
         } else {
             let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));

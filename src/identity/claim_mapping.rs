@@ -90,7 +90,13 @@ impl ClaimMapping {
     /// values (kept by claim path, so renaming a header needs no new login).
     pub fn apply(&self, payload: &Value, claims: &mut IdentityClaims) {
         if !self.email.is("email") {
+            let standard = claims.email.take();
             claims.email = self.email.find(payload).and_then(scalar_text);
+            // `email_verified` is about the `email` claim: it vouches for another claim only
+            // when that holds the same address.
+            if claims.email != standard {
+                claims.email_verified = Some(false);
+            }
         }
         if !self.groups.is("groups") {
             claims.groups = match self.groups.find(payload) {
@@ -100,7 +106,12 @@ impl ClaimMapping {
             };
         }
         if !self.user_id.is("sub") {
-            claims.user = self.user_id.find(payload).and_then(scalar_text);
+            claims.user = self
+                .user_id
+                .find(payload)
+                .and_then(scalar_text)
+                .filter(|v| !v.is_empty())
+                .map(|v| (self.user_id.as_str().to_string(), v));
         }
         for (header, path) in &self.headers {
             let Some(value) = path.find(payload) else {
@@ -139,19 +150,22 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// A claim as a header value: a scalar as text, an array's scalars comma-joined. Each string
+/// A claim as a header value: a scalar as text, an array of scalars comma-joined. Each string
 /// is written with [`push_list_entry`] (`%`, `,`, control characters and whitespace at either
 /// end percent-encoded), so CR/LF can never split a header and `a,b` can't read as two
-/// entries. `None` for an object, a null, or a value over [`MAX_CLAIM_HEADER_LEN`].
+/// entries. `None` for an object, a null, an array holding anything but scalars, or a value
+/// over [`MAX_CLAIM_HEADER_LEN`].
 pub fn header_value(v: &Value) -> Option<String> {
     let mut out = String::new();
     match v {
         Value::Array(items) => {
-            for text in items.iter().filter_map(scalar_text) {
+            // An entry that is not a scalar would be left out, and a shortened list can read
+            // as another one: such a list is not sent at all.
+            for item in items {
                 if !out.is_empty() {
                     out.push(',');
                 }
-                push_list_entry(&mut out, &text, false);
+                push_list_entry(&mut out, &scalar_text(item)?, false);
             }
         }
         v => push_list_entry(&mut out, &scalar_text(v)?, false),
@@ -200,9 +214,15 @@ mod tests {
         assert_eq!(header_value(&json!(42)).as_deref(), Some("42"));
         assert_eq!(header_value(&json!(true)).as_deref(), Some("true"));
         assert_eq!(
-            header_value(&json!(["a", "b,c", 7, {"x": 1}, "d:e"])).as_deref(),
+            header_value(&json!(["a", "b,c", 7, "d:e"])).as_deref(),
             Some("a,b%2Cc,7,d:e")
         );
+        assert_eq!(
+            header_value(&json!(["a", {"x": 1}])),
+            None,
+            "never a shortened list"
+        );
+        assert_eq!(header_value(&json!(["a", null])), None);
         assert_eq!(
             header_value(&json!("evil\r\nSet-Cookie: x=1")).as_deref(),
             Some("evil%0D%0ASet-Cookie: x=1")
@@ -255,7 +275,15 @@ mod tests {
         m.apply(&payload, &mut claims);
         assert_eq!(claims.email.as_deref(), Some("alice@corp.example"));
         assert_eq!(claims.groups, ["admin", "dev"]);
-        assert_eq!(claims.user.as_deref(), Some("1234"));
+        assert_eq!(
+            claims.user,
+            Some(("employee.id".to_string(), "1234".to_string()))
+        );
+        assert_eq!(
+            claims.email_verified,
+            Some(false),
+            "email_verified was about another address"
+        );
         assert_eq!(
             claims.headers.get("tenant").map(String::as_str),
             Some("acme")

@@ -2,8 +2,10 @@
 //! `login_hint`, `acr_values` (OIDC Core §3.1.2.1) and Keycloak's `kc_idp_hint` (which
 //! brokered IdP to use). Set in `[oidc]` for every login, or asked for on `/oauth2/start`
 //! (`/oauth2/start?kc_idp_hint=github&rd=…`) when the configuration leaves them unset: a
-//! configured value is never overridden, so `prompt = "login"` or a required `acr_values`
-//! can't be weakened by a link. Nothing else is ever passed through; every value is checked.
+//! configured value is never overridden by a link. Nothing else is ever passed through; every
+//! value is checked. These shape the request the IdP sees, which the browser carries: a
+//! user can edit it, so a required `acr` or a forced re-login is enforced at the IdP
+//! (Keycloak's authentication flows and client policies), not by this request alone.
 
 /// The names accepted, in `[oidc]` and on `/oauth2/start`.
 pub const NAMES: [&str; 4] = ["prompt", "login_hint", "acr_values", "kc_idp_hint"];

@@ -14,6 +14,7 @@ use crate::login::state_cookies::{LoginAttempt, LoginStateCookies, StateProblem}
 use crate::metrics::{IdpCall, Metrics};
 use crate::seal::Sealer;
 use crate::session::Session;
+use crate::session::cookie_domains::{CookieContext, CookieDomains};
 use crate::session::cookies::SetCookie;
 use crate::session::store::{RefreshError, Refresher};
 use crate::token::jwks_cache::JwksCache;
@@ -187,6 +188,12 @@ pub struct Oidc {
     claims: ClaimMapping,
     /// The configured `prompt`, `login_hint`, `acr_values`, `kc_idp_hint`.
     auth_params: AuthParams,
+    /// `session.cookie_domains`: a login on a host whose domain does not hold `public_url`'s
+    /// host calls back on that host ([`CookieDomains::own_callback_host`]).
+    cookie_domains: CookieDomains,
+    /// `public_url`'s scheme and the callback path, for such a host's callback URL.
+    public_scheme: String,
+    callback_path: String,
 }
 
 impl Oidc {
@@ -212,7 +219,7 @@ impl Oidc {
             state_cookies: LoginStateCookies::new(
                 &cfg.session.cookie_name,
                 &callback_path,
-                cfg.session.cookie_domain.clone(),
+                cfg.session.cookie_domains.clone(),
                 cfg.session.cookie_secure,
             ),
             consumed: moka::sync::Cache::builder()
@@ -228,6 +235,9 @@ impl Oidc {
             keep_access_token: cfg.headers.keeps_access_token(),
             claims: cfg.claims.clone(),
             auth_params: cfg.oidc.auth_params.clone(),
+            cookie_domains: cfg.session.cookie_domains.clone(),
+            public_scheme: cfg.public_url.scheme().to_string(),
+            callback_path,
             leeway: cfg.bearer.leeway.as_secs(),
         }
     }
@@ -317,12 +327,17 @@ impl Oidc {
     /// Starts a login: the absolute authorization URL and the state cookie to set.
     /// `asked`: the login parameters the browser asked for (`/oauth2/start`), used where the
     /// configuration sets none ([`AuthParams::with_asked`]).
+    ///
+    /// `host`: the host the login starts on (as the browser sent it), which decides the
+    /// state cookie's domain and, when that domain does not hold `public_url`'s host, that
+    /// this login calls back on `host` itself.
     pub fn begin_login(
         &self,
         sealer: &Sealer,
         return_to: String,
         asked: AuthParams,
         now: UnixTime,
+        host: Option<&str>,
     ) -> Result<LoginStart, LoginError> {
         // While the IdP is known to be down, say so here instead of sending the browser to an
         // error at the IdP (the health probe notices the recovery within 10 s).
@@ -331,9 +346,15 @@ impl Oidc {
             return Err(LoginError::IdpUnavailable);
         }
         let provider = self.provider().ok_or(LoginError::IdpUnavailable)?;
+        let own_callback = self.cookie_domains.own_callback_host(host).and_then(|h| {
+            let url = format!("{}://{h}{}", self.public_scheme, self.callback_path);
+            // The host was checked (letters, digits, `-`, `.`, a port): the URL parses, and
+            // names exactly that host.
+            url::Url::parse(&url).ok().map(|_| url)
+        });
         let (attempt, cookie) = self
             .state_cookies
-            .begin(sealer, return_to, now)
+            .begin(sealer, return_to, now, host, own_callback)
             .map_err(|_| LoginError::IdpUnavailable)?;
         Ok(LoginStart {
             authorize_url: self.authorize_url(
@@ -379,21 +400,28 @@ impl Oidc {
         if let Some(idp) = &params.kc_idp_hint {
             request = request.add_extra_param("kc_idp_hint", idp.clone());
         }
+        if let Some(own) = a
+            .redirect_uri
+            .clone()
+            .and_then(|u| RedirectUrl::new(u).ok())
+        {
+            request = request.set_redirect_uri(std::borrow::Cow::Owned(own));
+        }
         let (url, _, _) = request.url();
         url.into()
     }
 
-    /// Finishes a login at the callback.
+    /// Finishes a login at the callback (`request`: its cookies and host).
     pub async fn finish_login(
         &self,
         sealer: &Sealer,
         params: CallbackParams,
-        cookie_header: Option<&str>,
+        request: CookieContext<'_>,
         now: UnixTime,
     ) -> LoginFinish {
         let taken = self
             .state_cookies
-            .take(sealer, cookie_header, params.state.as_deref(), now);
+            .take(sealer, request, params.state.as_deref(), now);
         self.metrics
             .state_cookies_dropped
             .fetch_add(taken.dropped as u64, std::sync::atomic::Ordering::Relaxed);
@@ -414,10 +442,19 @@ impl Oidc {
                 .filter(|c| !c.is_empty() && c.len() <= 2048)
                 .ok_or(LoginError::CodeMissing)?;
             let provider = self.provider().ok_or(LoginError::IdpUnavailable)?;
-            let tokens = provider
+            let mut exchange = provider
                 .client
                 .exchange_code(AuthorizationCode::new(code))
-                .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
+                .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()));
+            // The callback URL the authorization request named (RFC 6749 §4.1.3).
+            let own = attempt
+                .redirect_uri
+                .clone()
+                .and_then(|u| RedirectUrl::new(u).ok());
+            if let Some(own) = own {
+                exchange = exchange.set_redirect_uri(std::borrow::Cow::Owned(own));
+            }
+            let tokens = exchange
                 .request_async(&self.idp)
                 .await
                 .map_err(IdpError::from);

@@ -7,6 +7,7 @@
 use crate::clock::UnixTime;
 use crate::seal::random_token;
 use crate::seal::{Purpose, SealError, Sealer};
+use crate::session::cookie_domains::{CookieContext, CookieDomains};
 use crate::session::cookies::SetCookie;
 use crate::session::cookies::{cookies_with_prefix, set_cookie};
 use crate::token::jwt::constant_time_eq;
@@ -33,6 +34,11 @@ pub struct LoginAttempt {
     pub return_to: String,
     #[serde(rename = "c")]
     pub created_at: UnixTime,
+    /// The callback URL this login uses when it is not `public_url`'s (a host whose cookie
+    /// domain does not hold `public_url`'s host: [`CookieDomains::own_callback_host`]); the
+    /// code exchange must send the same one (RFC 6749 §4.1.3).
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
 }
 
 /// What a callback finds among the browser's state cookies.
@@ -50,7 +56,7 @@ pub struct TakenAttempt {
 pub struct LoginStateCookies {
     prefix: String,
     path: String,
-    domain: Option<String>,
+    domains: CookieDomains,
     secure: bool,
 }
 
@@ -65,23 +71,26 @@ impl LoginStateCookies {
     pub fn new(
         cookie_name: &str,
         callback_path: &str,
-        domain: Option<String>,
+        domains: CookieDomains,
         secure: bool,
     ) -> Self {
         Self {
             prefix: format!("{cookie_name}_csrf_"),
             path: callback_path.to_string(),
-            domain,
+            domains,
             secure,
         }
     }
 
-    /// A new attempt and the `Set-Cookie` that binds it to this browser.
+    /// A new attempt and the `Set-Cookie` that binds it to this browser, for the domain of
+    /// `host` (where the login starts); `redirect_uri`: its own callback URL, if any.
     pub fn begin(
         &self,
         sealer: &Sealer,
         return_to: String,
         now: UnixTime,
+        host: Option<&str>,
+        redirect_uri: Option<String>,
     ) -> Result<(LoginAttempt, SetCookie), SealError> {
         let attempt = LoginAttempt {
             state: random_token(32)?,
@@ -89,10 +98,11 @@ impl LoginStateCookies {
             verifier: random_token(48)?,
             return_to,
             created_at: now,
+            redirect_uri,
         };
         let json = serde_json::to_vec(&attempt).map_err(|_| SealError::NoKey)?;
         let sealed = sealer.seal(Purpose::LoginState, &json)?;
-        let cookie = self.cookie(&self.name_for(&attempt.state), &sealed, LOGIN_TTL);
+        let cookie = self.cookie(&self.name_for(&attempt.state), &sealed, LOGIN_TTL, host);
         Ok((attempt, cookie))
     }
 
@@ -101,10 +111,11 @@ impl LoginStateCookies {
     pub fn take(
         &self,
         sealer: &Sealer,
-        cookie_header: Option<&str>,
+        request: CookieContext<'_>,
         state: Option<&str>,
         now: UnixTime,
     ) -> TakenAttempt {
+        let (cookie_header, host) = (request.header, request.host);
         let header = cookie_header.unwrap_or("");
         let mut pending: Vec<(String, Option<LoginAttempt>)> =
             cookies_with_prefix(header, &self.prefix)
@@ -129,7 +140,7 @@ impl LoginStateCookies {
                 match pending.iter().position(|(n, _)| *n == name) {
                     Some(i) => {
                         let (n, a) = pending.remove(i);
-                        clear.push(self.cookie(&n, "", 0));
+                        clear.push(self.cookie(&n, "", 0, host));
                         matched = true;
                         a.filter(|a| constant_time_eq(a.state.as_bytes(), state.as_bytes()))
                             .ok_or(StateProblem::NoMatchingAttempt)
@@ -142,7 +153,7 @@ impl LoginStateCookies {
         pending.sort_by_key(|(_, a)| std::cmp::Reverse(a.as_ref().map_or(0, |a| a.created_at)));
         for (i, (name, attempt)) in pending.iter().enumerate() {
             if attempt.is_none() || i >= MAX_PENDING {
-                clear.push(self.cookie(name, "", 0));
+                clear.push(self.cookie(name, "", 0, host));
             }
         }
         let dropped = clear.len() - usize::from(matched);
@@ -162,12 +173,12 @@ impl LoginStateCookies {
         format!("{}{id}", self.prefix)
     }
 
-    fn cookie(&self, name: &str, value: &str, max_age: u64) -> SetCookie {
+    fn cookie(&self, name: &str, value: &str, max_age: u64, host: Option<&str>) -> SetCookie {
         set_cookie(
             name,
             value,
             &self.path,
-            self.domain.as_deref(),
+            self.domains.for_host(host),
             self.secure,
             max_age,
         )
@@ -188,15 +199,15 @@ mod tests {
     fn setup() -> (Sealer, LoginStateCookies) {
         (
             Sealer::new(&[[4u8; 32]]).unwrap(),
-            LoginStateCookies::new("_p", "/oauth2/callback", None, true),
+            LoginStateCookies::new("_p", "/oauth2/callback", CookieDomains::default(), true),
         )
     }
 
     #[test]
     fn parallel_attempts_do_not_clobber_each_other() {
         let (sealer, c) = setup();
-        let (a1, c1) = c.begin(&sealer, "/one".into(), 100).unwrap();
-        let (a2, c2) = c.begin(&sealer, "/two".into(), 101).unwrap();
+        let (a1, c1) = c.begin(&sealer, "/one".into(), 100, None, None).unwrap();
+        let (a2, c2) = c.begin(&sealer, "/two".into(), 101, None, None).unwrap();
         assert!(
             c1.contains("Path=/oauth2/callback")
                 && c1.contains("HttpOnly")
@@ -208,40 +219,70 @@ mod tests {
             attempt: r2,
             clear: clear2,
             ..
-        } = c.take(&sealer, Some(&h), Some(&a2.state), 102);
+        } = c.take(
+            &sealer,
+            CookieContext::new(Some(&h), None),
+            Some(&a2.state),
+            102,
+        );
         assert_eq!(r2.unwrap(), a2);
         assert_eq!(clear2.len(), 1);
-        let r1 = c.take(&sealer, Some(&h), Some(&a1.state), 102).attempt;
+        let r1 = c
+            .take(
+                &sealer,
+                CookieContext::new(Some(&h), None),
+                Some(&a1.state),
+                102,
+            )
+            .attempt;
         assert_eq!(r1.unwrap().return_to, "/one");
     }
 
     #[test]
     fn wrong_missing_and_expired_state_are_refused() {
         let (sealer, c) = setup();
-        let (a, ck) = c.begin(&sealer, "/".into(), 100).unwrap();
+        let (a, ck) = c.begin(&sealer, "/".into(), 100, None, None).unwrap();
         let h = header(&[ck]);
         assert_eq!(
-            c.take(&sealer, Some(&h), None, 101).attempt,
+            c.take(&sealer, CookieContext::new(Some(&h), None), None, 101)
+                .attempt,
             Err(StateProblem::Missing)
         );
         assert_eq!(
-            c.take(&sealer, Some(&h), Some("forged-state-value-xyz"), 101)
-                .attempt,
+            c.take(
+                &sealer,
+                CookieContext::new(Some(&h), None),
+                Some("forged-state-value-xyz"),
+                101
+            )
+            .attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
         assert_eq!(
-            c.take(&sealer, None, Some(&a.state), 101).attempt,
+            c.take(&sealer, CookieContext::default(), Some(&a.state), 101)
+                .attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
         // Same 16-char prefix, different state: refused.
         let forged = format!("{}ZZZZ", &a.state[..16]);
         assert_eq!(
-            c.take(&sealer, Some(&h), Some(&forged), 101).attempt,
+            c.take(
+                &sealer,
+                CookieContext::new(Some(&h), None),
+                Some(&forged),
+                101
+            )
+            .attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
         assert_eq!(
-            c.take(&sealer, Some(&h), Some(&a.state), 100 + LOGIN_TTL)
-                .attempt,
+            c.take(
+                &sealer,
+                CookieContext::new(Some(&h), None),
+                Some(&a.state),
+                100 + LOGIN_TTL
+            )
+            .attempt,
             Err(StateProblem::NoMatchingAttempt)
         );
     }
@@ -252,7 +293,7 @@ mod tests {
         let mut cookies = Vec::new();
         let mut last = None;
         for i in 0..9 {
-            let (a, ck) = c.begin(&sealer, "/".into(), 100 + i).unwrap();
+            let (a, ck) = c.begin(&sealer, "/".into(), 100 + i, None, None).unwrap();
             cookies.push(ck.to_string());
             last = Some(a);
         }
@@ -263,7 +304,7 @@ mod tests {
             dropped,
         } = c.take(
             &sealer,
-            Some(&header(&cookies)),
+            CookieContext::new(Some(&header(&cookies)), None),
             Some(&last.unwrap().state),
             120,
         );

@@ -156,7 +156,7 @@ fn the_logo_is_an_https_url_or_a_path_and_the_only_image_the_page_may_load() {
     );
     assert_eq!(
         https.content_security_policy(),
-        "default-src 'none'; style-src 'unsafe-inline'; img-src https://cdn.example.com:8443; base-uri 'none'; form-action 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https://cdn.example.com:8443; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
     assert!(https.render(&denied(None)).contains(
         "<img class=\"logo\" src=\"https://cdn.example.com:8443/brand/logo.svg\" alt=\"\">"

@@ -10,6 +10,7 @@
 //! happens when more than one opens.
 
 use super::Session;
+use super::cookie_domains::{CookieContext, CookieDomains};
 use crate::clock::UnixTime;
 use crate::config::SessionConfig;
 use crate::seal::{Purpose, Sealer};
@@ -27,7 +28,7 @@ const MAX_WHOLE_VALUES: usize = 4;
 #[derive(Debug)]
 pub struct SessionCookies {
     pub name: String,
-    domain: Option<String>,
+    domains: CookieDomains,
     secure: bool,
 }
 
@@ -35,7 +36,7 @@ impl SessionCookies {
     pub fn new(cfg: &SessionConfig) -> Self {
         Self {
             name: cfg.cookie_name.clone(),
-            domain: cfg.cookie_domain.clone(),
+            domains: cfg.cookie_domains.clone(),
             secure: cfg.cookie_secure,
         }
     }
@@ -77,22 +78,18 @@ impl SessionCookies {
     }
 
     /// `Set-Cookie` values that store `session`, clearing chunks the request carried that the
-    /// new value no longer uses.
+    /// new value no longer uses; for the domain of the request's host.
     pub fn write(
         &self,
         sealer: &Sealer,
         session: &Session,
         now: UnixTime,
-        request_cookies: Option<&str>,
+        request: CookieContext<'_>,
     ) -> Option<Vec<SetCookie>> {
         let sealed = sealer
             .seal(Purpose::Session, &super::compact::encode(session)?)
             .ok()?;
-        self.write_sealed(
-            &sealed,
-            session.expires_at.saturating_sub(now),
-            request_cookies,
-        )
+        self.write_sealed(&sealed, session.expires_at.saturating_sub(now), request)
     }
 
     /// `Set-Cookie` values that store an already sealed value (chunked when large), clearing
@@ -101,15 +98,20 @@ impl SessionCookies {
         &self,
         sealed: &str,
         max_age: u64,
-        request_cookies: Option<&str>,
+        request: CookieContext<'_>,
     ) -> Option<Vec<SetCookie>> {
         let mut out = Vec::new();
-        let present = |name: &str| request_cookies.is_some_and(|h| find_cookie(h, name).is_some());
+        let present = |name: &str| {
+            request
+                .header
+                .is_some_and(|h| find_cookie(h, name).is_some())
+        };
+        let host = request.host;
         if sealed.len() <= CHUNK_SIZE {
-            out.push(self.set_cookie(&self.name, sealed, max_age));
+            out.push(self.set_cookie(&self.name, sealed, max_age, host));
             for i in 0..MAX_CHUNKS {
                 if present(&self.chunk_name(i)) {
-                    out.push(self.set_cookie(&self.chunk_name(i), "", 0));
+                    out.push(self.set_cookie(&self.chunk_name(i), "", 0, host));
                 }
             }
         } else {
@@ -122,14 +124,14 @@ impl SessionCookies {
                 return None;
             }
             for (i, c) in chunks.iter().enumerate() {
-                out.push(self.set_cookie(&self.chunk_name(i), c, max_age));
+                out.push(self.set_cookie(&self.chunk_name(i), c, max_age, host));
             }
             if present(&self.name) {
-                out.push(self.set_cookie(&self.name, "", 0));
+                out.push(self.set_cookie(&self.name, "", 0, host));
             }
             for i in chunks.len()..MAX_CHUNKS {
                 if present(&self.chunk_name(i)) {
-                    out.push(self.set_cookie(&self.chunk_name(i), "", 0));
+                    out.push(self.set_cookie(&self.chunk_name(i), "", 0, host));
                 }
             }
         }
@@ -138,12 +140,15 @@ impl SessionCookies {
 
     /// `Set-Cookie` values that delete every session cookie the request carried (or the main
     /// one when there is no request header).
-    pub fn clear(&self, request_cookies: Option<&str>) -> Vec<SetCookie> {
-        let mut out = vec![self.set_cookie(&self.name, "", 0)];
+    pub fn clear(&self, request: CookieContext<'_>) -> Vec<SetCookie> {
+        let mut out = vec![self.set_cookie(&self.name, "", 0, request.host)];
         for i in 0..MAX_CHUNKS {
             let name = self.chunk_name(i);
-            if request_cookies.is_some_and(|h| find_cookie(h, &name).is_some()) {
-                out.push(self.set_cookie(&name, "", 0));
+            if request
+                .header
+                .is_some_and(|h| find_cookie(h, &name).is_some())
+            {
+                out.push(self.set_cookie(&name, "", 0, request.host));
             }
         }
         out
@@ -153,13 +158,20 @@ impl SessionCookies {
         format!("{}_{i}", self.name)
     }
 
-    /// One `Set-Cookie` value with the session attributes; `max_age` 0 deletes.
-    pub fn set_cookie(&self, name: &str, value: &str, max_age: u64) -> SetCookie {
+    /// One `Set-Cookie` value with the session attributes, for the domain of `host` (the
+    /// request's; [`CookieDomains::for_host`]); `max_age` 0 deletes.
+    pub fn set_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: u64,
+        host: Option<&str>,
+    ) -> SetCookie {
         set_cookie(
             name,
             value,
             "/",
-            self.domain.as_deref(),
+            self.domains.for_host(host),
             self.secure,
             max_age,
         )
@@ -404,7 +416,7 @@ mod tests {
         SessionConfig {
             keys: Secret::new(vec![[5u8; 32]]),
             cookie_name: "_portcullis".into(),
-            cookie_domain: Some("example.com".into()),
+            cookie_domains: CookieDomains::new(vec!["example.com".into()], "auth.example.com"),
             cookie_secure: true,
             expire: Duration::from_secs(3600),
             refresh: None,
@@ -445,7 +457,9 @@ mod tests {
     fn round_trip_with_attributes_and_nothing_readable() {
         let sealer = Sealer::new(&[[5u8; 32]]).unwrap();
         let c = SessionCookies::new(&cfg());
-        let set = c.write(&sealer, &session(10), 100, None).unwrap();
+        let set = c
+            .write(&sealer, &session(10), 100, CookieContext::default())
+            .unwrap();
         assert_eq!(set.len(), 1);
         let sc = &set[0];
         for attr in [
@@ -467,13 +481,22 @@ mod tests {
     fn large_sessions_are_chunked_and_reassembled_and_stale_chunks_cleared() {
         let sealer = Sealer::new(&[[5u8; 32]]).unwrap();
         let c = SessionCookies::new(&cfg());
-        let big = c.write(&sealer, &session(9000), 100, None).unwrap();
+        let big = c
+            .write(&sealer, &session(9000), 100, CookieContext::default())
+            .unwrap();
         assert!(big.len() >= 3, "{}", big.len());
         assert!(big.iter().all(|s| s.len() < 4096));
         let header = header_from(&big);
         assert_eq!(c.read(&sealer, &header).unwrap(), session(9000));
         // Shrinking back to one cookie deletes the chunks the browser still has.
-        let small = c.write(&sealer, &session(10), 100, Some(&header)).unwrap();
+        let small = c
+            .write(
+                &sealer,
+                &session(10),
+                100,
+                CookieContext::new(Some(&header), None),
+            )
+            .unwrap();
         assert!(
             small
                 .iter()
@@ -486,7 +509,10 @@ mod tests {
         let sealer = Sealer::new(&[[5u8; 32]]).unwrap();
         let other = Sealer::new(&[[6u8; 32]]).unwrap();
         let c = SessionCookies::new(&cfg());
-        let foreign = header_from(&c.write(&other, &session(10), 100, None).unwrap());
+        let foreign = header_from(
+            &c.write(&other, &session(10), 100, CookieContext::default())
+                .unwrap(),
+        );
         assert!(c.read(&sealer, &foreign).is_none());
         for h in [
             "",

@@ -4,6 +4,7 @@
 //! method's `Cookie` arm is what Portcullis did before Redis existed.
 
 use super::Session;
+use super::cookie_domains::CookieContext;
 use super::cookies::SessionCookies;
 use super::redis::{RedisStore, StoreUnavailable};
 use super::ticket::{RecordVersion, SessionTicket};
@@ -185,12 +186,10 @@ impl SessionStore {
         &self,
         session: &Session,
         now: UnixTime,
-        request_cookies: Option<&str>,
+        request: CookieContext<'_>,
     ) -> Result<Option<Vec<SetCookie>>, StoreUnavailable> {
         match &self.backend {
-            Backend::Cookie => Ok(self
-                .cookies
-                .write(&self.sealer, session, now, request_cookies)),
+            Backend::Cookie => Ok(self.cookies.write(&self.sealer, session, now, request)),
             Backend::Redis(r) => {
                 let Ok(ticket) = SessionTicket::generate() else {
                     return Ok(None);
@@ -204,7 +203,7 @@ impl SessionStore {
                 Ok(self.cookies.write_sealed(
                     &value,
                     session.expires_at.saturating_sub(now),
-                    request_cookies,
+                    request,
                 ))
             }
         }
@@ -218,7 +217,7 @@ impl SessionStore {
         refresher: &impl Refresher,
         stored: &StoredSession,
         now: UnixTime,
-        request_cookies: Option<&str>,
+        request: CookieContext<'_>,
     ) -> Result<(Arc<Session>, Vec<SetCookie>), RefreshFailure> {
         match (&self.backend, &stored.origin) {
             (Backend::Redis(r), Origin::Redis { ticket, version }) => {
@@ -240,7 +239,7 @@ impl SessionStore {
                     .map_err(RefreshFailure::Idp)?;
                 let set = self
                     .cookies
-                    .write(&self.sealer, &fresh, now, request_cookies)
+                    .write(&self.sealer, &fresh, now, request)
                     .unwrap_or_default();
                 Ok((fresh, set))
             }

@@ -534,3 +534,114 @@ async fn login_parameters_are_configured_or_asked_for_and_checked() {
         assert_refused(r, 400).await;
     }
 }
+
+/// `session.cookie_domains`: each cookie gets the longest domain the browser's host is in. A
+/// login on a host whose domain holds `public_url`'s host calls back there (auth.example.com);
+/// one on another domain calls back on its own host, so its state and session cookies are
+/// that domain's; a host in no domain is answered as `public_url`'s host.
+#[tokio::test]
+async fn several_cookie_domains_each_get_their_own_cookies_and_callback() {
+    let h = Harness::start_with(|t| {
+        t.replace(
+            "cookie_domain = \"example.com\"",
+            "cookie_domains = [\"example.com\", \"example.org\"]",
+        )
+        .replace(
+            "allowed_domains = [\".example.com\"]",
+            "allowed_domains = [\".example.com\", \".example.org\", \"app.example.net\"]",
+        )
+    })
+    .await;
+    let ask = |host: &'static str, extra: Vec<(&'static str, String)>| {
+        let mut req = h
+            .client
+            .get(h.url("/oauth2/forward-auth"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", host)
+            .header("x-forwarded-uri", "/inbox")
+            .header("accept", BROWSER_ACCEPT);
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let query = |url: &str, name: &str| -> Option<String> {
+        url::Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let domain_of = |set_cookie: &str| -> Option<String> {
+        set_cookie
+            .split(';')
+            .map(str::trim)
+            .find_map(|a| a.strip_prefix("Domain=").map(str::to_string))
+    };
+
+    // example.org: its own callback, its domain's cookies.
+    let start = ask("app.example.org", vec![]).await.unwrap();
+    assert_eq!(start.status(), 302);
+    let authorize = location(&start);
+    assert_eq!(
+        query(&authorize, "redirect_uri").as_deref(),
+        Some("https://app.example.org/oauth2/callback")
+    );
+    let state_cookie = &set_cookies(&start)[0];
+    assert_eq!(domain_of(state_cookie).as_deref(), Some("example.org"));
+    let at_idp = h.client.get(&authorize).send().await.unwrap();
+    let callback = location(&at_idp);
+    let path = callback
+        .strip_prefix("https://app.example.org")
+        .expect("the IdP returns to the host's own callback");
+    let done = h
+        .get(
+            path,
+            &[
+                ("cookie", &cookie_pairs(&start)),
+                ("x-forwarded-host", "app.example.org"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status(), 302, "{:?}", done.text().await);
+    assert_eq!(location(&done), "https://app.example.org/inbox");
+    let sets = set_cookies(&done);
+    let session_set = sets.iter().find(|c| c.starts_with("_portcullis=")).unwrap();
+    assert_eq!(domain_of(session_set).as_deref(), Some("example.org"));
+    assert!(
+        sets.iter()
+            .filter(|c| c.contains("_csrf_"))
+            .all(|c| domain_of(c).as_deref() == Some("example.org")),
+        "the state cookie is cleared on the domain it was set for: {sets:?}"
+    );
+    let session = session_cookie(&done);
+    let r = ask("app.example.org", vec![("cookie", session.clone())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // example.com holds public_url's host: the usual callback and example.com's cookies.
+    let start = ask("app.example.com", vec![]).await.unwrap();
+    assert_eq!(
+        query(&location(&start), "redirect_uri").as_deref(),
+        Some("https://auth.example.com/oauth2/callback")
+    );
+    assert_eq!(
+        domain_of(&set_cookies(&start)[0]).as_deref(),
+        Some("example.com")
+    );
+    let (session, _) = h.login("/").await;
+    assert!(!session.is_empty());
+
+    // In no domain: as for public_url's host (which a browser on app.example.net ignores).
+    let start = ask("app.example.net", vec![]).await.unwrap();
+    assert_eq!(
+        domain_of(&set_cookies(&start)[0]).as_deref(),
+        Some("example.com")
+    );
+    assert_eq!(
+        query(&location(&start), "redirect_uri").as_deref(),
+        Some("https://auth.example.com/oauth2/callback")
+    );
+}

@@ -30,7 +30,9 @@ async fn the_403_page_signs_out_and_returns_to_the_refused_address_for_a_fresh_l
     assert_eq!(header(&r, "content-type"), Some("text/html; charset=utf-8"));
     assert_eq!(
         header(&r, "content-security-policy"),
-        Some("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
+        Some(
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
     );
     let body = r.text().await.unwrap();
     assert!(body.contains("You are signed in as alice"), "{body}");
@@ -160,10 +162,12 @@ async fn a_templates_dir_gives_every_page_its_look() {
         .forward_auth("/x", &[("cookie", &session), ("accept", BROWSER_ACCEPT)])
         .await;
     assert_eq!(denied.status(), 403);
+    assert_eq!(header(&denied, "x-frame-options"), Some("DENY"));
+    assert_eq!(header(&denied, "x-content-type-options"), Some("nosniff"));
     assert_eq!(
         header(&denied, "content-security-policy"),
         Some(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src https://assets.example.com; base-uri 'none'; form-action 'none'"
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https://assets.example.com; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         )
     );
     let body = denied.text().await.unwrap();

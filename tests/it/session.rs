@@ -264,7 +264,7 @@ async fn an_identity_that_cannot_be_sent_as_headers_gets_no_session() {
             gate.sealer(),
             &session,
             portcullis::clock::Clock::now(&h.clock),
-            None,
+            Default::default(),
         )
         .unwrap();
     let old = set[0].split(';').next().unwrap().to_string();
@@ -396,7 +396,7 @@ async fn tossed_chunks_do_not_hide_a_chunked_session() {
     let now = portcullis::clock::Clock::now(&h.clock);
     let set = gate
         .cookies()
-        .write(gate.sealer(), &session, now, None)
+        .write(gate.sealer(), &session, now, Default::default())
         .unwrap();
     assert!(set.len() >= 3, "chunked: {set:?}");
     let chunked = set

@@ -522,10 +522,17 @@ fn every_oauth2_proxy_flag_has_a_row_and_the_flag_table_is_current() {
         .lines()
         .filter(|l| !l.starts_with('#'))
     {
-        let (name, go_type) = line.split_once('\t').unwrap();
+        let mut columns = line.split('\t');
+        let (name, go_type, cfg_name) = (
+            columns.next().unwrap(),
+            columns.next().unwrap(),
+            columns.next().unwrap(),
+        );
         match lookup(name) {
             None => missing.push(name.to_string()),
             Some(f) => {
+                // The .cfg name, and OAUTH2_PROXY_ + it upper-cased in the environment.
+                assert_eq!(file_name(f), cfg_name, "--{name}'s .cfg/environment name");
                 let want = match go_type {
                     "Bool" => Kind::Bool,
                     "StringSlice" => Kind::List,
@@ -566,7 +573,7 @@ fn the_other_flags_are_translated_or_checked() {
                 --oidc-issuer-url=https://kc.example.com/realms/r \
                 --cookie-secret=0123456789abcdef0123456789abcdef \
                 --redirect-url=https://auth.example.com/oauth2/callback \
-                --allowed-group=a --keycloak-group=b --trusted-proxy-ip=10.0.0.0/8 \
+                --trusted-proxy-ip=10.0.0.0/8 \
                 --authenticated-emails-file=/etc/emails --prefer-email-to-user \
                 --redis-username=portcullis --redis-password=pw \
                 --redis-connection-url=redis://redis:6379 --session-store-type=redis \
@@ -575,14 +582,18 @@ fn the_other_flags_are_translated_or_checked() {
     let t = translate(&args(line), &[], &emails).unwrap();
     let c = config(&t);
     assert_eq!(c.rules.rules().len(), 0);
-    assert_eq!(c.claims.user_id.as_str(), "email");
+    assert_eq!(
+        c.claims.user_id.as_str(),
+        "sub",
+        "--prefer-email-to-user changes only X-Forwarded-User, which Portcullis never sets"
+    );
+    assert!(
+        t.notices
+            .iter()
+            .any(|n| n.starts_with("--prefer-email-to-user: no effect"))
+    );
     assert_eq!(c.trusted_proxies.len(), 1);
     let table: toml::Table = t.toml.parse().unwrap();
-    assert_eq!(
-        table["authz"]["allowed_groups"].as_array().unwrap().len(),
-        2,
-        "--keycloak-group adds to --allowed-group"
-    );
     assert_eq!(
         table["authz"]["allowed_emails"].as_array().unwrap(),
         &vec![
@@ -598,6 +609,24 @@ fn the_other_flags_are_translated_or_checked() {
         t.notices
             .iter()
             .any(|n| n.starts_with("--force-https: no effect"))
+    );
+    // oauth2-proxy requires a listed address *and* a group: [authz] can't say that.
+    let both = format!("{line} --allowed-group=staff");
+    let problems = translate(&args(&both), &[], &emails).unwrap_err();
+    assert!(
+        problems[0].starts_with("--authenticated-emails-file: can't be combined"),
+        "{problems:?}"
+    );
+    let groups = line.replace(
+        "--authenticated-emails-file=/etc/emails",
+        "--allowed-group=a --keycloak-group=b",
+    );
+    let t = translate(&args(&groups), &[], &emails).unwrap();
+    let table: toml::Table = t.toml.parse().unwrap();
+    assert_eq!(
+        table["authz"]["allowed_groups"].as_array().unwrap().len(),
+        2,
+        "--keycloak-group adds to --allowed-group"
     );
     let bad = format!("{line} --ping-path=/healthz --cookie-path=/app --trusted-ip=10.0.0.1");
     let problems = translate(&args(&bad), &[], &emails).unwrap_err().join("\n");
@@ -644,4 +673,41 @@ fn the_oauth2_proxy_helm_charts_defaults_start() {
             t.notices
         );
     }
+}
+
+/// Go's boolean spellings from every source; a refused flag spelled `1` or `TRUE` is still
+/// refused, and anything else is a problem.
+#[test]
+fn booleans_are_read_as_go_reads_them() {
+    let base = "--provider=oidc --client-id=x --client-secret=y \
+                --oidc-issuer-url=https://kc.example.com/realms/r \
+                --cookie-secret=0123456789abcdef0123456789abcdef \
+                --redirect-url=https://auth.example.com/oauth2/callback";
+    for env_value in ["1", "TRUE", "True", "t"] {
+        let env = vec![(
+            "OAUTH2_PROXY_SSL_INSECURE_SKIP_VERIFY".to_string(),
+            env_value.to_string(),
+        )];
+        let problems = translate(&args(base), &env, &no_file).unwrap_err();
+        assert!(
+            problems[0].starts_with("--ssl-insecure-skip-verify:"),
+            "{problems:?}"
+        );
+    }
+    let env = vec![(
+        "OAUTH2_PROXY_SKIP_JWT_BEARER_TOKENS".to_string(),
+        "True".to_string(),
+    )];
+    let t = translate(&args(base), &env, &no_file).unwrap();
+    assert!(config(&t).bearer.enabled);
+    let t = translate(
+        &args(&format!("{base} --skip-jwt-bearer-tokens=0")),
+        &[],
+        &no_file,
+    )
+    .unwrap();
+    assert!(!config(&t).bearer.enabled);
+    let problems =
+        translate(&args(&format!("{base} --cookie-secure=yes")), &[], &no_file).unwrap_err();
+    assert_eq!(problems, ["--cookie-secure: \"yes\" is not true or false"]);
 }
