@@ -79,15 +79,9 @@ fn check(source: &Source, env: &[(String, String)]) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(tokio::runtime::Builder::new_current_thread()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("portcullis: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(async { build(config, Arc::new(SystemClock)) }) {
         Ok(_) => {
@@ -136,15 +130,9 @@ fn build(
 /// watch for reloads (none in oauth2-proxy compatibility mode, whose settings are flags).
 fn start(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
     init_tracing(config.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("portcullis: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(run(config, path, env))
 }
@@ -214,4 +202,12 @@ fn init_tracing(json: bool) {
     } else {
         builder.init();
     }
+}
+
+/// A runtime from `builder`, with I/O and timers; on failure, said on stderr.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("portcullis: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
