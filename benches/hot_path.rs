@@ -636,10 +636,50 @@ fn token_cache<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     g.finish();
 }
 
+/// The whole HTTP edge around a decision: routing, the request's context (request id,
+/// client address from `X-Forwarded-For`, host, path), its `request` span and the answer's
+/// headers, for the request Traefik sends with a cached bearer token. Logged as the binary
+/// logs (JSON, `info`), into a sink; `decision/bearer_cached` is the decision alone.
+fn edge<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(std::io::sink)
+        .json()
+        .flatten_event(true)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let token = f
+        .idp
+        .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");
+    let authorization = format!("Bearer {token}");
+    let request = || {
+        http::Request::get("/oauth2/forward-auth")
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "app.example.com")
+            .header("x-forwarded-uri", "/inbox?folder=work")
+            .header("x-forwarded-for", "198.51.100.7")
+            .header("authorization", &authorization)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let peer = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    let first =
+        f.rt.block_on(portcullis::http::handle(&f.app, peer, request()));
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().contains_key("x-request-id"));
+    let mut g = c.benchmark_group("edge");
+    g.bench_function("forward_auth_bearer_cached", |b| {
+        b.iter(|| poll_ready(portcullis::http::handle(&f.app, peer, black_box(request()))).status())
+    });
+    g.finish();
+}
+
 fn hot_path<M: Measurement>(c: &mut Criterion<M>) {
     let f = fixture();
     cold_signature(c, &f);
     decisions(c, &f);
+    edge(c, &f);
     rules(c, &f);
     token_cache(c, &f);
 }

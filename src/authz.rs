@@ -30,6 +30,16 @@ pub enum Denied {
     GroupOrRole,
 }
 
+impl Denied {
+    /// The stable reason code of the `request.denied` audit event.
+    pub fn code(self) -> &'static str {
+        match self {
+            Denied::EmailDomain => "email_domain",
+            Denied::GroupOrRole => "group_or_role",
+        }
+    }
+}
+
 impl AuthzPolicy {
     /// Errors name the offending key: `(key, reason)`.
     pub fn new(

@@ -38,6 +38,9 @@ pub const SIGN_OUT_PATH: &str = "/oauth2/sign_out";
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// `metrics_listen`: a second, plain-HTTP listener for `/metrics`, `/ping` and `/ready`
+    /// (then `/metrics` is not served on `listen`). Read at start-up.
+    pub metrics_listen: Option<SocketAddr>,
     /// Externally visible base URL of Portcullis; the redirect URI is derived from it.
     pub public_url: Url,
     /// `public_url` + `/oauth2/callback`.
@@ -264,6 +267,25 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
         .parse::<SocketAddr>()
         .map_err(|_| p.add("listen", "must be an address like 0.0.0.0:4180"))
         .ok();
+
+    let metrics_listen =
+        raw.top
+            .metrics_listen
+            .as_deref()
+            .and_then(|s| match s.parse::<SocketAddr>() {
+                Ok(addr) if Some(addr) == listen || addr.port() == 0 => {
+                    p.add(
+                        "metrics_listen",
+                        "must be another address than listen, with a port",
+                    );
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    p.add("metrics_listen", "must be an address like 0.0.0.0:9090");
+                    None
+                }
+            });
 
     let public_url = match raw.top.public_url.as_deref() {
         None => p.missing("public_url", "the URL browsers reach Portcullis at"),
@@ -588,6 +610,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             Some(pages),
         ) if p.0.is_empty() => Ok(Config {
             listen,
+            metrics_listen,
             public_url,
             redirect_uri,
             tls,

@@ -3,6 +3,7 @@
 //! principal (plus refreshed cookies), an anonymous pass for a public route, or a reason to
 //! refuse. No HTTP types: `http::forward_auth` adapts this to Traefik, Caddy, nginx and Envoy.
 
+use crate::audit::{self, Event};
 use crate::authz::{AuthzPolicy, Denied};
 use crate::clock::UnixTime;
 use crate::config::AuthorizationToken;
@@ -378,7 +379,13 @@ impl Gate {
                     Err(e @ (RefreshFailure::Idp(_) | RefreshFailure::NotCompleted)) => {
                         let ends = matches!(&e, RefreshFailure::Idp(r) if r.ends_session());
                         let soft = due == Freshness::RefreshDue && !ends;
-                        tracing::info!(code = "session.refresh_failed", error = %e, still_valid = soft, "session refresh failed");
+                        audit::record(
+                            Event::RefreshFailed {
+                                reason: e.code(),
+                                still_valid: soft,
+                            },
+                            Some(session.identity.user_id(&self.claims)),
+                        );
                         if soft {
                             Ok(self.granted(session, Vec::new()))
                         } else if ends {

@@ -12,24 +12,82 @@ pub mod server;
 pub mod service;
 
 use crate::app::App;
+use crate::audit::{self, Event};
 use crate::metrics::{Decision, Endpoint};
+use crate::request_context::{self, RequestContext, RequestId};
 use crate::session::cookies::SetCookie;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub type Body = Full<Bytes>;
 
 /// The `path_prefix` to configure in Envoy's ext_authz HTTP service.
 pub const EXT_AUTHZ_PREFIX: &str = "/oauth2/ext-authz";
 
-/// Routes one request from `peer` (the TCP peer; `None` when unknown, e.g. in router tests).
-/// Generic over the body type, so router tests can call this without a socket; only
-/// back-channel logout reads a body.
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Answers one request from `peer` (the TCP peer; `None` when unknown, e.g. in router tests)
+/// on the main listener. Generic over the body type, so router tests can call this without a
+/// socket; only back-channel logout reads a body.
+///
+/// The request runs in its [`RequestContext`] (request id, client address, host, path) and in
+/// a `request` span carrying the id, so every log line and audit event of it names the id;
+/// the answer carries it in `X-Request-Id`.
 pub async fn handle<B>(app: &Arc<App>, peer: Option<IpAddr>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let context = request_context(app, peer, &req);
+    let id = HeaderValue::from_str(context.id.as_str()).ok();
+    let span = tracing::info_span!("request", request_id = %context.id);
+    let mut response = request_context::scope(context, route(app, peer, req))
+        .instrument(span)
+        .await;
+    if let Some(id) = id {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+    }
+    response
+}
+
+/// Who asked for what: for a decision, the original request's host and path (what the
+/// proxy forwards); for Portcullis' own endpoints, the browser's host and the path asked for.
+fn request_context<B>(app: &App, peer: Option<IpAddr>, req: &Request<B>) -> RequestContext {
+    let headers = req.headers();
+    let path = req.uri().path();
+    let id = RequestId::choose(
+        header_str(headers, &X_REQUEST_ID),
+        header_str(headers, &TRACEPARENT),
+    );
+    let client_ip = request_context::client_ip(
+        peer,
+        header_str(headers, &X_FORWARDED_FOR),
+        &app.config().trusted_proxies,
+    );
+    let (host, path) = if matches!(path, "/oauth2/forward-auth" | "/oauth2/auth") {
+        let original = forward_auth::OriginalRequest::from_forwarded_headers(headers);
+        (original.host, original.uri)
+    } else if let Some(original) = path.strip_prefix(EXT_AUTHZ_PREFIX) {
+        let original = match original.strip_prefix(';') {
+            Some(params) => params.find('/').map_or("", |i| &params[i..]),
+            None => original,
+        };
+        (header_str(headers, header::HOST), Some(original))
+    } else {
+        (browser_host(headers), Some(path))
+    };
+    RequestContext::new(id, client_ip, host, path)
+}
+
+/// The main listener's endpoints.
+async fn route<B>(app: &Arc<App>, peer: Option<IpAddr>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -41,7 +99,7 @@ where
     let decision_endpoint = matches!(path, "/oauth2/forward-auth" | "/oauth2/auth")
         || path.starts_with(EXT_AUTHZ_PREFIX);
     if decision_endpoint && !app.trusts_caller(peer) {
-        tracing::warn!(code = "request.untrusted_caller", peer = ?peer, "decision asked by a caller outside trusted_proxies");
+        audit::record(Event::UntrustedCaller, None);
         return problem::Problem::UntrustedCaller.response(None);
     }
     let query = parts.uri.query().map_or(
@@ -110,7 +168,13 @@ where
         ),
         "/ping" if get => (Endpoint::Other, text(StatusCode::OK, "OK")),
         "/ready" if get => (Endpoint::Other, ready(app)),
-        "/metrics" if get => (Endpoint::Other, metrics(app)),
+        // With `metrics_listen`, metrics are served there only ([`handle_operations`]).
+        "/metrics" if get && app.config().metrics_listen.is_none() => {
+            (Endpoint::Other, metrics(app))
+        }
+        "/metrics" if app.config().metrics_listen.is_some() => {
+            (Endpoint::Other, problem::Problem::NotFound.response(None))
+        }
         "/oauth2/start" | "/oauth2/sign_in" | "/oauth2/callback" | "/oauth2/sign_out"
         | "/oauth2/userinfo" | "/ping" | "/ready" | "/metrics" => (
             Endpoint::Other,
@@ -123,6 +187,19 @@ where
             .request(endpoint, decision_of(response.status()), started.elapsed());
     }
     response
+}
+
+/// Answers one request on the operations listener (`metrics_listen`): `/metrics`, `/ping`
+/// and `/ready`, nothing else.
+pub fn handle_operations<B>(app: &App, req: &Request<B>) -> Response<Body> {
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    match req.uri().path() {
+        "/metrics" if get => metrics(app),
+        "/ping" if get => text(StatusCode::OK, "OK"),
+        "/ready" if get => ready(app),
+        "/metrics" | "/ping" | "/ready" => problem::Problem::MethodNotAllowed.response(None),
+        _ => problem::Problem::NotFound.response(None),
+    }
 }
 
 /// Splits an ext_authz check URI into the middleware's constraints and the original request's

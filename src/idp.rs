@@ -43,6 +43,16 @@ pub enum IdpError {
 }
 
 impl IdpError {
+    /// A stable reason code for audit events (the IdP's own error text is not one).
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdpError::Unreachable => "idp_unreachable",
+            IdpError::ServerError(_) => "idp_server_error",
+            IdpError::Refused(_) => "idp_refused",
+            IdpError::BadResponse => "idp_bad_response",
+        }
+    }
+
     /// Whether the IdP looked down (as opposed to answering, even with a refusal).
     pub fn means_down(&self) -> bool {
         matches!(self, IdpError::Unreachable | IdpError::ServerError(_))

@@ -9,6 +9,7 @@
 //! the configuration changes; `cli` reads the binary's command line.
 
 pub mod app;
+pub mod audit;
 pub mod authz;
 pub mod cli;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod pages;
 pub mod principal;
 pub mod reload;
+pub mod request_context;
 pub mod rules;
 pub mod seal;
 pub mod secret;

@@ -142,6 +142,7 @@ const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn run(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
     let listen = config.listen;
+    let metrics_listen = config.metrics_listen;
     let grace = config.shutdown_grace;
     let clock: SharedClock = Arc::new(SystemClock);
     let (app, tls) = match build(config, clock.clone()) {
@@ -167,6 +168,26 @@ async fn run(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) 
             return ExitCode::FAILURE;
         }
     };
+    // Bound before serving, so a taken port fails the start rather than only the metrics.
+    let operations = match metrics_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some((addr, l)),
+            Err(e) => {
+                eprintln!("portcullis: cannot listen on {addr} (metrics_listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    if let Some((addr, operations)) = operations {
+        tracing::info!(metrics_listen = %addr, "metrics, /ping and /ready listening");
+        tokio::spawn(server::serve_operations(
+            app.clone(),
+            operations,
+            shutdown_signal(),
+            grace,
+        ));
+    }
     tracing::info!(%listen, https = tls.is_some(), "portcullis listening");
     match tls {
         Some(tls) => server::serve_tls(app, listener, tls, shutdown_signal(), grace).await,

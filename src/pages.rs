@@ -41,6 +41,8 @@ pub struct Page<'a> {
     pub message: &'a str,
     /// See [`Variable::SignInAgainUrl`].
     pub sign_in_again_url: Option<&'a str>,
+    /// See [`Variable::RequestId`].
+    pub request_id: Option<&'a str>,
 }
 
 /// `pages.logo_url`: an https URL, or a path on the host that shows the page.
@@ -177,6 +179,7 @@ impl Pages {
             Variable::SignInAgainUrl => page.sign_in_again_url.unwrap_or(""),
             Variable::LogoUrl => logo,
             Variable::Footer => footer,
+            Variable::RequestId => page.request_id.unwrap_or(""),
         })
     }
 

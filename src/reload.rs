@@ -112,9 +112,11 @@ impl ConfigReloader {
     }
 
     async fn try_reload(&self) -> Result<(), ReloadError> {
-        let config = Config::load(&self.path, &self.env).map_err(ReloadError::Invalid)?;
+        let mut config = Config::load(&self.path, &self.env).map_err(ReloadError::Invalid)?;
         let old = self.current.load();
         warn_restart_only(old.config(), &config);
+        // Which listener serves /metrics is decided at start-up and stays so until a restart.
+        config.metrics_listen = old.config().metrics_listen;
         let app = App::with_carried(config, self.clock.clone(), old.carried())
             .map_err(ReloadError::Build)?;
         app.spawn_background();
@@ -138,6 +140,7 @@ impl ConfigReloader {
 fn warn_restart_only(old: &Config, new: &Config) {
     let changed = [
         ("listen", old.listen != new.listen),
+        ("metrics_listen", old.metrics_listen != new.metrics_listen),
         (
             "tls_cert_file/tls_key_file",
             old.tls.as_ref().map(|t| (&t.cert, &t.key))

@@ -195,13 +195,7 @@ const FLAGS: &[Flag] = &[
             "it brands the sign-in page, and Portcullis shows none (it goes straight to the IdP); PORTCULLIS_PAGES_LOGO_URL puts a logo on the error pages",
         ),
     ),
-    flag(
-        "metrics-address",
-        Str,
-        NoEffect(
-            "not yet: /metrics is served on the main listener (--http-address); scrape that port",
-        ),
-    ),
+    flag("metrics-address", Str, Key("metrics_listen")),
     // Every other flag oauth2-proxy v7.15 defines (src/config/oauth2_proxy/flags.tsv; a test
     // keeps this table complete).
     flag("keycloak-group", List, Key("authz.allowed_groups")),
@@ -438,17 +432,23 @@ const FLAGS: &[Flag] = &[
     flag(
         "metrics-secure-address",
         Str,
-        Refused("not supported yet: /metrics is served on the main listener"),
+        Refused(
+            "not supported yet: metrics_listen (--metrics-address) serves plain HTTP; in the mesh, Linkerd encrypts it",
+        ),
     ),
     flag(
         "metrics-tls-cert-file",
         Str,
-        Refused("not supported yet: /metrics is served on the main listener"),
+        Refused(
+            "not supported yet: metrics_listen (--metrics-address) serves plain HTTP; in the mesh, Linkerd encrypts it",
+        ),
     ),
     flag(
         "metrics-tls-key-file",
         Str,
-        Refused("not supported yet: /metrics is served on the main listener"),
+        Refused(
+            "not supported yet: metrics_listen (--metrics-address) serves plain HTTP; in the mesh, Linkerd encrypts it",
+        ),
     ),
     flag("redis-use-sentinel", Bool, Refused(REDIS_HA)),
     flag("redis-sentinel-master-name", Str, Refused(REDIS_HA)),
@@ -1175,7 +1175,7 @@ fn convert(
         // One listener: HTTPS wins when both are given (`--https-address` is set last). Like
         // oauth2-proxy, no HTTPS without a certificate: its Helm chart always passes
         // `--https-address`.
-        "listen" | "https_address" => {
+        "listen" | "https_address" | "metrics_listen" => {
             if key == "https_address" && get(table, "tls_cert_file").is_none() {
                 notices.push(format!(
                     "--https-address {value}: not served without --tls-cert-file (as in oauth2-proxy)"
@@ -1189,7 +1189,15 @@ fn convert(
                 Some(port) => format!("0.0.0.0:{port}"),
                 None => addr.to_string(),
             };
-            set(table, "listen", text(addr));
+            set(
+                table,
+                if key == "metrics_listen" {
+                    key
+                } else {
+                    "listen"
+                },
+                text(addr),
+            );
         }
         "bearer.issuers" => {
             // `issuer=audience`, repeated: one [[bearer.issuers]] per issuer.

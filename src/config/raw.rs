@@ -22,6 +22,7 @@ pub enum Kind {
 /// Every accepted key as (section, key, kind); section "" is the top level.
 pub const KEYS: &[(&str, &str, Kind)] = &[
     ("", "listen", Kind::Str),
+    ("", "metrics_listen", Kind::Str),
     ("", "public_url", Kind::Str),
     ("", "tls_cert_file", Kind::Str),
     ("", "tls_key_file", Kind::Str),
@@ -107,6 +108,7 @@ pub const SECTIONS: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub struct RawTop {
     pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub public_url: Option<String>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,

@@ -523,6 +523,7 @@ fn pages_are_read_at_load_and_every_problem_names_its_key_and_file() {
         title: "Access denied",
         message: "m",
         sign_in_again_url: None,
+        request_id: None,
     };
     // The shipped example directory, with a logo and a footer, the footer from the environment.
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/pages");

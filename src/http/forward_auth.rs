@@ -12,6 +12,7 @@ use super::{
     Body, add_cookies, cookie_header, credential_str, header_str, page_for, redirect, wants_html,
 };
 use crate::app::App;
+use crate::audit::{self, Event};
 use crate::authz::AuthzPolicy;
 use crate::gate::{Credentials, Pass, Refused};
 use crate::rules::{RequestTarget, constraints};
@@ -143,7 +144,15 @@ pub async fn forward_auth(
         }
         Err(Refused::Forbidden(d, who)) => {
             let id = &who.principal.identity;
-            tracing::info!(code = "authz.denied", rule = rules.label(decider), reason = %d, user = %id.sub, "access denied");
+            let user = id.user_id(&app.config().claims);
+            let rule = rules.label(decider);
+            audit::record(
+                Event::Denied {
+                    rule,
+                    reason: d.code(),
+                },
+                Some(user),
+            );
             let name = id
                 .preferred_username
                 .clone()
@@ -157,11 +166,13 @@ pub async fn forward_auth(
             resp
         }
         Err(r @ Refused::DeniedByRule) => {
-            tracing::info!(
-                code = "rules.denied",
-                rule = rules.label(decider),
-                host = target.host.as_deref().unwrap_or(""),
-                "request denied by rule"
+            let rule = rules.label(decider);
+            audit::record(
+                Event::Denied {
+                    rule,
+                    reason: "deny_rule",
+                },
+                None,
             );
             Problem::from(r).response(page_for(app, headers))
         }

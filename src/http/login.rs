@@ -4,6 +4,7 @@
 use super::problem::Problem;
 use super::{Body, add_cookies, browser_host, cookie_header, query_param, redirect};
 use crate::app::App;
+use crate::audit::{self, Event};
 use crate::login::auth_params::AuthParams;
 use crate::login::oidc::{CallbackParams, LoggedIn};
 use crate::session::cookie_domains::CookieContext;
@@ -61,7 +62,13 @@ pub async fn callback(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
     let finish = app.finish_login(params, request).await;
     let mut resp = match finish.outcome {
         Ok(LoggedIn { session, return_to }) => {
-            tracing::info!(code = "login.ok", sub = %session.identity.sub, sid = ?session.identity.sid, "user logged in");
+            let identity = &session.identity;
+            audit::record(
+                Event::LoginSucceeded {
+                    sid: identity.sid.as_deref(),
+                },
+                Some(identity.user_id(&app.config().claims)),
+            );
             let mut resp = redirect(&app.config().redirect.or_fallback(Some(&return_to)));
             match app.start_session(&session, request).await {
                 Ok(Some(set)) => add_cookies(&mut resp, &set),
@@ -89,6 +96,10 @@ pub async fn sign_out(app: &Arc<App>, uri: &Uri, headers: &HeaderMap) -> Respons
         Ok(s) => s,
         Err(_) => return Problem::StoreUnavailable.response(Some(&app.config().pages)),
     };
+    let user = session
+        .as_ref()
+        .map(|s| s.identity.user_id(&app.config().claims));
+    audit::record(Event::SignedOut, user);
     let target = app
         .config()
         .redirect

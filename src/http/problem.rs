@@ -3,11 +3,13 @@
 //! look of `[pages]`, [`crate::pages`]); the details go to the log with a stable code.
 
 use super::Body;
+use crate::audit::{self, Event};
 use crate::authz::Denied;
 use crate::gate::Refused;
 use crate::idp::IdpError;
 use crate::login::oidc::LoginError;
 use crate::pages::{Page, Pages};
+use crate::request_context::{RequestId, with_current};
 use crate::token::jwt::TokenError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -146,7 +148,7 @@ impl Problem {
                 Some(HeaderValue::from_static("Bearer realm=\"portcullis\"")),
             ),
             Problem::InvalidToken(e) => {
-                tracing::info!(code = "bearer.rejected", reason = %e, "bearer token rejected");
+                audit::record(Event::BearerRefused { reason: e.code() }, None);
                 (
                         StatusCode::UNAUTHORIZED,
                         "Invalid token",
@@ -181,7 +183,9 @@ impl Problem {
                 None,
             ),
             Problem::Login(e) => {
+                // The audit line has the reason code; this one the details (the IdP's error).
                 tracing::warn!(code = "login.failed", reason = %e, "login callback refused");
+                audit::record(Event::LoginFailed { reason: e.code() }, None);
                 let (status, msg) = match e {
                     LoginError::StateMissing | LoginError::StateMismatch => (
                         StatusCode::BAD_REQUEST,
@@ -256,12 +260,15 @@ impl Problem {
                 None,
             ),
         };
+        let request_id = with_current(|c| c.id.clone());
+        let request_id = request_id.as_ref().map(RequestId::as_str);
         let mut resp = if let Some(pages) = page {
             let html = pages.render(&Page {
                 status: status.as_u16(),
                 title,
                 message: &message,
                 sign_in_again_url: sign_in_again,
+                request_id,
             });
             let mut r = Response::new(Full::new(Bytes::from(html)));
             r.headers_mut().insert(
@@ -283,7 +290,11 @@ impl Problem {
             );
             r
         } else {
-            let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+            let text = match request_id {
+                Some(id) => format!("{message}\nrequest id: {id}\n"),
+                None => format!("{message}\n"),
+            };
+            let mut r = Response::new(Full::new(Bytes::from(text)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),

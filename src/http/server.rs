@@ -12,7 +12,7 @@
 
 use super::connections::{Admitted, Connections};
 use super::idle_timeout::{IDLE_TIMEOUT, IdleTimeout};
-use super::service::service;
+use super::service::{Listener, service};
 use crate::app::CurrentApp;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -54,7 +54,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    serve_with(app, listener, None, shutdown, grace).await;
+    serve_with(app, listener, None, Listener::Main, shutdown, grace).await;
+}
+
+/// Serves the operations endpoints (`metrics_listen`: `/metrics`, `/ping`, `/ready`) in plain
+/// HTTP, with the same limits and shutdown as [`serve`].
+pub async fn serve_operations(
+    app: Arc<CurrentApp>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    serve_with(app, listener, None, Listener::Operations, shutdown, grace).await;
 }
 
 /// Serves HTTPS with `tls` (see [`crate::tls::acceptor`]); otherwise the same as [`serve`].
@@ -65,13 +76,14 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    serve_with(app, listener, Some(tls), shutdown, grace).await;
+    serve_with(app, listener, Some(tls), Listener::Main, shutdown, grace).await;
 }
 
 async fn serve_with(
     app: Arc<CurrentApp>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    role: Listener,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
@@ -114,11 +126,19 @@ async fn serve_with(
         let tls = tls.clone();
         tokio::spawn(async move {
             let Some(tls) = tls else {
-                return serve_connection(&builder, app, peer.ip(), stream, admitted, draining)
-                    .await;
+                return serve_connection(
+                    &builder,
+                    app,
+                    peer.ip(),
+                    role,
+                    stream,
+                    admitted,
+                    draining,
+                )
+                .await;
             };
             if let Some(stream) = handshake(&tls, stream).await {
-                serve_connection(&builder, app, peer.ip(), stream, admitted, draining).await;
+                serve_connection(&builder, app, peer.ip(), role, stream, admitted, draining).await;
             }
         });
     }
@@ -157,13 +177,19 @@ async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     app: Arc<CurrentApp>,
     peer: std::net::IpAddr,
+    role: Listener,
     io: I,
     admitted: Admitted,
     mut draining: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = TowerToHyperService::new(service(app, Some(peer), Some(admitted.tracked().clone())));
+    let svc = TowerToHyperService::new(service(
+        app,
+        Some(peer),
+        Some(admitted.tracked().clone()),
+        role,
+    ));
     let io = IdleTimeout::new(io, IDLE_TIMEOUT);
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);

@@ -4,7 +4,7 @@
 
 use super::connections::{Busy, Tracked};
 use super::problem::Problem;
-use super::{Body, handle};
+use super::{Body, handle, handle_operations};
 use crate::app::CurrentApp;
 use bytes::Bytes;
 use http::{Request, Response, header};
@@ -42,11 +42,14 @@ const SENSITIVE: [header::HeaderName; 4] = [
 /// * a concurrency limit or load shedding: the connection limit (`super::connections`)
 ///   already bounds what is in flight, and a decision is microseconds of CPU, so a second
 ///   limit would only add a contended semaphore to every request;
-/// * a request id: issue 16 brings request ids together with audit events and traces.
+/// * tower-http's request-id layers: the id is chosen by [`super::handle`] together with the
+///   rest of the request's context (it must be checked before it is logged, and falls back
+///   to the trace id), and pages and audit events read it from there.
 pub fn service(
     app: Arc<CurrentApp>,
     peer: Option<IpAddr>,
     tracked: Option<Arc<Tracked>>,
+    listener: Listener,
 ) -> impl Service<
     Request<hyper::body::Incoming>,
     Response = Response<impl hyper::body::Body<Data = Bytes, Error = tower::BoxError> + Send>,
@@ -65,7 +68,20 @@ pub fn service(
         // The request is in flight until its answer is ready: at the connection limit only
         // idle connections are closed.
         .layer(InFlightLayer(tracked))
-        .service(Endpoints { app, peer })
+        .service(Endpoints {
+            app,
+            peer,
+            listener,
+        })
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `listen`: every endpoint.
+    Main,
+    /// `metrics_listen`: `/metrics`, `/ping` and `/ready` ([`super::handle_operations`]).
+    Operations,
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send>) -> Response<Body> {
@@ -82,12 +98,17 @@ fn panicked(_: Box<dyn std::any::Any + Send>) -> Response<Body> {
 pub struct Endpoints {
     app: Arc<CurrentApp>,
     peer: Option<IpAddr>,
+    listener: Listener,
 }
 
 impl Endpoints {
-    /// Without a TCP peer (router tests, an embedding).
+    /// The main listener's endpoints, without a socket (router tests, an embedding).
     pub fn new(app: Arc<CurrentApp>, peer: Option<IpAddr>) -> Self {
-        Self { app, peer }
+        Self {
+            app,
+            peer,
+            listener: Listener::Main,
+        }
     }
 }
 
@@ -107,7 +128,13 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let app = self.app.load();
         let peer = self.peer;
-        Box::pin(async move { Ok(handle(&app, peer, req).await) })
+        match self.listener {
+            Listener::Main => Box::pin(async move { Ok(handle(&app, peer, req).await) }),
+            Listener::Operations => {
+                let response = handle_operations(&app, &req);
+                Box::pin(std::future::ready(Ok(response)))
+            }
+        }
     }
 }
 

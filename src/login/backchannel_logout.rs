@@ -3,6 +3,7 @@
 //! every session with that `sid` (or, without `sid`, every session of that `sub`) at once —
 //! in this process, and with the Redis session store on every replica.
 
+use crate::audit::{self, Event};
 use crate::clock::UnixTime;
 use crate::login::oidc::Oidc;
 use crate::metrics::Metrics;
@@ -86,7 +87,12 @@ impl BackchannelLogout {
             Revoke::Sid(sid) => revocations.revoke_sid(sid),
             Revoke::Sub(sub) => revocations.revoke_sub(sub, cutoff),
         }
-        tracing::info!(code = "logout.backchannel", sid = ?parsed.claims.sid, "sessions ended by back-channel logout");
+        audit::record(
+            Event::BackchannelLogout {
+                sid: parsed.claims.sid.as_deref(),
+            },
+            parsed.claims.sub.as_deref(),
+        );
         Ok(())
     }
 }

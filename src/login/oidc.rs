@@ -134,6 +134,22 @@ pub enum LoginError {
     IdpUnavailable,
 }
 
+impl LoginError {
+    /// The stable reason code of the `login.failed` audit event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoginError::StateMissing => "state_missing",
+            LoginError::StateMismatch => "state_mismatch",
+            LoginError::Replayed => "replayed",
+            LoginError::Denied => "idp_denied",
+            LoginError::CodeMissing => "code_missing",
+            LoginError::Exchange(e) => e.code(),
+            LoginError::IdToken(_) => "id_token_invalid",
+            LoginError::IdpUnavailable => "idp_unavailable",
+        }
+    }
+}
+
 /// The callback's query parameters (RFC 6749 §4.1.2, §4.1.2.1).
 #[derive(Debug, Default)]
 pub struct CallbackParams {

@@ -20,6 +20,9 @@ pub enum Variable {
     LogoUrl,
     /// `pages.footer`, or empty.
     Footer,
+    /// The request's id ([`crate::request_context`]), for the user to quote; empty outside a
+    /// request.
+    RequestId,
 }
 
 /// Every variable, as written in a template.
@@ -30,6 +33,7 @@ pub const VARIABLES: &[(&str, Variable)] = &[
     ("sign_in_again_url", Variable::SignInAgainUrl),
     ("logo_url", Variable::LogoUrl),
     ("footer", Variable::Footer),
+    ("request_id", Variable::RequestId),
 ];
 
 impl Variable {

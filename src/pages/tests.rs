@@ -6,6 +6,7 @@ fn denied<'a>(again: Option<&'a str>) -> Page<'a> {
         title: "Access denied",
         message: "You are signed in as bob, but your account is not allowed to open this application.",
         sign_in_again_url: again,
+        request_id: None,
     }
 }
 
@@ -26,6 +27,7 @@ fn the_builtin_page_escapes_everything_dynamic() {
         title: "<t>",
         message: "you are <script>alert('x')</script> & \"q\"",
         sign_in_again_url: None,
+        request_id: None,
     });
     assert!(!p.contains("<script>"));
     assert!(p.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"));
@@ -70,6 +72,7 @@ fn a_template_escapes_every_value_in_text_and_attributes() {
         title: "<b>bold</b>",
         message: "\" onmouseover=\"alert(1)",
         sign_in_again_url: Some("https://auth.example.com/oauth2/sign_out?rd=%2F&x=\"><script>"),
+        request_id: None,
     });
     assert_eq!(
         p,

@@ -55,6 +55,15 @@ pub enum RefreshError {
 }
 
 impl RefreshError {
+    /// The stable reason code of the `session.refresh_failed` audit event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefreshError::NoRefreshToken => "no_refresh_token",
+            RefreshError::Idp(e) => e.code(),
+            RefreshError::BadTokens(_) => "bad_tokens",
+        }
+    }
+
     /// Whether the session is over for good (on every replica): no refresh token, or the
     /// IdP refused the grant (`invalid_grant`: the refresh token is dead). Anything else may
     /// succeed on a later request.
@@ -96,6 +105,18 @@ pub enum RefreshFailure {
     Ended,
     #[error(transparent)]
     Store(StoreUnavailable),
+}
+
+impl RefreshFailure {
+    /// The stable reason code of the `session.refresh_failed` audit event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefreshFailure::Idp(e) => e.code(),
+            RefreshFailure::NotCompleted => "not_completed",
+            RefreshFailure::Ended => "ended",
+            RefreshFailure::Store(_) => "store_unavailable",
+        }
+    }
 }
 
 /// What a back-channel logout ends (OIDC Back-Channel Logout 1.0 §2.4).

@@ -149,6 +149,25 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The stable reason code of audit events (`bearer.refused`).
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::TooLarge => "too_large",
+            TokenError::Algorithm => "algorithm",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::Signature => "signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::Issuer => "issuer",
+            TokenError::Audience => "audience",
+            TokenError::TokenType => "token_type",
+            TokenError::MissingClaim => "missing_claim",
+            TokenError::Nonce => "nonce",
+            TokenError::Revoked => "revoked",
+        }
+    }
+
     /// The `error_description` sent to clients (RFC 6750 §3): short, nothing internal.
     pub fn description(self) -> &'static str {
         match self {

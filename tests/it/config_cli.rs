@@ -1,45 +1,8 @@
 //! The binary's command line and configuration contract: `run` (the default), `check` and
 //! `convert`; exit 64 listing every problem by key or flag.
 
-use std::path::PathBuf;
+use crate::support::{becomes_ready, free_port, portcullis, temp_file};
 use std::process::Command;
-
-/// The binary, without a `PORTCULLIS_CONFIG` from the environment the tests run in.
-fn portcullis() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    cmd.env_remove("PORTCULLIS_CONFIG");
-    cmd
-}
-
-/// `text` in a file `name` of this test run's directory.
-fn temp_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("portcullis-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(name);
-    std::fs::write(&file, text).unwrap();
-    file
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether `/ready` at `base` answers 200 within 5 s.
-async fn becomes_ready(client: &reqwest::Client, base: &str) -> bool {
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{base}/ready")).send().await
-            && r.status() == 200
-        {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    false
-}
 
 /// The same problems whether the binary is started or asked to `check` the file.
 #[test]

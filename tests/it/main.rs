@@ -13,6 +13,7 @@ mod envoy;
 mod layer;
 mod login;
 mod logout;
+mod observability;
 mod pages;
 mod pure_core;
 mod redis_sessions;

@@ -170,11 +170,14 @@ async fn a_templates_dir_gives_every_page_its_look() {
             "default-src 'none'; style-src 'unsafe-inline'; img-src https://assets.example.com; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         )
     );
+    // The page quotes the request id the answer carries.
+    let id = header(&denied, "x-request-id").unwrap().to_string();
+    let status_line = format!("<p class=\"status\">Error 403 · request id {id}</p>");
     let body = denied.text().await.unwrap();
     for part in [
         "<title>Access denied · Acme platform</title>",
         "<img src=\"https://assets.example.com/brand/logo.svg\" alt=\"\">",
-        "<p class=\"status\">Error 403</p>",
+        status_line.as_str(),
         "You are signed in as alice",
         "<footer>Acme &amp; friends</footer>",
         "<a class=\"again\" href=\"https://auth.example.com/oauth2/sign_out?rd=https%3A%2F%2Fapp.example.com%2Fx\">",

@@ -228,3 +228,42 @@ pub fn session_cookie(r: &reqwest::Response) -> String {
 pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())
 }
+
+// The binary, for tests of what it writes and serves as a process.
+
+/// The binary, without a `PORTCULLIS_CONFIG` from the environment the tests run in.
+pub fn portcullis() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.env_remove("PORTCULLIS_CONFIG");
+    cmd
+}
+
+/// `text` in a file `name` of this test run's directory.
+pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("portcullis-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether `/ready` at `base` answers 200 within 5 s.
+pub async fn becomes_ready(client: &reqwest::Client, base: &str) -> bool {
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/ready")).send().await
+            && r.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -480,6 +480,7 @@ fn the_footer_is_translated_and_the_sign_in_page_branding_is_accepted_without_ef
         title: "t",
         message: "m",
         sign_in_again_url: None,
+        request_id: None,
     };
     assert!(
         c.pages
@@ -666,13 +667,16 @@ fn the_oauth2_proxy_helm_charts_defaults_start() {
         "no HTTPS without a certificate"
     );
     assert!(c.tls.is_none());
-    for said in ["--https-address", "--metrics-address"] {
-        assert!(
-            t.notices.iter().any(|n| n.starts_with(said)),
-            "{said}: {:?}",
-            t.notices
-        );
-    }
+    assert!(
+        t.notices.iter().any(|n| n.starts_with("--https-address")),
+        "{:?}",
+        t.notices
+    );
+    // The chart's Service and ServiceMonitor scrape the metrics port.
+    assert_eq!(
+        c.metrics_listen.map(|a| a.to_string()).as_deref(),
+        Some("0.0.0.0:44180")
+    );
 }
 
 /// Go's boolean spellings from every source; a refused flag spelled `1` or `TRUE` is still
