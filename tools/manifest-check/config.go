@@ -202,15 +202,17 @@ func checkPortcullisConfig(t *tally, s *set) {
 					bad("session.redis_url %q should use rediss:// (TLS)", ru)
 				}
 			}
+			listenPort := 0
 			if _, port, err := net.SplitHostPort(getString(cfg, "listen")); err == nil {
-				pn, _ := strconv.Atoi(port)
-				if !containerPort(&corev1.PodSpec{Containers: []corev1.Container{*c}}, intstr.FromInt(pn)) {
+				listenPort, _ = strconv.Atoi(port)
+				if !containerPort(&corev1.PodSpec{Containers: []corev1.Container{*c}}, intstr.FromInt(listenPort)) {
 					bad("listen port %s is not a containerPort", port)
 				}
-				checkTrustedProxies(s, w, cfg, int32(pn), bad)
+				checkTrustedProxies(s, w, cfg, int32(listenPort), bad)
 			} else {
 				bad("listen %q is not host:port", getString(cfg, "listen"))
 			}
+			checkMetricsListener(s, w, c, cfg, listenPort, bad)
 			pub, err := url.Parse(getString(cfg, "public_url"))
 			if err == nil {
 				secure, _ := get(cfg, "session.cookie_secure")
@@ -318,6 +320,42 @@ func checkTrustedProxies(s *set, w workload, cfg map[string]any, port int32, bad
 	if loopbackOnly && hasLoopback {
 		if _, why := guardingServer(s, w, port); why != "" {
 			bad("trusted_proxies admits only loopback, i.e. whoever the Linkerd proxy lets in, but %s (see deploy/kubernetes/base/linkerd-policy.yaml)", why)
+		}
+	}
+}
+
+// checkMetricsListener: metrics_listen (optional) is the address of a second
+// listener serving /metrics, /ping and /ready; once set, /metrics is no
+// longer on the main listener. It must be host:port on a container port of
+// its own, and every ServiceMonitor scraping this pod must reach the port
+// /metrics is actually served on.
+func checkMetricsListener(s *set, w workload, c *corev1.Container, cfg map[string]any, listenPort int, bad func(string, ...any)) {
+	metricsPort, where := listenPort, "listen"
+	if v, ok := get(cfg, "metrics_listen"); ok {
+		str, isStr := v.(string)
+		_, port, err := net.SplitHostPort(str)
+		pn, perr := strconv.Atoi(port)
+		switch {
+		case !isStr || err != nil || perr != nil || pn < 1 || pn > 65535:
+			bad("metrics_listen %v is not host:port", v)
+			return
+		case pn == listenPort:
+			bad("metrics_listen port %d is the listen port; give the metrics listener a port of its own, or leave metrics_listen unset", pn)
+			return
+		case !containerPort(&corev1.PodSpec{Containers: []corev1.Container{*c}}, intstr.FromInt(pn)):
+			bad("metrics_listen port %d is not a containerPort", pn)
+		}
+		metricsPort, where = pn, "metrics_listen"
+	}
+	if metricsPort == 0 {
+		return
+	}
+	for _, sc := range scrapedContainerPorts(s, w, c) {
+		if int(sc.port) != metricsPort {
+			bad("%s endpoints[%d] scrapes container port %d, but /metrics is served on the %s port %d", sc.monitor, sc.index, sc.port, where, metricsPort)
+		}
+		if sc.path != "/metrics" {
+			bad("%s endpoints[%d] scrapes path %q; Portcullis serves /metrics", sc.monitor, sc.index, sc.path)
 		}
 	}
 }

@@ -2,15 +2,17 @@
 //
 //	manifests NAME=FILE [NAME=FILE ...]
 //
-// Each FILE is the multi-document YAML that `kustomize build` printed for one
-// kustomization, NAME labels it in the output. For every set it runs:
+// Each FILE is the multi-document YAML that `kustomize build` (or
+// `helm template`) printed for one kustomization (or values file), NAME
+// labels it in the output. For every set it runs:
 //
 //   - schema: every document is decoded strictly (unknown or mistyped fields
 //     rejected) into the k8s.io/api Go type of its kind, or, for the custom
 //     resources the deployment uses (Traefik, cert-manager, Sealed Secrets,
-//     Linkerd policy), into a hand-written subset of their schema, plus
-//     required-field and value checks (a ForwardAuth middleware must not
-//     trust client-sent X-Forwarded-* and may only carry known constraints);
+//     Linkerd policy, Prometheus Operator ServiceMonitor), into a
+//     hand-written subset of their schema, plus required-field and value
+//     checks (a ForwardAuth middleware must not trust client-sent
+//     X-Forwarded-* and may only carry known constraints);
 //   - pod-security: the restricted Pod Security Standard fields and
 //     resources/probes on every container of every workload;
 //   - network-policy: default-deny for ingress and egress in every namespace
@@ -21,7 +23,9 @@
 //   - portcullis-config: the mounted portcullis.toml parses, every file it
 //     names is mounted into the container from a key that exists, and
 //     trusted_proxies is set (loopback only is accepted when a Linkerd
-//     Server with an AuthorizationPolicy guards the port).
+//     Server with an AuthorizationPolicy guards the port), metrics_listen
+//     (if set) is a container port of its own, and ServiceMonitors scrape
+//     the port /metrics is served on.
 //
 // It prints one PASS or FAIL line per check and set, details under each
 // FAIL, and exits 1 if any check failed.

@@ -334,6 +334,7 @@ func checkReferences(t *tally, s *set) {
 		}
 	}
 	linkerdReferences(s, ws, bad, note)
+	monitoringReferences(s, bad, note)
 	for _, n := range notes {
 		fmt.Printf("NOTE [%s] %s\n", s.name, n)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -362,7 +363,13 @@ func semantic(o *object, notes *[]string) []string {
 		if n := v.Spec.Template.Name; n != "" && n != v.Name {
 			bad("template.metadata.name %q differs from metadata.name %q", n, v.Name)
 		}
-		for k, val := range v.Spec.EncryptedData {
+		keys := make([]string, 0, len(v.Spec.EncryptedData))
+		for k := range v.Spec.EncryptedData {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // the notes come out in a stable order
+		for _, k := range keys {
+			val := v.Spec.EncryptedData[k]
 			if errs := validation.IsConfigMapKey(k); len(errs) > 0 {
 				bad("encryptedData key %q: %s", k, strings.Join(errs, "; "))
 			}
@@ -372,6 +379,7 @@ func semantic(o *object, notes *[]string) []string {
 		}
 	}
 	linkerdSemantic(o, bad)
+	monitoringSemantic(o, bad)
 	return p
 }
 
