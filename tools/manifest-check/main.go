@@ -1,6 +1,8 @@
 // Command manifests checks rendered Kubernetes manifests offline.
 //
 //	manifests NAME=FILE [NAME=FILE ...]
+//	manifests chart-schema VALUES.SCHEMA.JSON RAW.RS
+//	manifests chart-values-doc VALUES.YAML README.MD
 //
 // Each FILE is the multi-document YAML that `kustomize build` (or
 // `helm template`) printed for one kustomization (or values file), NAME
@@ -26,6 +28,11 @@
 //     Server with an AuthorizationPolicy guards the port), metrics_listen
 //     (if set) is a container port of its own, and ServiceMonitors scrape
 //     the port /metrics is served on.
+//
+// chart-schema compares the config keys of the Helm chart's
+// values.schema.json with those the config parser accepts (chartschema.go);
+// chart-values-doc, the keys documented in values.yaml with the rows of the
+// chart README's values table (chartdoc.go).
 //
 // It prints one PASS or FAIL line per check and set, details under each
 // FAIL, and exits 1 if any check failed.
@@ -152,8 +159,14 @@ func stripComments(doc []byte) []byte {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "chart-schema" {
+		os.Exit(checkChartSchema(os.Args[2], os.Args[3]))
+	}
+	if len(os.Args) == 4 && os.Args[1] == "chart-values-doc" {
+		os.Exit(checkChartValuesDoc(os.Args[2], os.Args[3]))
+	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: manifests NAME=FILE [NAME=FILE ...]")
+		fmt.Fprintln(os.Stderr, "usage: manifests NAME=FILE [NAME=FILE ...]\n       manifests chart-schema VALUES.SCHEMA.JSON RAW.RS\n       manifests chart-values-doc VALUES.YAML README.MD")
 		os.Exit(2)
 	}
 	var t tally
