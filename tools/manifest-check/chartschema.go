@@ -18,9 +18,7 @@ import (
 
 // pendingConfigKeys are keys the chart renders before the parser knows
 // them; each is reported as a NOTE until src/config/raw.rs lists it.
-var pendingConfigKeys = map[string]string{
-	"metrics_listen": "the separate metrics listener of issue 16, being added",
-}
+var pendingConfigKeys = map[string]string{}
 
 type schemaNode struct {
 	Type       any                    `json:"type"`
