@@ -217,6 +217,7 @@ impl App {
             carried.revocations.clone(),
             SessionStore::new(&config.session, sealer, metrics.clone())?,
             clock.clone(),
+            metrics.clone(),
         );
         let backchannel = BackchannelLogout::new(config.bearer.leeway);
         let rule_decisions = config

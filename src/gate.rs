@@ -9,6 +9,7 @@ use crate::clock::UnixTime;
 use crate::config::AuthorizationToken;
 use crate::identity::ClaimMapping;
 use crate::login::oidc::Oidc;
+use crate::metrics::{Metrics, RefreshOutcome};
 use crate::principal::{PassedTokens, Principal};
 use crate::rules::Verdict;
 use crate::seal::Sealer;
@@ -106,6 +107,8 @@ pub struct Gate {
     authorization_token: AuthorizationToken,
     /// Which claim headers a principal carries.
     claims: ClaimMapping,
+    /// Counts refresh outcomes.
+    metrics: Arc<Metrics>,
 }
 
 impl Gate {
@@ -116,6 +119,7 @@ impl Gate {
         revocations: Arc<Revocations>,
         store: SessionStore,
         clock: crate::clock::SharedClock,
+        metrics: Arc<Metrics>,
     ) -> Gate {
         let session = &config.session;
         Gate {
@@ -128,6 +132,7 @@ impl Gate {
                 .then(|| decoded_session_cache(clock)),
             authorization_token: config.headers.authorization_token,
             claims: config.claims.clone(),
+            metrics,
         }
     }
 
@@ -372,10 +377,12 @@ impl Gate {
                 // decision (cache hits included) move a ~17 KB future around.
                 let refreshed =
                     Box::pin(self.store.refresh(&*self.oidc, &stored, now, request)).await;
-                match refreshed {
-                    Ok((fresh, set)) => Ok(self.granted(&fresh, set)),
-                    Err(RefreshFailure::Store(e)) => Err(store_unavailable(e)),
-                    Err(RefreshFailure::Ended) => Err(dead()),
+                let (outcome, answer) = match refreshed {
+                    Ok((fresh, set)) => (RefreshOutcome::Refreshed, Ok(self.granted(&fresh, set))),
+                    Err(RefreshFailure::Store(e)) => {
+                        (RefreshOutcome::StoreUnavailable, Err(store_unavailable(e)))
+                    }
+                    Err(RefreshFailure::Ended) => (RefreshOutcome::Ended, Err(dead())),
                     Err(e @ (RefreshFailure::Idp(_) | RefreshFailure::NotCompleted)) => {
                         let ends = matches!(&e, RefreshFailure::Idp(r) if r.ends_session());
                         let soft = due == Freshness::RefreshDue && !ends;
@@ -387,16 +394,24 @@ impl Gate {
                             Some(session.identity.user_id(&self.claims)),
                         );
                         if soft {
-                            Ok(self.granted(session, Vec::new()))
+                            (
+                                RefreshOutcome::FailedKept,
+                                Ok(self.granted(session, Vec::new())),
+                            )
                         } else if ends {
-                            Err(dead())
+                            (RefreshOutcome::Ended, Err(dead()))
                         } else {
                             // The IdP is unreachable: refuse for now but keep the cookie, so
                             // the session can refresh once the IdP is back.
-                            Err(Refused::Unauthenticated { clear: Vec::new() })
+                            (
+                                RefreshOutcome::FailedRefused,
+                                Err(Refused::Unauthenticated { clear: Vec::new() }),
+                            )
                         }
                     }
-                }
+                };
+                self.metrics.session_refresh(outcome);
+                answer
             }
         }
     }

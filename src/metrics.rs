@@ -63,6 +63,31 @@ const IDP_CALLS: [(IdpCall, &str); 4] = [
     (IdpCall::Refresh, "refresh"),
 ];
 
+/// What a session refresh a request needed came to (`Gate`'s session check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// New tokens: the request passed on them.
+    Refreshed,
+    /// Failed while the old tokens were still valid: the request passed on those.
+    FailedKept,
+    /// Failed with the tokens expired (IdP unreachable, or another replica's refresh did not
+    /// finish): refused for now, the session kept for a later try.
+    FailedRefused,
+    /// The session is over: the IdP refused the grant, there was no refresh token, or the
+    /// session was signed out meanwhile.
+    Ended,
+    /// The session store (Redis) failed during the refresh.
+    StoreUnavailable,
+}
+
+const REFRESH_OUTCOMES: [(RefreshOutcome, &str); 5] = [
+    (RefreshOutcome::Refreshed, "refreshed"),
+    (RefreshOutcome::FailedKept, "failed_kept"),
+    (RefreshOutcome::FailedRefused, "failed_refused"),
+    (RefreshOutcome::Ended, "ended"),
+    (RefreshOutcome::StoreUnavailable, "store_unavailable"),
+];
+
 /// Latency bucket bounds in microseconds.
 const BUCKETS_US: [u64; 12] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000, 1_000_000, 5_000_000,
@@ -142,6 +167,7 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     /// Refreshes that waited for another replica's refresh of the same session.
     pub refresh_waits: AtomicU64,
+    refreshes: [AtomicU64; REFRESH_OUTCOMES.len()],
 }
 
 fn index<T: PartialEq + Copy>(table: &[(T, &str)], v: T) -> usize {
@@ -173,6 +199,11 @@ impl Metrics {
         if !ok {
             self.store_errors.fetch_add(1, Relaxed);
         }
+    }
+
+    /// One request's session refresh and what it came to.
+    pub fn session_refresh(&self, outcome: RefreshOutcome) {
+        self.refreshes[index(&REFRESH_OUTCOMES, outcome)].fetch_add(1, Relaxed);
     }
 
     pub fn idp_call(&self, call: IdpCall, ok: bool) {
@@ -251,6 +282,18 @@ impl Metrics {
                     self.idp[i][j].load(Relaxed)
                 );
             }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP portcullis_session_refreshes_total Session refreshes requests needed, by outcome (requests that shared one refresh count once each)."
+        );
+        let _ = writeln!(out, "# TYPE portcullis_session_refreshes_total counter");
+        for (i, (_, outcome)) in REFRESH_OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "portcullis_session_refreshes_total{{outcome=\"{outcome}\"}} {}",
+                self.refreshes[i].load(Relaxed)
+            );
         }
         for (name, help, v) in [
             (
@@ -331,7 +374,16 @@ mod tests {
         m.idp_call(IdpCall::Jwks, false);
         m.store_op(Duration::from_micros(300), true);
         m.store_op(Duration::from_millis(500), false);
+        m.session_refresh(RefreshOutcome::Refreshed);
+        m.session_refresh(RefreshOutcome::Refreshed);
+        m.session_refresh(RefreshOutcome::FailedKept);
         let text = m.render();
+        assert!(text.contains("portcullis_session_refreshes_total{outcome=\"refreshed\"} 2"));
+        assert!(text.contains("portcullis_session_refreshes_total{outcome=\"failed_kept\"} 1"));
+        assert!(
+            text.contains("portcullis_session_refreshes_total{outcome=\"failed_refused\"} 0"),
+            "every outcome is rendered, zero or not, so ratios have both sides"
+        );
         assert!(text.contains("portcullis_session_store_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("portcullis_session_store_duration_seconds_count 2"));
         assert!(text.contains("portcullis_session_store_errors_total 1"));

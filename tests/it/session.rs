@@ -115,6 +115,40 @@ async fn expired_tokens_with_failed_refresh_stop_passing() {
         .forward_auth("/", &[("cookie", &session), ("accept", "application/json")])
         .await;
     assert_eq!(r.status(), 401);
+    assert_eq!(refreshes(&h, "ended").await, 1);
+    assert_eq!(refreshes(&h, "refreshed").await, 0);
+}
+
+/// `portcullis_session_refreshes_total` counts what each needed refresh came to: the
+/// dashboard's refresh panel and the refresh-failure alert read it.
+#[tokio::test]
+async fn refresh_outcomes_are_counted() {
+    let h = Harness::start_with(|t| t.replace("refresh = \"5m\"", "refresh = \"1m\"")).await;
+    let (session, _) = h.login("/").await;
+    let json = [("cookie", session.as_str()), ("accept", "application/json")];
+    h.advance(120); // refresh due (1m), access token (5m) still valid
+    h.idp.controls().set_down(true);
+    assert_eq!(h.forward_auth("/", &json).await.status(), 200);
+    assert_eq!(refreshes(&h, "failed_kept").await, 1);
+    h.advance(200); // 320 s: the access token expired, the IdP still down
+    assert_eq!(h.forward_auth("/", &json).await.status(), 401);
+    assert_eq!(refreshes(&h, "failed_refused").await, 1);
+    h.idp.controls().set_down(false);
+    assert_eq!(h.forward_auth("/", &json).await.status(), 200);
+    assert_eq!(refreshes(&h, "refreshed").await, 1);
+    assert_eq!(refreshes(&h, "ended").await, 0);
+    assert_eq!(refreshes(&h, "store_unavailable").await, 0);
+}
+
+/// The value of `portcullis_session_refreshes_total{outcome}` on `/metrics`.
+async fn refreshes(h: &Harness, outcome: &str) -> u64 {
+    let m = h.get("/metrics", &[]).await.text().await.unwrap();
+    let series = format!("portcullis_session_refreshes_total{{outcome=\"{outcome}\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .unwrap_or_else(|| panic!("no {series} in {m}"))
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
