@@ -93,7 +93,10 @@ impl fmt::Display for RequestId {
 fn process_random() -> u64 {
     use aws_lc_rs::rand::SecureRandom;
     let mut bytes = [0u8; 8];
-    if aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes).is_ok() {
+    if aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .is_ok()
+    {
         return u64::from_le_bytes(bytes);
     }
     u64::from(std::process::id()) << 32
