@@ -74,12 +74,9 @@ fn request_context<B>(app: &App, peer: Option<IpAddr>, req: &Request<B>) -> Requ
     let (host, path) = if matches!(path, "/oauth2/forward-auth" | "/oauth2/auth") {
         let original = forward_auth::OriginalRequest::from_forwarded_headers(headers);
         (original.host, original.uri)
-    } else if let Some(original) = path.strip_prefix(EXT_AUTHZ_PREFIX) {
-        let original = match original.strip_prefix(';') {
-            Some(params) => params.find('/').map_or("", |i| &params[i..]),
-            None => original,
-        };
-        (header_str(headers, header::HOST), Some(original))
+    } else if path.starts_with(EXT_AUTHZ_PREFIX) {
+        let original = ext_authz_target(req.uri()).map(|(_, original)| original);
+        (header_str(headers, header::HOST), original)
     } else {
         (browser_host(headers), Some(path))
     };
