@@ -66,6 +66,22 @@ pub struct Config {
     pub bearer: BearerConfig,
     /// `[pages]`: the look of the HTML pages (template read at load, logo, footer).
     pub pages: Pages,
+    /// `[telemetry]`: where OpenTelemetry traces go; `None` (no `otlp_endpoint`): no traces.
+    /// Read at start-up.
+    pub telemetry: Option<TelemetryConfig>,
+}
+
+/// `[telemetry]`: traces exported with OTLP over HTTP (protobuf).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// The collector's traces URL: `otlp_endpoint` with `/v1/traces` appended, unless it
+    /// already ends so (OTLP/HTTP's `OTEL_EXPORTER_OTLP_ENDPOINT` convention).
+    pub traces_url: Url,
+    /// Share of new traces kept (0 to 1); a request that arrives with a sampled
+    /// `traceparent` is always traced, one with an unsampled one never (parent-based).
+    pub sampling_ratio: f64,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -589,6 +605,8 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
         }
     };
 
+    let telemetry = telemetry(raw.telemetry, &mut p);
+
     match (
         listen,
         public_url,
@@ -637,6 +655,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
             },
             redirect,
             rules: AccessRules::new(rules, authz, skip_preflight),
+            telemetry,
             trusted_proxies,
             headers,
             claims,
@@ -978,6 +997,43 @@ fn claim_mapping(
         }
     }
     mapping
+}
+
+/// `[telemetry]`: `None` without an `otlp_endpoint`.
+fn telemetry(raw: raw::RawTelemetry, p: &mut Problems) -> Option<TelemetryConfig> {
+    let sampling_ratio = match raw.sampling_ratio {
+        None => 1.0,
+        Some(r) if (0.0..=1.0).contains(&r) => r,
+        Some(_) => p.bad("telemetry.sampling_ratio", "must be between 0 and 1")?,
+    };
+    let service_name = match raw.service_name {
+        None => "portcullis".to_string(),
+        Some(s) if !s.trim().is_empty() && !s.chars().any(char::is_control) => s,
+        Some(_) => p.bad("telemetry.service_name", "must be a non-empty name")?,
+    };
+    let endpoint = raw.otlp_endpoint?;
+    let mut url = match Url::parse(&endpoint) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        _ => p.bad(
+            "telemetry.otlp_endpoint",
+            "must be the collector's http(s) URL, like http://otel-collector:4318",
+        )?,
+    };
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return p.bad(
+            "telemetry.otlp_endpoint",
+            "must not have a query, fragment or user name",
+        );
+    }
+    if !url.path().ends_with("/v1/traces") {
+        let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+    }
+    Some(TelemetryConfig {
+        traces_url: url,
+        sampling_ratio,
+        service_name,
+    })
 }
 
 struct Problems(Vec<String>);

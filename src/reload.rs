@@ -117,6 +117,8 @@ impl ConfigReloader {
         warn_restart_only(old.config(), &config);
         // Which listener serves /metrics is decided at start-up and stays so until a restart.
         config.metrics_listen = old.config().metrics_listen;
+        // So is the trace exporter (installed with logging, before the runtime starts).
+        config.telemetry = old.config().telemetry.clone();
         let app = App::with_carried(config, self.clock.clone(), old.carried())
             .map_err(ReloadError::Build)?;
         app.spawn_background();
@@ -147,6 +149,7 @@ fn warn_restart_only(old: &Config, new: &Config) {
                 != new.tls.as_ref().map(|t| (&t.cert, &t.key)),
         ),
         ("log_format", old.log_json != new.log_json),
+        ("[telemetry]", old.telemetry != new.telemetry),
         ("shutdown_grace", old.shutdown_grace != new.shutdown_grace),
         (
             "max_connections",

@@ -11,6 +11,8 @@ pub enum Kind {
     Str,
     Bool,
     Int,
+    /// A number (`0.25`; an integer is taken as one).
+    Float,
     /// A list of strings; from the environment, comma-separated.
     List,
     /// An array of tables (`[[bearer.issuers]]`); not settable from the environment.
@@ -80,6 +82,9 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("pages", "templates_dir", Kind::Str),
     ("pages", "logo_url", Kind::Str),
     ("pages", "footer", Kind::Str),
+    ("telemetry", "otlp_endpoint", Kind::Str),
+    ("telemetry", "sampling_ratio", Kind::Float),
+    ("telemetry", "service_name", Kind::Str),
 ];
 
 /// Keys accepted inside each `[[bearer.issuers]]` table.
@@ -101,7 +106,14 @@ pub const RULE_KEYS: &[&str] = &[
 
 /// The sections of [`KEYS`], in the order they appear.
 pub const SECTIONS: &[&str] = &[
-    "oidc", "session", "redirect", "authz", "headers", "bearer", "pages",
+    "oidc",
+    "session",
+    "redirect",
+    "authz",
+    "headers",
+    "bearer",
+    "pages",
+    "telemetry",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +242,14 @@ pub struct RawPages {
     pub footer: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub sampling_ratio: Option<f64>,
+    pub service_name: Option<String>,
+}
+
 /// The whole raw configuration, one struct per section.
 #[derive(Debug, Default)]
 pub struct RawConfig {
@@ -241,6 +261,7 @@ pub struct RawConfig {
     pub headers: RawHeaders,
     pub bearer: RawBearer,
     pub pages: RawPages,
+    pub telemetry: RawTelemetry,
 }
 
 /// Parses TOML text, applies environment overrides, and reports every unknown key, unknown
@@ -297,7 +318,7 @@ pub fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, Vec<Stri
         }
         None => toml::Table::new(),
     };
-    let (o, s, r, a, h, b, pg) = (
+    let (o, s, r, a, h, b, pg, t) = (
         take("oidc"),
         take("session"),
         take("redirect"),
@@ -305,6 +326,7 @@ pub fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, Vec<Stri
         take("headers"),
         take("bearer"),
         take("pages"),
+        take("telemetry"),
     );
     raw.oidc = section(o, "oidc", &mut problems);
     raw.session = section(s, "session", &mut problems);
@@ -313,6 +335,7 @@ pub fn parse(text: &str, env: &[(String, String)]) -> Result<RawConfig, Vec<Stri
     raw.headers = section(h, "headers", &mut problems);
     raw.bearer = section(b, "bearer", &mut problems);
     raw.pages = section(pg, "pages", &mut problems);
+    raw.telemetry = section(t, "telemetry", &mut problems);
     if problems.is_empty() {
         Ok(raw)
     } else {
@@ -334,6 +357,15 @@ fn section<T: for<'de> Deserialize<'de> + Default>(
     };
     let table: toml::Table = table
         .into_iter()
+        .map(
+            |(k, v)| match (KEYS.iter().find(|(s, key, _)| *s == name && *key == k), v) {
+                // `sampling_ratio = 1` means 1.0.
+                (Some((_, _, Kind::Float)), toml::Value::Integer(n)) => {
+                    (k, toml::Value::Float(n as f64))
+                }
+                (_, v) => (k, v),
+            },
+        )
         .filter(
             |(k, v)| match KEYS.iter().find(|(s, key, _)| *s == name && key == k) {
                 None => false,
@@ -342,6 +374,7 @@ fn section<T: for<'de> Deserialize<'de> + Default>(
                         Kind::Str => v.is_str(),
                         Kind::Bool => v.is_bool(),
                         Kind::Int => v.as_integer().is_some_and(|n| n >= 0),
+                        Kind::Float => v.is_float() || v.is_integer(),
                         Kind::List => v
                             .as_array()
                             .is_some_and(|a| a.iter().all(toml::Value::is_str)),
@@ -357,6 +390,7 @@ fn section<T: for<'de> Deserialize<'de> + Default>(
                             Kind::Str => "a string",
                             Kind::Bool => "true or false",
                             Kind::Int => "a non-negative integer",
+                            Kind::Float => "a number",
                             Kind::List => "a list of strings",
                             Kind::Tables => "an array of tables",
                             Kind::Map => "a table of strings",
@@ -448,6 +482,13 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut V
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {
                     problems.push(format!("{name}: expected an integer"));
+                    continue;
+                }
+            },
+            Kind::Float => match value.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => toml::Value::Float(n),
+                _ => {
+                    problems.push(format!("{name}: expected a number"));
                     continue;
                 }
             },

@@ -622,3 +622,89 @@ fn cookie_domains_are_one_list_and_checked() {
         Config::from_toml(&with("cookie_domains = [\"example.com/x\", \"a b\"]"), &[]).unwrap_err();
     assert_eq!(bad.len(), 2, "{bad:?}");
 }
+
+#[test]
+fn telemetry_is_off_without_an_endpoint_and_validated_with_one() {
+    assert_eq!(Config::from_toml(MINIMAL, &[]).unwrap().telemetry, None);
+    let with =
+        |section: &str| Config::from_toml(&format!("{MINIMAL}\n[telemetry]\n{section}"), &[]);
+    let t = with("otlp_endpoint = \"http://otel-collector.observability:4318\"\n")
+        .unwrap()
+        .telemetry
+        .unwrap();
+    assert_eq!(
+        t.traces_url.as_str(),
+        "http://otel-collector.observability:4318/v1/traces",
+        "OTLP/HTTP's base-URL convention"
+    );
+    assert_eq!(
+        (t.sampling_ratio, t.service_name.as_str()),
+        (1.0, "portcullis")
+    );
+    let t = with(
+        "otlp_endpoint = \"https://collector.example.com/otlp/v1/traces\"\nsampling_ratio = 0\nservice_name = \"sso\"\n",
+    )
+    .unwrap()
+    .telemetry
+    .unwrap();
+    assert_eq!(
+        t.traces_url.as_str(),
+        "https://collector.example.com/otlp/v1/traces"
+    );
+    assert_eq!((t.sampling_ratio, t.service_name.as_str()), (0.0, "sso"));
+    // From the environment, a number.
+    let t = Config::from_toml(
+        MINIMAL,
+        &env(&[
+            ("PORTCULLIS_TELEMETRY_OTLP_ENDPOINT", "http://c:4318/"),
+            ("PORTCULLIS_TELEMETRY_SAMPLING_RATIO", "0.25"),
+        ]),
+    )
+    .unwrap()
+    .telemetry
+    .unwrap();
+    assert_eq!(
+        (t.traces_url.as_str(), t.sampling_ratio),
+        ("http://c:4318/v1/traces", 0.25)
+    );
+    let bad = Config::from_toml(
+        MINIMAL,
+        &env(&[("PORTCULLIS_TELEMETRY_SAMPLING_RATIO", "lots")]),
+    )
+    .unwrap_err();
+    assert!(
+        bad.iter()
+            .any(|e| e.starts_with("PORTCULLIS_TELEMETRY_SAMPLING_RATIO: expected a number")),
+        "{bad:?}"
+    );
+
+    for (section, key) in [
+        (
+            "otlp_endpoint = \"collector:4318\"\n",
+            "telemetry.otlp_endpoint:",
+        ),
+        (
+            "otlp_endpoint = \"http://u:p@c:4318\"\n",
+            "telemetry.otlp_endpoint:",
+        ),
+        (
+            "otlp_endpoint = \"http://c:4318\"\nsampling_ratio = 1.5\n",
+            "telemetry.sampling_ratio:",
+        ),
+        (
+            "otlp_endpoint = \"http://c:4318\"\nsampling_ratio = \"all\"\n",
+            "telemetry.sampling_ratio:",
+        ),
+        (
+            "otlp_endpoint = \"http://c:4318\"\nservice_name = \" \"\n",
+            "telemetry.service_name:",
+        ),
+        ("otlp = \"http://c:4318\"\n", "telemetry.otlp: unknown key"),
+    ] {
+        let errs = with(section).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.starts_with(key)),
+            "{section}: {errs:?}"
+        );
+    }
+}
