@@ -639,15 +639,18 @@ fn token_cache<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 /// The whole HTTP edge around a decision: routing, the request's context (request id,
 /// client address from `X-Forwarded-For`, host, path), its `request` span and the answer's
 /// headers, for the request Traefik sends with a cached bearer token. Logged as the binary
-/// logs (JSON, `info`), into a sink; `decision/bearer_cached` is the decision alone.
+/// logs (its subscriber, `telemetry::subscriber`: JSON, `info`), into a sink;
+/// `decision/bearer_cached` is the decision alone. `forward_auth_bearer_cached` has traces
+/// off (the default), `…_traced` on with every request sampled.
 fn edge<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(std::io::sink)
-        .json()
-        .flatten_event(true)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    // Logged as the binary logs: its own subscriber, traces off.
+    let logs_only = portcullis::telemetry::subscriber(
+        true,
+        tracing_subscriber::EnvFilter::new("info"),
+        std::io::sink,
+        None,
+    );
+    let logging = tracing::subscriber::set_default(logs_only);
     let token = f
         .idp
         .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");
@@ -672,6 +675,26 @@ fn edge<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     g.bench_function("forward_auth_bearer_cached", |b| {
         b.iter(|| poll_ready(portcullis::http::handle(&f.app, peer, black_box(request()))).status())
     });
+    drop(logging);
+    // Traces on, every request sampled: spans built, batched and (here) dropped by an
+    // exporter whose collector refuses connections.
+    let traces = portcullis::telemetry::Traces::new(&portcullis::config::TelemetryConfig {
+        traces_url: url::Url::parse("http://127.0.0.1:9/v1/traces").unwrap(),
+        sampling_ratio: 1.0,
+        service_name: "bench".into(),
+    })
+    .unwrap();
+    let traced = portcullis::telemetry::subscriber(
+        true,
+        tracing_subscriber::EnvFilter::new("info"),
+        std::io::sink,
+        Some(&traces),
+    );
+    let tracing = tracing::subscriber::set_default(traced);
+    g.bench_function("forward_auth_bearer_cached_traced", |b| {
+        b.iter(|| poll_ready(portcullis::http::handle(&f.app, peer, black_box(request()))).status())
+    });
+    drop(tracing);
     g.finish();
 }
 

@@ -16,6 +16,7 @@ use crate::audit::{self, Event};
 use crate::metrics::{Decision, Endpoint};
 use crate::request_context::{self, RequestContext, RequestId};
 use crate::session::cookies::SetCookie;
+use crate::telemetry;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -23,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
+use tracing::field::Empty;
 
 pub type Body = Full<Bytes>;
 
@@ -47,14 +49,75 @@ where
 {
     let context = request_context(app, peer, &req);
     let id = HeaderValue::from_str(context.id.as_str()).ok();
-    let span = tracing::info_span!("request", request_id = %context.id);
+    // The trace fields are filled in only when traced (`telemetry::tracing_spans`): a log
+    // line shows the fields that were.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %context.id,
+        otel.name = Empty,
+        otel.kind = Empty,
+        otel.status_code = Empty,
+        http.request.method = Empty,
+        url.path = Empty,
+        http.response.status_code = Empty,
+        portcullis.host = Empty,
+        portcullis.path = Empty,
+        portcullis.rule = Empty,
+        portcullis.decision = Empty,
+    );
+    let traced = telemetry::tracing_spans();
+    if traced {
+        trace_request(&span, &req, &context);
+    }
     let mut response = request_context::scope(context, route(app, peer, req))
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+    if traced {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        span.record("portcullis.decision", decision_of(status).as_str());
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+    }
     if let Some(id) = id {
         response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     }
     response
+}
+
+/// The request span as an OpenTelemetry server span (`GET /oauth2/forward-auth`), in the
+/// trace of the proxy's `traceparent`. The original request's host and path (never its query)
+/// say which application was asked for.
+fn trace_request<B>(span: &tracing::Span, req: &Request<B>, context: &RequestContext) {
+    let path = req.uri().path();
+    let route = match path {
+        "/oauth2/forward-auth"
+        | "/oauth2/auth"
+        | "/oauth2/start"
+        | "/oauth2/sign_in"
+        | "/oauth2/callback"
+        | "/oauth2/sign_out"
+        | "/oauth2/userinfo"
+        | "/oauth2/backchannel-logout"
+        | "/ping"
+        | "/ready"
+        | "/metrics" => path,
+        p if p.starts_with(EXT_AUTHZ_PREFIX) => EXT_AUTHZ_PREFIX,
+        // Unknown paths are not span names (unbounded).
+        _ => "other",
+    };
+    span.record("otel.name", format!("{} {route}", req.method()));
+    span.record("otel.kind", "server");
+    span.record("http.request.method", req.method().as_str());
+    span.record("url.path", route);
+    if let Some(host) = context.host.as_deref() {
+        span.record("portcullis.host", host);
+    }
+    if let Some(path) = context.path.as_deref() {
+        span.record("portcullis.path", path);
+    }
+    telemetry::continue_trace(span, req.headers());
 }
 
 /// Who asked for what: for a decision, the original request's host and path (what the

@@ -14,6 +14,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// The discovery document, with the RP-initiated logout endpoint (OIDC RP-Initiated Logout
 /// 1.0 §2.1).
@@ -70,6 +72,17 @@ pub enum TransportError {
     Unusable,
 }
 
+impl TransportError {
+    /// A stable code, for the IdP call's span.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TransportError::Unreachable => "unreachable",
+            TransportError::ServerError(_) => "server_error",
+            TransportError::Unusable => "unusable",
+        }
+    }
+}
+
 impl From<TransportError> for IdpError {
     fn from(e: TransportError) -> IdpError {
         match e {
@@ -120,31 +133,69 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for IdpClient {
     type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'c>>;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        // The client span: method, server and URL without its query (a code is sent in the
+        // body, but a misconfigured endpoint URL could carry anything in a query).
+        let span = tracing::debug_span!(
+            "idp.http",
+            otel.name = %parts.method,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = %parts.method,
+            server.address = parts.uri.host(),
+            url.full = format!("{}://{}{}", parts.uri.scheme_str().unwrap_or("https"), parts.uri.authority().map_or("", |a| a.as_str()), parts.uri.path()),
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        if !span.is_disabled() {
+            crate::telemetry::propagate(&span, &mut parts.headers);
+        }
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let resp = self
-                .http
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|_| TransportError::Unreachable)?;
-            let status = resp.status();
-            if status.is_server_error() {
-                return Err(TransportError::ServerError(status.as_u16()));
+            let result = self.send(parts, body).instrument(span.clone()).await;
+            let status = match &result {
+                Ok(resp) => Some(resp.status().as_u16()),
+                Err(TransportError::ServerError(status)) => Some(*status),
+                Err(_) => None,
+            };
+            if let Some(status) = status {
+                span.record("http.response.status_code", status);
             }
-            let headers = resp.headers().clone();
-            let body = read_limited(resp).await?;
-            let mut out = http::Response::new(body.to_vec());
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            Ok(out)
+            if let Err(e) = &result {
+                span.record("error.type", e.code());
+                span.record("otel.status_code", "error");
+            }
+            result
         })
     }
 }
 
 impl IdpClient {
+    /// One HTTP exchange with the IdP (see the `AsyncHttpClient` impl).
+    async fn send(
+        &self,
+        parts: http::request::Parts,
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, TransportError> {
+        let resp = self
+            .http
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|_| TransportError::Unreachable)?;
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(TransportError::ServerError(status.as_u16()));
+        }
+        let headers = resp.headers().clone();
+        let body = read_limited(resp).await?;
+        let mut out = http::Response::new(body.to_vec());
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+
     pub fn new(cfg: &OidcConfig, metrics: Arc<Metrics>) -> Result<IdpClient, StartupError> {
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -191,7 +242,7 @@ impl IdpClient {
     /// whose `issuer` must be exactly ours (OIDC Discovery §4.3, or tokens could be swapped),
     /// and the JWKS it names (openidconnect fetches both).
     pub async fn discover(&self, issuer: &str) -> Result<ProviderMetadata, IdpError> {
-        let result = async {
+        self.observed(IdpCall::Discovery, async {
             let url = openidconnect::IssuerUrl::new(issuer.to_string())
                 .map_err(|_| IdpError::BadResponse)?;
             ProviderMetadata::discover_async(url, self)
@@ -204,10 +255,8 @@ impl IdpClient {
                     }
                     _ => IdpError::BadResponse,
                 })
-        }
-        .await;
-        self.record(IdpCall::Discovery, &result);
-        result
+        })
+        .await
     }
 
     /// [`Self::discover`] until it succeeds, waiting `first`, then twice as long each time up
@@ -232,7 +281,7 @@ impl IdpClient {
     }
 
     pub async fn fetch_jwks(&self, url: &str) -> Result<JwksDocument, IdpError> {
-        let result = async {
+        self.observed(IdpCall::Jwks, async {
             // The same transport as openidconnect's calls (timeouts, size cap, 5xx = down).
             let request = http::Request::get(url)
                 .body(Vec::new())
@@ -250,15 +299,35 @@ impl IdpClient {
                 body: resp.into_body().into(),
                 max_age,
             })
+        })
+        .await
+    }
+
+    /// Runs one IdP operation in its span (`idp.code`…, with the error's code when it fails),
+    /// then [`Self::record`]s it.
+    pub async fn observed<T>(
+        &self,
+        call: IdpCall,
+        operation: impl Future<Output = Result<T, IdpError>>,
+    ) -> Result<T, IdpError> {
+        let span = tracing::debug_span!(
+            "idp",
+            otel.name = call.span_name(),
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        let result = operation.instrument(span.clone()).await;
+        if let Err(e) = &result {
+            span.record("error.type", e.code());
+            span.record("otel.status_code", "error");
         }
-        .await;
-        self.record(IdpCall::Jwks, &result);
+        self.record(call, &result);
         result
     }
 
     /// Counts the call, and tracks whether the IdP is reachable at all: an OAuth error
     /// (`invalid_grant`…) means it answered; a connection failure or a 5xx means it is down.
-    pub fn record<T>(&self, call: IdpCall, result: &Result<T, IdpError>) {
+    fn record<T>(&self, call: IdpCall, result: &Result<T, IdpError>) {
         self.metrics.idp_call(call, result.is_ok());
         if !self.tracks_health {
             return;

@@ -6,7 +6,8 @@
 //! names `hyper`, `http` or `http_body`. `http` adapts requests and responses; `idp` is the only module that talks
 //! to the identity provider; `login` is the browser sign-in, `token` the JWTs verified here,
 //! `session` where sessions live; `app` wires it all together and `reload` replaces it when
-//! the configuration changes; `cli` reads the binary's command line.
+//! the configuration changes; `cli` reads the binary's command line; `telemetry` sets up logs
+//! and OpenTelemetry traces.
 
 pub mod app;
 pub mod audit;
@@ -28,6 +29,7 @@ pub mod rules;
 pub mod seal;
 pub mod secret;
 pub mod session;
+pub mod telemetry;
 pub mod tls;
 pub mod token;
 

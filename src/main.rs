@@ -1,6 +1,6 @@
 //! The binary: reads the command line ([`portcullis::cli`]) and carries it out. `run` (the
 //! default) loads and validates the configuration (exit 64 listing every problem), starts
-//! logging, serves HTTP — or HTTPS when `tls_cert_file` is set — until SIGTERM/SIGINT,
+//! logging (and traces: [`portcullis::telemetry`]), serves HTTP — or HTTPS when `tls_cert_file` is set — until SIGTERM/SIGINT,
 //! reloading a native file on SIGHUP or when it changes. `check` validates the same way and
 //! exits; `convert` prints the native TOML of an oauth2-proxy configuration.
 
@@ -10,6 +10,7 @@ use portcullis::clock::{SharedClock, SystemClock};
 use portcullis::config::Config;
 use portcullis::http::server;
 use portcullis::reload::ConfigReloader;
+use portcullis::telemetry::{self, Traces};
 use portcullis::tls;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -129,12 +130,34 @@ fn build(
 /// Logging, the runtime, and serving until a shutdown signal. `path`: the native file to
 /// watch for reloads (none in oauth2-proxy compatibility mode, whose settings are flags).
 fn start(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
-    init_tracing(config.log_json);
+    // The process-wide provider rustls uses, the trace exporter's client included.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Built before the runtime: the exporter's blocking client runs on threads of its own.
+    let traces = match config.telemetry.as_ref().map(Traces::new).transpose() {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let subscriber = telemetry::subscriber(
+        config.log_json,
+        telemetry::log_filter(&env),
+        std::io::stderr,
+        traces.as_ref(),
+    );
+    let _ = tracing::subscriber::set_global_default(subscriber);
     let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    runtime.block_on(run(config, path, env))
+    let code = runtime.block_on(run(config, path, env));
+    drop(runtime);
+    // The spans of the last requests, including those served during the shutdown grace.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    code
 }
 
 /// How often the configuration file is checked for changes.
@@ -209,20 +232,6 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
-    }
 }
 
 /// A runtime from `builder`, with I/O and timers; on failure, said on stderr.

@@ -48,6 +48,13 @@ const DECISIONS: [(Decision, &str); 6] = [
     (Decision::Unavailable, "unavailable"),
 ];
 
+impl Decision {
+    /// Its label, as in `portcullis_requests_total{decision=…}`.
+    pub fn as_str(self) -> &'static str {
+        DECISIONS[index(&DECISIONS, self)].1
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdpCall {
     Discovery,
@@ -62,6 +69,18 @@ const IDP_CALLS: [(IdpCall, &str); 4] = [
     (IdpCall::Code, "code"),
     (IdpCall::Refresh, "refresh"),
 ];
+
+impl IdpCall {
+    /// Its span name: `idp.discovery`, `idp.jwks`, `idp.code`, `idp.refresh`.
+    pub fn span_name(self) -> &'static str {
+        match self {
+            IdpCall::Discovery => "idp.discovery",
+            IdpCall::Jwks => "idp.jwks",
+            IdpCall::Code => "idp.code",
+            IdpCall::Refresh => "idp.refresh",
+        }
+    }
+}
 
 /// What a session refresh a request needed came to (`Gate`'s session check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

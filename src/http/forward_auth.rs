@@ -180,6 +180,9 @@ pub async fn forward_auth(
         Err(r @ Refused::StoreUnavailable) => Problem::from(r).response(page_for(app, headers)),
     };
     app.count_rule_decision(decider, super::decision_of(resp.status()));
+    if crate::telemetry::tracing_spans() {
+        tracing::Span::current().record("portcullis.rule", rules.label(decider));
+    }
     resp
 }
 

@@ -470,11 +470,15 @@ impl Oidc {
             if let Some(own) = own {
                 exchange = exchange.set_redirect_uri(std::borrow::Cow::Owned(own));
             }
-            let tokens = exchange
-                .request_async(&self.idp)
-                .await
-                .map_err(IdpError::from);
-            self.idp.record(IdpCall::Code, &tokens);
+            let tokens = self
+                .idp
+                .observed(IdpCall::Code, async {
+                    exchange
+                        .request_async(&self.idp)
+                        .await
+                        .map_err(IdpError::from)
+                })
+                .await;
             let nonce = Nonce::new(attempt.nonce.clone());
             let session = self
                 .session_from_tokens(
@@ -515,13 +519,17 @@ impl Oidc {
                 let provider = self
                     .provider()
                     .ok_or(RefreshError::Idp(IdpError::Unreachable))?;
-                let tokens = provider
-                    .client
-                    .exchange_refresh_token(&RefreshToken::new(rt))
-                    .request_async(&self.idp)
-                    .await
-                    .map_err(IdpError::from);
-                self.idp.record(IdpCall::Refresh, &tokens);
+                let tokens = self
+                    .idp
+                    .observed(IdpCall::Refresh, async {
+                        provider
+                            .client
+                            .exchange_refresh_token(&RefreshToken::new(rt))
+                            .request_async(&self.idp)
+                            .await
+                            .map_err(IdpError::from)
+                    })
+                    .await;
                 let tokens = tokens.map_err(RefreshError::Idp)?;
                 let refreshed = self
                     .session_from_tokens(tokens, None, Some(&session), now)

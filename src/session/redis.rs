@@ -23,6 +23,8 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// The longest any one command may take before the request fails closed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -150,15 +152,19 @@ impl RedisIo {
         }
     }
 
-    /// Runs one command within [`COMMAND_TIMEOUT`].
+    /// Runs one command within [`COMMAND_TIMEOUT`], in its span (the command's name, never
+    /// its keys or values: a key names a session).
     pub async fn query<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreUnavailable> {
         let Some(conn) = self.connection.load_full() else {
             return Err(StoreUnavailable("not connected"));
         };
         let mut conn = (*conn).clone();
+        let span = command_span(command_name(&cmd));
         let started = Instant::now();
-        let result = tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<T>(&mut conn)).await;
-        self.finish(started, result)
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<T>(&mut conn))
+            .instrument(span.clone())
+            .await;
+        self.finish(started, result, &span)
     }
 
     /// Runs a pipeline (one round trip) within [`COMMAND_TIMEOUT`].
@@ -170,15 +176,19 @@ impl RedisIo {
             return Err(StoreUnavailable("not connected"));
         };
         let mut conn = (*conn).clone();
+        let span = command_span("PIPELINE");
         let started = Instant::now();
-        let result = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<T>(&mut conn)).await;
-        self.finish(started, result)
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<T>(&mut conn))
+            .instrument(span.clone())
+            .await;
+        self.finish(started, result, &span)
     }
 
     fn finish<T>(
         &self,
         started: Instant,
         result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+        span: &tracing::Span,
     ) -> Result<T, StoreUnavailable> {
         let result = match result {
             Ok(Ok(v)) => Ok(v),
@@ -194,9 +204,34 @@ impl RedisIo {
                 Err(StoreUnavailable("timed out"))
             }
         };
+        if let Err(StoreUnavailable(why)) = &result {
+            span.record("error.type", *why);
+            span.record("otel.status_code", "error");
+        }
         self.metrics.store_op(started.elapsed(), result.is_ok());
         self.set_healthy(result.is_ok());
         result
+    }
+}
+
+/// A Redis command's client span (disabled unless traced: see [`crate::telemetry`]).
+fn command_span(name: &str) -> tracing::Span {
+    tracing::debug_span!(
+        "redis",
+        otel.name = name,
+        otel.kind = "client",
+        db.system.name = "redis",
+        db.operation.name = name,
+        otel.status_code = Empty,
+        error.type = Empty,
+    )
+}
+
+/// The command's name (`GET`, `SET`, `EVALSHA`…): its first argument.
+fn command_name(cmd: &Cmd) -> &str {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => std::str::from_utf8(name).unwrap_or("?"),
+        _ => "?",
     }
 }
 

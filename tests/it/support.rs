@@ -267,3 +267,118 @@ pub async fn becomes_ready(client: &reqwest::Client, base: &str) -> bool {
     }
     false
 }
+
+/// The client the proxy saw: Traefik (127.0.0.1, trusted) forwards it in `X-Forwarded-For`.
+pub const CLIENT: &str = "198.51.100.7";
+
+pub struct Running {
+    child: std::process::Child,
+    pub base: String,
+    pub metrics: String,
+    pub client: reqwest::Client,
+    pub idp: TestIdp,
+}
+
+impl Running {
+    /// A decision for `https://app.example.com{uri}`, as Traefik asks for it.
+    pub async fn forward_auth(&self, uri: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self
+            .client
+            .get(format!("{}/oauth2/forward-auth", self.base))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "app.example.com")
+            .header("x-forwarded-uri", uri)
+            .header("x-forwarded-for", format!("203.0.113.66, {CLIENT}"));
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `path` on Portcullis' own host, from the client.
+    pub async fn get(&self, path: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("host", "auth.example.com")
+            .header("x-forwarded-for", CLIENT);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A whole browser login for `uri`: (session cookie, the callback's code).
+    pub async fn login(&self, uri: &str) -> (String, String) {
+        let start = self.forward_auth(uri, &[("accept", BROWSER_ACCEPT)]).await;
+        assert_eq!(start.status(), 302);
+        let state = cookie_pairs(&start);
+        let at_idp = self.client.get(location(&start)).send().await.unwrap();
+        let callback = location(&at_idp);
+        let callback = callback.strip_prefix(PUBLIC_URL).unwrap().to_string();
+        let code = url::Url::parse(&format!("http://x{callback}"))
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let done = self.get(&callback, &[("cookie", &state)]).await;
+        assert_eq!(done.status(), 302, "the callback");
+        (session_cookie(&done), code)
+    }
+
+    /// Stops the process and returns every line it wrote to stderr.
+    pub fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let mut logs = String::new();
+        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+        logs
+    }
+}
+
+/// The binary with JSON logs on a free port (and a metrics port), trusting 127.0.0.1 as its
+/// proxy, sessions refreshed after 1 s, `admins` only by default and `/closed/**` denied;
+/// `edit` changes its configuration (adds sections, replaces lines).
+pub async fn start_binary(idp: TestIdp, edit: impl FnOnce(String) -> String) -> Running {
+    let (port, metrics_port) = (free_port(), free_port());
+    let toml = base_toml(&idp.issuer())
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!(
+                "listen = \"127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+                 log_format = \"json\"\ntrusted_proxies = [\"127.0.0.1/32\"]"
+            ),
+        )
+        .replace("refresh = \"5m\"", "refresh = \"1s\"")
+        + "[authz]\nallowed_groups = [\"admins\"]\n\
+           [[rules]]\nname = \"closed\"\npaths = [\"/closed/**\"]\naction = \"deny\"\n";
+    let toml = edit(toml);
+    let file = temp_file(&format!("binary-{port}.toml"), &toml);
+    let child = portcullis()
+        .arg("--config")
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let running = Running {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        metrics: format!("http://127.0.0.1:{metrics_port}"),
+        client,
+        idp,
+    };
+    assert!(
+        becomes_ready(&running.client, &running.base).await,
+        "the binary became ready"
+    );
+    running
+}
