@@ -6,13 +6,17 @@ package main
 // ENTRYPOINT and CMD, EXPOSE and ENV, and COPY exactly the spec's files (by
 // destination, --chmod when the spec's mode is not 0644); it may not RUN (there
 // is no shell). Some earlier stage must build the static musl binary with
-// --locked.
+// --locked. A COPY from the build context must name files that exist and that
+// .dockerignore does not exclude (a simplified matcher: filepath.Match
+// patterns, a leading **/, exceptions with !, the last matching line wins, a
+// pattern matching a directory matches what is inside).
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -70,13 +74,22 @@ func runDockerfile(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	dir := filepath.Dir(args[1])
+	var ignore []string
+	if data, err := os.ReadFile(filepath.Join(dir, ".dockerignore")); err == nil {
+		ignore = strings.Split(string(data), "\n")
+	}
 	problems := CheckDockerfile(spec, string(text))
+	problems = append(problems, CheckContextCopies(string(text), ignore, func(p string) bool {
+		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p)))
+		return err == nil
+	})...)
 	if len(problems) == 0 {
 		fmt.Printf("PASS [Dockerfile] runtime stage builds %s: FROM scratch, USER %s, ENTRYPOINT %q, CMD %q, %d files; builder runs %s\n",
 			args[0], spec.Config.User, spec.Config.Entrypoint, spec.Config.Cmd, len(spec.Files), MuslBuild)
 		return 0, nil
 	}
-	fmt.Printf("FAIL [Dockerfile] runtime stage differs from %s: %d problem(s)\n", args[0], len(problems))
+	fmt.Printf("FAIL [Dockerfile] %s does not build %s: %d problem(s)\n", args[1], args[0], len(problems))
 	for _, p := range problems {
 		fmt.Printf("       - %s\n", p)
 	}
@@ -180,8 +193,12 @@ func CheckDockerfile(spec *Spec, text string) []string {
 			continue
 		}
 		used[dest] = true
-		if f.Mode != 0o644 && chmod != fmt.Sprintf("%04o", f.Mode) {
-			problems = append(problems, fmt.Sprintf("COPY to %s has --chmod=%s, the spec's mode is %04o", f.Path, chmod, f.Mode))
+		switch want := fmt.Sprintf("%04o", f.Mode); {
+		case f.Mode == 0o644 || chmod == want:
+		case chmod == "":
+			problems = append(problems, fmt.Sprintf("COPY to %s has no --chmod=%s (the spec's mode)", f.Path, want))
+		default:
+			problems = append(problems, fmt.Sprintf("COPY to %s has --chmod=%s, the spec's mode is %s", f.Path, chmod, want))
 		}
 	}
 	for dest := range copies {
@@ -212,4 +229,80 @@ func argsOf(in *Instruction) string {
 		return "missing"
 	}
 	return in.Args
+}
+
+// CheckContextCopies: every source of a COPY without --from exists in the
+// build context (exists) and is not excluded by the .dockerignore lines.
+func CheckContextCopies(text string, ignore []string, exists func(string) bool) []string {
+	var problems []string
+	for _, in := range ParseDockerfile(text) {
+		if in.Cmd != "COPY" && in.Cmd != "ADD" {
+			continue
+		}
+		var sources []string
+		fromStage := false
+		for _, w := range strings.Fields(in.Args) {
+			if strings.HasPrefix(w, "--") {
+				fromStage = fromStage || strings.HasPrefix(w, "--from=")
+				continue
+			}
+			sources = append(sources, w)
+		}
+		if fromStage || len(sources) < 2 {
+			continue
+		}
+		for _, src := range sources[:len(sources)-1] {
+			rel := path.Clean(strings.TrimPrefix(src, "/"))
+			if rel == "." {
+				continue // the whole context (COPY . .)
+			}
+			if !exists(rel) {
+				problems = append(problems, fmt.Sprintf("line %d: COPY source %s is not in the build context", in.Line, src))
+			} else if dockerignored(ignore, rel) {
+				problems = append(problems, fmt.Sprintf("line %d: COPY source %s is excluded by .dockerignore", in.Line, src))
+			}
+		}
+	}
+	return problems
+}
+
+// dockerignored reports whether .dockerignore's lines exclude rel.
+func dockerignored(lines []string, rel string) bool {
+	excluded := false
+	for _, line := range lines {
+		pat := strings.TrimSpace(line)
+		if pat == "" || strings.HasPrefix(pat, "#") {
+			continue
+		}
+		exception := strings.HasPrefix(pat, "!")
+		pat = path.Clean(strings.TrimPrefix(strings.TrimPrefix(pat, "!"), "/"))
+		if ignoreMatches(pat, rel) {
+			excluded = !exception
+		}
+	}
+	return excluded
+}
+
+// ignoreMatches: pat matches rel or one of its parent directories.
+func ignoreMatches(pat, rel string) bool {
+	for p := rel; p != "." && p != "/"; p = path.Dir(p) {
+		candidates := []string{p}
+		if rest, ok := strings.CutPrefix(pat, "**/"); ok {
+			segs := strings.Split(p, "/")
+			candidates = candidates[:0]
+			for i := range segs {
+				candidates = append(candidates, strings.Join(segs[i:], "/"))
+			}
+			for _, c := range candidates {
+				if ok, _ := path.Match(rest, c); ok {
+					return true
+				}
+			}
+			continue
+		}
+		if ok, _ := path.Match(pat, p); ok {
+			return true
+		}
+	}
+	return false
 }

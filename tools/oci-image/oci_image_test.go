@@ -238,33 +238,22 @@ CMD ["--config", "/etc/portcullis/portcullis.toml"]
 	if p := CheckDockerfile(spec, good); len(p) > 0 {
 		t.Fatalf("the good Dockerfile: %v", p)
 	}
-	bad := `FROM rust:1.95-bookworm AS builder
-RUN cargo build --release --locked
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=builder /out/portcullis /portcullis
-COPY extra /usr/bin/extra
-RUN echo hi
-USER nonroot
-EXPOSE 8080
-ENV SSL_CERT_FILE=/x
-ENTRYPOINT /portcullis
-CMD ["--config", "/other.toml"]
-`
-	got := strings.Join(CheckDockerfile(spec, bad), "\n")
-	for _, want := range []string{
-		"no stage before the last runs cargo build --release --locked --target x86_64-unknown-linux-musl",
-		"FROM gcr.io/distroless/cc-debian12:nonroot, not FROM scratch",
-		"USER is nonroot, the spec's is 65532:65532",
-		`ENTRYPOINT is /portcullis, not the exec form ["/portcullis"]`,
-		`CMD is ["--config" "/other.toml"]`,
-		"EXPOSE [8080/tcp]",
-		`ENV ["SSL_CERT_FILE=/x"]`,
-		"RUN in the runtime stage",
-		"no COPY to /etc/ssl/certs/ca-certificates.crt",
-		"no COPY to /etc/passwd",
-		"COPY to /portcullis has --chmod=, the spec's mode is 0755",
-		"COPY to /usr/bin/extra, which the spec does not have",
-	} {
+	// The broken fixture scripts/check-manifests also runs, with its expected findings.
+	bad, err := os.ReadFile("testdata/bad.Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect, err := os.ReadFile("testdata/bad.Dockerfile.expect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := CheckDockerfile(spec, string(bad))
+	problems = append(problems, CheckContextCopies(string(bad), nil, func(p string) bool {
+		_, err := os.Stat(filepath.Join("testdata", p))
+		return err == nil
+	})...)
+	got := strings.Join(problems, "\n")
+	for _, want := range strings.Split(strings.TrimSpace(string(expect)), "\n") {
 		if !strings.Contains(got, want) {
 			t.Errorf("no problem %q in:\n%s", want, got)
 		}
@@ -351,5 +340,31 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(dir, "evil")); err == nil {
 			t.Errorf("%s wrote outside the root", e.name)
 		}
+	}
+}
+
+func TestDockerfileContextCopies(t *testing.T) {
+	ignore := strings.Split("# comment\n.git\n**/target\ndeploy\n!deploy/image/passwd\ndocs\n", "\n")
+	exists := func(p string) bool { return p != "missing" }
+	text := `FROM scratch
+COPY . .
+COPY --from=builder /out/portcullis /portcullis
+COPY deploy/image/passwd /etc/passwd
+COPY deploy/image/group /etc/group
+COPY docs/x tools/a/target/b missing /x/
+`
+	got := strings.Join(CheckContextCopies(text, ignore, exists), "\n")
+	for _, want := range []string{
+		"line 5: COPY source deploy/image/group is excluded by .dockerignore",
+		"line 6: COPY source docs/x is excluded",
+		"line 6: COPY source tools/a/target/b is excluded",
+		"line 6: COPY source missing is not in the build context",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no problem %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "passwd") || strings.Contains(got, "portcullis") {
+		t.Errorf("re-included or stage files reported:\n%s", got)
 	}
 }
