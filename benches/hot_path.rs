@@ -650,7 +650,7 @@ fn edge<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         std::io::sink,
         None,
     );
-    let logging = tracing::subscriber::set_default(logs_only);
+    let logging = tracing::dispatcher::set_default(&logs_only);
     let token = f
         .idp
         .mint_access_token(&TestUser::alice(), json!({}), "rsa-1");
@@ -690,7 +690,7 @@ fn edge<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         std::io::sink,
         Some(&traces),
     );
-    let tracing = tracing::subscriber::set_default(traced);
+    let tracing = tracing::dispatcher::set_default(&traced);
     g.bench_function("forward_auth_bearer_cached_traced", |b| {
         b.iter(|| poll_ready(portcullis::http::handle(&f.app, peer, black_box(request()))).status())
     });

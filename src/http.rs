@@ -69,17 +69,22 @@ where
     if traced {
         trace_request(&span, &req, &context);
     }
-    let mut response = request_context::scope(context, route(app, peer, req))
-        .instrument(span.clone())
-        .await;
-    if traced {
-        let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
-        span.record("portcullis.decision", decision_of(status).as_str());
-        if status.is_server_error() {
-            span.record("otel.status_code", "error");
+    let answer = async {
+        let response = route(app, peer, req).await;
+        if traced {
+            let span = tracing::Span::current();
+            let status = response.status();
+            span.record("http.response.status_code", status.as_u16());
+            span.record("portcullis.decision", decision_of(status).as_str());
+            if status.is_server_error() {
+                span.record("otel.status_code", "error");
+            }
         }
-    }
+        response
+    };
+    let mut response = request_context::scope(context, answer)
+        .instrument(span)
+        .await;
     if let Some(id) = id {
         response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     }

@@ -140,13 +140,13 @@ fn start(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> E
             return ExitCode::FAILURE;
         }
     };
-    let subscriber = telemetry::subscriber(
+    let dispatch = telemetry::subscriber(
         config.log_json,
         telemetry::log_filter(&env),
         std::io::stderr,
         traces.as_ref(),
     );
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = tracing::dispatcher::set_global_default(dispatch);
     let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
         Err(code) => return code,

@@ -112,26 +112,48 @@ pub fn log_filter(env: &[(String, String)]) -> EnvFilter {
         .unwrap_or_else(|| EnvFilter::new("info"))
 }
 
-/// The subscriber the binary runs with: log lines to `writer` (JSON or text, `filter`), and
-/// the trace layer when `traces` is given.
+/// The subscriber the binary runs with, as a dispatcher to install: log lines to `writer` (JSON or text, `filter`), and
+/// the trace layer when `traces` is given. Without traces the filter is global, as a plain
+/// log subscriber's is: per-layer filtering (needed to give the trace layer spans the log
+/// lines don't show) costs every span enter and exit a lookup, measurably on the hot path.
 pub fn subscriber<W>(
     json: bool,
     filter: EnvFilter,
     writer: W,
     traces: Option<&Traces>,
-) -> impl tracing::Subscriber + Send + Sync + 'static
+) -> tracing::Dispatch
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
-    let logs = if json {
-        logs.json().flatten_event(true).with_filter(filter).boxed()
-    } else {
-        logs.with_filter(filter).boxed()
-    };
-    Registry::default()
-        .with(logs)
-        .with(traces.map(|t| t.layer()))
+    // A fmt layer of its own in each arm: its type names the subscriber under it.
+    use tracing_subscriber::fmt::layer as log_lines;
+    let registry = Registry::default();
+    match (json, traces) {
+        (true, None) => tracing::Dispatch::new(
+            registry
+                .with(filter)
+                .with(log_lines().with_writer(writer).json().flatten_event(true)),
+        ),
+        (false, None) => {
+            tracing::Dispatch::new(registry.with(filter).with(log_lines().with_writer(writer)))
+        }
+        (true, Some(traces)) => tracing::Dispatch::new(
+            registry
+                .with(
+                    log_lines()
+                        .with_writer(writer)
+                        .json()
+                        .flatten_event(true)
+                        .with_filter(filter),
+                )
+                .with(traces.layer()),
+        ),
+        (false, Some(traces)) => tracing::Dispatch::new(
+            registry
+                .with(log_lines().with_writer(writer).with_filter(filter))
+                .with(traces.layer()),
+        ),
+    }
 }
 
 /// Whether spans are being traced: a trace layer is installed (or debug logging is on). Off,
