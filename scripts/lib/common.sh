@@ -158,3 +158,29 @@ render_template() {
   for v in "$@"; do vars+="\${$v} "; done
   envsubst "$vars" <"$src" >"$dest"
 }
+
+# go_tool_binary DIR NAME: prints the path of the Go program in DIR (a module of
+# its own, e.g. tools/otel-collector) built into $PORTCULLIS_CACHE/bin/NAME-HASH,
+# building it first when that file is missing. HASH is of DIR's go.mod, go.sum
+# and *.go files, so a change of dependencies or code is a new binary and a
+# cached one is never rebuilt. Built to a scratch file and renamed into place:
+# runs from other worktrees never see a half-written binary. The build log is
+# printed if it fails. Needs Go (and the Go module proxy the first time).
+go_tool_binary() {
+  local dir="$1" name="$2" hash bin tmp
+  hash="$(cd "$dir" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-16)"
+  bin="$PORTCULLIS_CACHE/bin/$name-$hash"
+  if [[ ! -x "$bin" ]]; then
+    mkdir -p "$PORTCULLIS_CACHE/bin"
+    tmp="$(mktemp -d "$PORTCULLIS_CACHE/bin/.$name.XXXXXX")"
+    log "building $dir into $bin (one time; a cold build takes minutes)"
+    if ! (cd "$dir" && GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS=-mod=readonly go build -o "$tmp/$name" .) >"$tmp/build.log" 2>&1; then
+      cat "$tmp/build.log" >&2
+      rm -rf "$tmp"
+      return 1
+    fi
+    mv -f "$tmp/$name" "$bin"
+    rm -rf "$tmp"
+  fi
+  printf '%s\n' "$bin"
+}

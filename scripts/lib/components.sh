@@ -126,3 +126,48 @@ portcullis_start() {
   wait_http portcullis "$PORTCULLIS_URL/ready" "${PORTCULLIS_START_TIMEOUT:-30}" '^200$' ||
     die "Portcullis did not become ready (log: $RUN_DIR/portcullis.log)"
 }
+
+# otel_collector_start: the OpenTelemetry Collector of tools/otel-collector
+# (built once into the cache, see go_tool_binary), with an OTLP/HTTP receiver on
+# OTEL_COLLECTOR_PORT (a free one when unset) whose traces the file exporter
+# writes as OTLP JSON, one line per received batch, flushed every 100 ms, to
+# $RUN_DIR/otel-collector/traces.jsonl. Its own metrics are off (they would
+# want a fixed port). Exports OTEL_COLLECTOR_URL (the base URL, what
+# [telemetry] otlp_endpoint takes) and OTEL_COLLECTOR_FILE.
+otel_collector_start() {
+  local bin dir="$RUN_DIR/otel-collector"
+  bin="$(go_tool_binary "$PORTCULLIS_ROOT/tools/otel-collector" otel-collector)" ||
+    die "could not build tools/otel-collector"
+  OTEL_COLLECTOR_PORT="${OTEL_COLLECTOR_PORT:-$(free_port)}"
+  export OTEL_COLLECTOR_URL="http://127.0.0.1:$OTEL_COLLECTOR_PORT"
+  export OTEL_COLLECTOR_FILE="$dir/traces.jsonl"
+  mkdir -p "$dir"
+  cat >"$dir/config.yaml" <<YAML
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:$OTEL_COLLECTOR_PORT
+exporters:
+  file:
+    path: $OTEL_COLLECTOR_FILE
+    format: json
+    flush_interval: 100ms
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [file]
+YAML
+  "$bin" validate --config "$dir/config.yaml" >"$dir/validate.log" 2>&1 || {
+    cat "$dir/validate.log" >&2
+    die "tools/otel-collector rejected $dir/config.yaml"
+  }
+  run_bg otel-collector "$bin" --config "$dir/config.yaml"
+  # The receiver serves only /v1/{traces,metrics,logs}: any answer means it listens.
+  wait_http otel-collector "$OTEL_COLLECTOR_URL/" 20 '^[1-5][0-9][0-9]$' ||
+    die "the OpenTelemetry Collector did not start"
+}

@@ -31,6 +31,7 @@ mod http_rules;
 mod oauth2_proxy;
 mod refresh;
 mod sign_out;
+mod telemetry;
 mod z1_key_rotation;
 mod z2_keycloak_outage;
 mod z3_keycloak_restart;

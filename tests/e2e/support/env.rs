@@ -23,6 +23,11 @@ pub struct Env {
     /// chromedriver, if it was started.
     pub webdriver_url: Option<String>,
     pub chromium: String,
+    /// The OpenTelemetry Collector (tools/otel-collector): its OTLP/HTTP base URL, what
+    /// `[telemetry] otlp_endpoint` takes.
+    pub otel_collector_url: String,
+    /// The file its exporter writes what it receives to: OTLP JSON, one line per batch.
+    pub otel_collector_file: String,
 }
 
 fn var(name: &str) -> R<String> {
@@ -52,6 +57,8 @@ impl Env {
             portcullis_nginx_url: var("E2E_PORTCULLIS_NGINX_URL")?,
             webdriver_url: std::env::var("E2E_WEBDRIVER_URL").ok(),
             chromium: std::env::var("E2E_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            otel_collector_url: var("E2E_OTEL_COLLECTOR_URL")?,
+            otel_collector_file: var("E2E_OTEL_COLLECTOR_FILE")?,
         })
     }
 
