@@ -146,7 +146,8 @@ fn start(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> E
         std::io::stderr,
         traces.as_ref(),
     );
-    let _ = tracing::dispatcher::set_global_default(dispatch);
+    // Also forwards the `log` crate's records (rustls says why a certificate was refused).
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(dispatch);
     let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
         Err(code) => return code,
