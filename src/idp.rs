@@ -303,7 +303,7 @@ impl IdpClient {
         .await
     }
 
-    /// Runs one IdP operation in its span (`idp.code`…, with the error's code when it fails),
+    /// Runs one IdP operation in its span (`idp.` and its metric label: `idp.code`…, with the error's code when it fails),
     /// then [`Self::record`]s it.
     pub async fn observed<T>(
         &self,
@@ -312,7 +312,7 @@ impl IdpClient {
     ) -> Result<T, IdpError> {
         let span = tracing::debug_span!(
             "idp",
-            otel.name = call.span_name(),
+            otel.name = format!("idp.{}", call.as_str()),
             error.type = Empty,
             otel.status_code = Empty,
         );

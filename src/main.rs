@@ -23,6 +23,9 @@ use std::sync::Arc;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // The process-wide provider every rustls client and server here uses: the IdP's, the
+    // trace exporter's, Redis', HTTPS.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env: Vec<(String, String)> = std::env::vars().collect();
     match cli::parse(&args, &env) {
@@ -102,8 +105,6 @@ fn build(
     config: Config,
     clock: SharedClock,
 ) -> Result<(Arc<App>, Option<tokio_rustls::TlsAcceptor>), Vec<String>> {
-    // The process-wide provider the IdP client's rustls uses.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut problems = Vec::new();
     let tls = match config
         .tls
@@ -130,8 +131,6 @@ fn build(
 /// Logging, the runtime, and serving until a shutdown signal. `path`: the native file to
 /// watch for reloads (none in oauth2-proxy compatibility mode, whose settings are flags).
 fn start(config: Config, path: Option<PathBuf>, env: Vec<(String, String)>) -> ExitCode {
-    // The process-wide provider rustls uses, the trace exporter's client included.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // Built before the runtime: the exporter's blocking client runs on threads of its own.
     let traces = match config.telemetry.as_ref().map(Traces::new).transpose() {
         Ok(traces) => traces,

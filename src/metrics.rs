@@ -71,14 +71,9 @@ const IDP_CALLS: [(IdpCall, &str); 4] = [
 ];
 
 impl IdpCall {
-    /// Its span name: `idp.discovery`, `idp.jwks`, `idp.code`, `idp.refresh`.
-    pub fn span_name(self) -> &'static str {
-        match self {
-            IdpCall::Discovery => "idp.discovery",
-            IdpCall::Jwks => "idp.jwks",
-            IdpCall::Code => "idp.code",
-            IdpCall::Refresh => "idp.refresh",
-        }
+    /// Its label, as in `portcullis_idp_calls_total{call=…}`.
+    pub fn as_str(self) -> &'static str {
+        IDP_CALLS[index(&IDP_CALLS, self)].1
     }
 }
 

@@ -69,15 +69,7 @@ async fn every_security_outcome_is_one_audit_line_without_secrets() {
         .await;
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("request id: "));
-    let bob = p
-        .idp
-        .mint_access_token(&TestUser::bob(), serde_json::json!({}), "rsa-1");
-    let r = p
-        .forward_auth("/api", &[("authorization", &format!("Bearer {bob}"))])
-        .await;
-    assert_eq!(r.status(), 403);
-    let r = p.forward_auth("/closed/x", &[("cookie", &session)]).await;
-    assert_eq!(r.status(), 403);
+    let bob = p.refused_by_policy(&session).await;
 
     // Sign-out; a second login ended by the IdP's back-channel logout; a third whose refresh
     // the IdP refuses.

@@ -328,6 +328,23 @@ impl Running {
         (session_cookie(&done), code)
     }
 
+    /// Two refusals by the access policy: bob's bearer token outside the default rule's
+    /// group, and `session` on the path the `closed` rule denies. Returns bob's token.
+    pub async fn refused_by_policy(&self, session: &str) -> String {
+        let bob = self.idp.mint_access_token(
+            &portcullis_test_idp::TestUser::bob(),
+            serde_json::json!({}),
+            "rsa-1",
+        );
+        let r = self
+            .forward_auth("/api", &[("authorization", &format!("Bearer {bob}"))])
+            .await;
+        assert_eq!(r.status(), 403);
+        let r = self.forward_auth("/closed/x", &[("cookie", session)]).await;
+        assert_eq!(r.status(), 403);
+        bob
+    }
+
     /// Stops the process and returns every line it wrote to stderr.
     pub fn stop(mut self) -> String {
         let _ = std::process::Command::new("kill")
