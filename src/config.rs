@@ -133,23 +133,70 @@ pub enum StoreConfig {
 /// `session.redis_*`: how to reach the Redis that holds sessions.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` or `rediss://…` (TLS).
-    pub url: Url,
-    /// Extra CA (PEM) trusted for `rediss://`, instead of the system roots.
+    /// Which servers, and how they share the data (`session.redis_mode`).
+    pub topology: RedisTopology,
+    /// Extra CA (PEM) trusted for `rediss://`, instead of the system roots (every server).
     pub ca_file: Option<PathBuf>,
+    /// Redis 6 ACL user (`session.redis_username`), overriding one in the URL.
+    pub username: Option<String>,
     /// `AUTH` password (from `session.redis_password_file`), overriding one in the URL.
     pub password: Option<Secret<String>>,
 }
 
+/// `session.redis_mode` with its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server (`session.redis_url`), perhaps behind a failover-managing service.
+    Standalone(Url),
+    /// The master of `master` as the Sentinels (`session.redis_urls`) name it, followed
+    /// through failovers.
+    Sentinel {
+        sentinels: Vec<Url>,
+        master: String,
+        /// `AUTH` to the Sentinels (`session.redis_sentinel_password_file`).
+        sentinel_password: Option<Secret<String>>,
+    },
+    /// A Redis Cluster, found from its seed nodes (`session.redis_urls`).
+    Cluster(Vec<Url>),
+}
+
+impl RedisTopology {
+    /// Every address configured (one in standalone mode).
+    pub fn urls(&self) -> &[Url] {
+        match self {
+            RedisTopology::Standalone(u) => std::slice::from_ref(u),
+            RedisTopology::Sentinel { sentinels, .. } => sentinels,
+            RedisTopology::Cluster(nodes) => nodes,
+        }
+    }
+
+    /// Whether the servers are spoken to over TLS (`rediss://`).
+    pub fn tls(&self) -> bool {
+        self.urls().iter().any(|u| u.scheme() == "rediss")
+    }
+}
+
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut url = self.url.clone();
-        if url.password().is_some() {
-            let _ = url.set_password(Some("..."));
-        }
+        let hide = |u: &Url| {
+            let mut url = u.clone();
+            if url.password().is_some() {
+                let _ = url.set_password(Some("..."));
+            }
+            url.to_string()
+        };
+        let urls: Vec<String> = self.topology.urls().iter().map(hide).collect();
+        let (mode, master) = match &self.topology {
+            RedisTopology::Standalone(_) => ("standalone", None),
+            RedisTopology::Sentinel { master, .. } => ("sentinel", Some(master)),
+            RedisTopology::Cluster(_) => ("cluster", None),
+        };
         f.debug_struct("RedisConfig")
-            .field("url", &url.as_str())
+            .field("mode", &mode)
+            .field("urls", &urls)
+            .field("sentinel_master", &master)
             .field("ca_file", &self.ca_file)
+            .field("username", &self.username)
             .field("password", &self.password)
             .finish()
     }
@@ -841,6 +888,17 @@ fn store_config(p: &mut Problems, raw: &raw::RawSession) -> StoreConfig {
                 "session.redis_password_file",
                 raw.redis_password_file.is_some(),
             ),
+            ("session.redis_mode", raw.redis_mode.is_some()),
+            ("session.redis_urls", raw.redis_urls.is_some()),
+            (
+                "session.redis_sentinel_master",
+                raw.redis_sentinel_master.is_some(),
+            ),
+            ("session.redis_username", raw.redis_username.is_some()),
+            (
+                "session.redis_sentinel_password_file",
+                raw.redis_sentinel_password_file.is_some(),
+            ),
         ] {
             if set {
                 p.add(key, "is only used with session.store = \"redis\"");
@@ -848,24 +906,113 @@ fn store_config(p: &mut Problems, raw: &raw::RawSession) -> StoreConfig {
         }
         return StoreConfig::Cookie;
     }
-    let url = match raw.redis_url.as_deref().map(str::trim) {
-        None | Some("") => p.missing(
+    let mode = match raw.redis_mode.as_deref().map(str::trim) {
+        None | Some("standalone") => "standalone",
+        Some("sentinel") => "sentinel",
+        Some("cluster") => "cluster",
+        Some(_) => {
+            p.add(
+                "session.redis_mode",
+                "must be \"standalone\", \"sentinel\" or \"cluster\"",
+            );
+            return StoreConfig::Cookie;
+        }
+    };
+    let only = |p: &mut Problems, key: &str, set: bool, modes: &str| {
+        if set {
+            p.add(
+                key,
+                &format!("is only used with session.redis_mode = {modes}"),
+            );
+        }
+    };
+    let sentinel = mode == "sentinel";
+    only(
+        p,
+        "session.redis_url",
+        raw.redis_url.is_some() && mode != "standalone",
+        "\"standalone\" (list the servers in session.redis_urls)",
+    );
+    only(
+        p,
+        "session.redis_urls",
+        raw.redis_urls.is_some() && mode == "standalone",
+        "\"sentinel\" or \"cluster\" (use session.redis_url)",
+    );
+    only(
+        p,
+        "session.redis_sentinel_master",
+        raw.redis_sentinel_master.is_some() && !sentinel,
+        "\"sentinel\"",
+    );
+    only(
+        p,
+        "session.redis_sentinel_password_file",
+        raw.redis_sentinel_password_file.is_some() && !sentinel,
+        "\"sentinel\"",
+    );
+    let topology = match mode {
+        "standalone" => redis_url(
+            p,
             "session.redis_url",
-            "with session.store = \"redis\", e.g. rediss://redis.portcullis.svc:6379/0",
-        ),
-        Some(s) => match Url::parse(s) {
-            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => Some(u),
-            _ => p.bad(
-                "session.redis_url",
-                "must be redis://host:port/db or rediss://host:port/db (TLS)",
-            ),
-        },
+            raw.redis_url.as_deref(),
+            "rediss://redis.portcullis.svc:6379/0",
+        )
+        .map(RedisTopology::Standalone),
+        _ => {
+            let example = if sentinel {
+                "[\"redis://sentinel-0.redis:26379\", \"redis://sentinel-1.redis:26379\", \"redis://sentinel-2.redis:26379\"]"
+            } else {
+                "[\"rediss://redis-cluster-0.redis:6379\", \"rediss://redis-cluster-1.redis:6379\"]"
+            };
+            let urls: Vec<Url> = match raw.redis_urls.as_deref() {
+                None | Some([]) => {
+                    p.missing::<()>(
+                        "session.redis_urls",
+                        &format!("with session.redis_mode = \"{mode}\", e.g. {example}"),
+                    );
+                    Vec::new()
+                }
+                Some(list) => list
+                    .iter()
+                    .filter_map(|u| redis_url(p, "session.redis_urls", Some(u), example))
+                    .collect(),
+            };
+            if urls.iter().any(|u| u.scheme() == "rediss")
+                && urls.iter().any(|u| u.scheme() == "redis")
+            {
+                p.add(
+                    "session.redis_urls",
+                    "mixes redis:// and rediss://: every server is spoken to the same way",
+                );
+            }
+            if sentinel {
+                let master = match raw.redis_sentinel_master.as_deref().map(str::trim) {
+                    None | Some("") => p.missing("session.redis_sentinel_master", "with session.redis_mode = \"sentinel\": the name the Sentinels monitor, e.g. \"mymaster\""),
+                    Some(m) => Some(m.to_string()),
+                };
+                let sentinel_password = raw
+                    .redis_sentinel_password_file
+                    .as_deref()
+                    .and_then(|f| p.secret("session.redis_sentinel_password", None, Some(f)));
+                match master {
+                    Some(master) if !urls.is_empty() => Some(RedisTopology::Sentinel {
+                        sentinels: urls,
+                        master,
+                        sentinel_password,
+                    }),
+                    _ => None,
+                }
+            } else {
+                (!urls.is_empty()).then_some(RedisTopology::Cluster(urls))
+            }
+        }
     };
     if let Some(ca) = &raw.redis_ca_file {
-        if url.as_ref().is_some_and(|u| u.scheme() != "rediss") {
+        if topology.as_ref().is_some_and(|t| !t.tls()) {
             p.add(
                 "session.redis_ca_file",
-                "is only used with a rediss:// (TLS) session.redis_url",
+                "is only used with rediss:// (TLS) addresses",
             );
         } else if !ca.is_file() {
             p.add(
@@ -874,17 +1021,39 @@ fn store_config(p: &mut Problems, raw: &raw::RawSession) -> StoreConfig {
             );
         }
     }
+    let username = match raw.redis_username.as_deref().map(str::trim) {
+        Some("") => p.bad("session.redis_username", "is empty"),
+        u => u.map(str::to_string),
+    };
     let password = raw
         .redis_password_file
         .as_deref()
         .and_then(|f| p.secret("session.redis_password", None, Some(f)));
-    match url {
-        Some(url) => StoreConfig::Redis(RedisConfig {
-            url,
+    match topology {
+        Some(topology) => StoreConfig::Redis(RedisConfig {
+            topology,
             ca_file: raw.redis_ca_file.clone(),
+            username,
             password,
         }),
         None => StoreConfig::Cookie,
+    }
+}
+
+/// One `redis://host:port/db` or `rediss://…` address of `key`.
+fn redis_url(p: &mut Problems, key: &str, value: Option<&str>, example: &str) -> Option<Url> {
+    match value.map(str::trim) {
+        None | Some("") => p.missing(
+            key,
+            &format!("with session.store = \"redis\", e.g. {example}"),
+        ),
+        Some(s) => match Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => Some(u),
+            _ => p.bad(
+                key,
+                "must be redis://host:port/db or rediss://host:port/db (TLS)",
+            ),
+        },
     }
 }
 

@@ -61,6 +61,11 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("session", "redis_url", Kind::Str),
     ("session", "redis_ca_file", Kind::Str),
     ("session", "redis_password_file", Kind::Str),
+    ("session", "redis_mode", Kind::Str),
+    ("session", "redis_urls", Kind::List),
+    ("session", "redis_sentinel_master", Kind::Str),
+    ("session", "redis_username", Kind::Str),
+    ("session", "redis_sentinel_password_file", Kind::Str),
     ("redirect", "allowed_domains", Kind::List),
     ("authz", "email_domains", Kind::List),
     ("authz", "allowed_groups", Kind::List),
@@ -185,6 +190,11 @@ pub struct RawSession {
     pub redis_url: Option<String>,
     pub redis_ca_file: Option<PathBuf>,
     pub redis_password_file: Option<PathBuf>,
+    pub redis_mode: Option<String>,
+    pub redis_urls: Option<Vec<String>>,
+    pub redis_sentinel_master: Option<String>,
+    pub redis_username: Option<String>,
+    pub redis_sentinel_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -390,7 +390,10 @@ fn redis_store_with_password_file_and_secret_kept_out_of_debug() {
     let StoreConfig::Redis(r) = &cfg.session.store else {
         panic!("redis store expected");
     };
-    assert_eq!(r.url.host_str(), Some("redis.svc"));
+    let RedisTopology::Standalone(url) = &r.topology else {
+        panic!("standalone expected");
+    };
+    assert_eq!(url.host_str(), Some("redis.svc"));
     assert_eq!(r.password.as_ref().unwrap().expose(), "hunter2");
     let debug = format!("{cfg:?}");
     assert!(
@@ -406,6 +409,117 @@ fn redis_store_with_password_file_and_secret_kept_out_of_debug() {
     )
     .unwrap();
     assert!(matches!(from_env.session.store, StoreConfig::Redis(_)));
+}
+
+#[test]
+fn redis_sentinel_and_cluster_modes() {
+    let dir = std::env::temp_dir().join(format!("portcullis-redis-ha-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("sentinel-password");
+    std::fs::write(&pw, "s3ntinel\n").unwrap();
+    let with = |extra: &str| {
+        MINIMAL.replace(
+            "[session]",
+            &format!("[session]\nstore = \"redis\"\n{extra}"),
+        )
+    };
+    let cfg = Config::from_toml(
+        &with(&format!(
+            "redis_mode = \"sentinel\"\nredis_urls = [\"redis://s0:26379\", \"redis://s1:26379\"]\nredis_sentinel_master = \"mymaster\"\nredis_username = \"portcullis\"\nredis_sentinel_password_file = {pw:?}"
+        )),
+        &[],
+    )
+    .unwrap();
+    let StoreConfig::Redis(r) = &cfg.session.store else {
+        panic!("redis store expected");
+    };
+    let RedisTopology::Sentinel {
+        sentinels,
+        master,
+        sentinel_password,
+    } = &r.topology
+    else {
+        panic!("sentinel expected: {r:?}");
+    };
+    assert_eq!(sentinels.len(), 2);
+    assert_eq!(master, "mymaster");
+    assert_eq!(sentinel_password.as_ref().unwrap().expose(), "s3ntinel");
+    assert_eq!(r.username.as_deref(), Some("portcullis"));
+    assert!(!format!("{cfg:?}").contains("s3ntinel"));
+
+    let from_env = Config::from_toml(
+        MINIMAL,
+        &env(&[
+            ("PORTCULLIS_SESSION_STORE", "redis"),
+            ("PORTCULLIS_SESSION_REDIS_MODE", "cluster"),
+            (
+                "PORTCULLIS_SESSION_REDIS_URLS",
+                "rediss://c0:6379,rediss://c1:6379",
+            ),
+        ]),
+    )
+    .unwrap();
+    let StoreConfig::Redis(r) = &from_env.session.store else {
+        panic!("redis store expected");
+    };
+    assert!(matches!(&r.topology, RedisTopology::Cluster(nodes) if nodes.len() == 2));
+    assert!(r.topology.tls());
+
+    for (extra, key) in [
+        ("redis_mode = \"replicated\"", "session.redis_mode:"),
+        (
+            "redis_mode = \"sentinel\"\nredis_sentinel_master = \"m\"",
+            "session.redis_urls:",
+        ),
+        (
+            "redis_mode = \"sentinel\"\nredis_urls = [\"redis://s0:26379\"]",
+            "session.redis_sentinel_master:",
+        ),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = []",
+            "session.redis_urls:",
+        ),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = [\"http://c0:6379\"]",
+            "session.redis_urls:",
+        ),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = [\"redis://c0:6379\", \"rediss://c1:6379\"]",
+            "session.redis_urls:",
+        ),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = [\"redis://c0:6379\"]\nredis_url = \"redis://r:6379\"",
+            "session.redis_url:",
+        ),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = [\"redis://c0:6379\"]\nredis_sentinel_master = \"m\"",
+            "session.redis_sentinel_master:",
+        ),
+        (
+            "redis_url = \"redis://r:6379\"\nredis_urls = [\"redis://c0:6379\"]",
+            "session.redis_urls:",
+        ),
+        (
+            "redis_url = \"redis://r:6379\"\nredis_username = \" \"",
+            "session.redis_username:",
+        ),
+        (
+            "redis_mode = \"cluster\"\nredis_urls = [\"redis://c0:6379\"]\nredis_ca_file = \"/etc/hosts\"",
+            "session.redis_ca_file:",
+        ),
+    ] {
+        let errs = Config::from_toml(&with(extra), &[]).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with(key)), "{extra}: {errs:?}");
+    }
+    let errs = Config::from_toml(
+        &MINIMAL.replace("[session]", "[session]\nredis_mode = \"cluster\""),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.starts_with("session.redis_mode:")),
+        "{errs:?}"
+    );
 }
 
 /// The configurations shipped in deploy/kubernetes must be accepted by this binary (the
@@ -434,6 +548,10 @@ fn shipped_kubernetes_configs_are_valid() {
         (
             "overlays/ha-redis",
             include_str!("../../deploy/kubernetes/overlays/ha-redis/portcullis.toml"),
+        ),
+        (
+            "overlays/redis-sentinel",
+            include_str!("../../deploy/kubernetes/overlays/redis-sentinel/portcullis.toml"),
         ),
     ] {
         let mut t = text.to_string();

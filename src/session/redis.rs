@@ -15,10 +15,13 @@ use super::store::{Origin, RefreshFailure, Refresher, Revoke, StoredSession};
 use super::ticket::{RecordVersion, SessionTicket, hex};
 use crate::app::StartupError;
 use crate::clock::UnixTime;
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, RedisTopology};
 use crate::metrics::Metrics;
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +33,8 @@ use tracing::field::Empty;
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// The longest a (re)connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long a login waits for a replica to acknowledge its record (Sentinel mode: `WAIT`).
+const REPLICATION_WAIT: Duration = Duration::from_millis(250);
 /// How often the health of the connection is checked (and a lost connection re-established).
 const PING_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -39,10 +44,58 @@ const PING_INTERVAL: Duration = Duration::from_millis(500);
 pub struct StoreUnavailable(pub &'static str);
 
 pub struct RedisIo {
-    client: redis::Client,
-    connection: ArcSwapOption<ConnectionManager>,
+    servers: Servers,
+    connection: ArcSwapOption<Connection>,
     healthy: AtomicBool,
+    /// Wakes [`RedisIo::run`] early: in Sentinel mode a failed command means "ask the
+    /// Sentinels again" (the master may have moved).
+    rediscover: tokio::sync::Notify,
     metrics: Arc<Metrics>,
+}
+
+/// How the servers are found (`session.redis_mode`).
+enum Servers {
+    Standalone(redis::Client),
+    /// Asked for the current master on every (re)connection.
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// The cluster client follows `MOVED`/`ASK` and failovers by itself.
+    Cluster(ClusterClient),
+}
+
+/// A live connection: to one server (standalone, or the master the Sentinels named), or to
+/// the cluster (a connection per master, routed by key slot).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisIo {
@@ -57,38 +110,125 @@ impl RedisIo {
     /// Builds the client (no connection yet: [`RedisIo::run`] connects in the background, so
     /// Portcullis starts while Redis is down and reports not-ready until it is up).
     pub fn new(cfg: &RedisConfig, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
-        let mut info = cfg
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| StartupError::RedisUrl(e.to_string()))?;
-        if let Some(pw) = &cfg.password {
-            info.redis.password = Some(pw.expose().clone());
-        }
-        let client = match &cfg.ca_file {
-            None => redis::Client::open(info),
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|reason| StartupError::Unreadable {
-                    key: "session.redis_ca_file",
-                    path: path.clone(),
-                    reason,
-                })?;
-                redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
+        let bad = |e: redis::RedisError| StartupError::RedisUrl(e.to_string());
+        let certificates = match &cfg.ca_file {
+            None => None,
+            Some(path) => Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(path).map_err(|reason| {
+                    StartupError::Unreadable {
+                        key: "session.redis_ca_file",
+                        path: path.clone(),
+                        reason,
+                    }
+                })?),
+            }),
+        };
+        let password = cfg.password.as_ref().map(|p| p.expose().clone());
+        let servers = match &cfg.topology {
+            RedisTopology::Standalone(url) => {
+                let mut info = url.as_str().into_connection_info().map_err(bad)?;
+                if let Some(user) = &cfg.username {
+                    info.redis.username = Some(user.clone());
+                }
+                if let Some(pw) = &password {
+                    info.redis.password = Some(pw.clone());
+                }
+                Servers::Standalone(
+                    match certificates {
+                        None => redis::Client::open(info),
+                        Some(certs) => redis::Client::build_with_tls(info, certs),
+                    }
+                    .map_err(bad)?,
                 )
             }
-        }
-        .map_err(|e| StartupError::RedisUrl(e.to_string()))?;
+            RedisTopology::Sentinel {
+                sentinels,
+                master,
+                sentinel_password,
+            } => {
+                let addrs = sentinels
+                    .iter()
+                    .map(|u| u.as_str().into_connection_info().map(|i| i.addr))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?;
+                let mut builder =
+                    SentinelClientBuilder::new(addrs, master.clone(), SentinelServerType::Master)
+                        .map_err(bad)?;
+                if cfg.topology.tls() {
+                    builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+                    if let Some(certs) = &certificates {
+                        builder = builder
+                            .set_client_to_redis_certificates(certs.clone())
+                            .set_client_to_sentinel_certificates(certs.clone());
+                    }
+                }
+                if let Some(user) = &cfg.username {
+                    builder = builder.set_client_to_redis_username(user.clone());
+                }
+                if let Some(pw) = &password {
+                    builder = builder.set_client_to_redis_password(pw.clone());
+                }
+                if let Some(pw) = sentinel_password {
+                    builder = builder.set_client_to_sentinel_password(pw.expose().clone());
+                }
+                Servers::Sentinel(tokio::sync::Mutex::new(builder.build().map_err(bad)?))
+            }
+            RedisTopology::Cluster(nodes) => {
+                let mut builder = ClusterClient::builder(
+                    nodes
+                        .iter()
+                        .map(|u| u.as_str().into_connection_info())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(bad)?,
+                )
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(COMMAND_TIMEOUT)
+                .retries(2)
+                .min_retry_wait(20)
+                .max_retry_wait(200);
+                if let Some(certs) = certificates {
+                    builder = builder.certs(certs);
+                }
+                if let Some(user) = &cfg.username {
+                    builder = builder.username(user.clone());
+                }
+                if let Some(pw) = password {
+                    builder = builder.password(pw);
+                }
+                Servers::Cluster(builder.build().map_err(bad)?)
+            }
+        };
         Ok(Self {
-            client,
+            servers,
             connection: ArcSwapOption::empty(),
             healthy: AtomicBool::new(false),
+            rediscover: tokio::sync::Notify::new(),
             metrics,
         })
+    }
+
+    /// One connection attempt: to the standalone server, to the master the Sentinels name
+    /// now, or to the cluster.
+    async fn connect(&self) -> redis::RedisResult<Connection> {
+        let manager = |client: redis::Client| {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(CONNECT_TIMEOUT)
+                .set_response_timeout(COMMAND_TIMEOUT)
+                .set_number_of_retries(1)
+                .set_max_delay(200);
+            ConnectionManager::new_with_config(client, config)
+        };
+        match &self.servers {
+            Servers::Standalone(client) => Ok(Connection::Single(manager(client.clone()).await?)),
+            Servers::Sentinel(sentinels) => {
+                let master = sentinels.lock().await.async_get_client().await?;
+                Ok(Connection::Single(manager(master).await?))
+            }
+            Servers::Cluster(client) => {
+                Ok(Connection::Cluster(client.get_async_connection().await?))
+            }
+        }
     }
 
     /// Whether the last command or ping succeeded.
@@ -102,21 +242,11 @@ impl RedisIo {
     pub async fn run(self: Arc<Self>) {
         loop {
             if self.connection.load().is_none() {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(CONNECT_TIMEOUT)
-                    .set_response_timeout(COMMAND_TIMEOUT)
-                    .set_number_of_retries(1)
-                    .set_max_delay(200);
                 let started = Instant::now();
-                match tokio::time::timeout(
-                    CONNECT_TIMEOUT * 2,
-                    ConnectionManager::new_with_config(self.client.clone(), config),
-                )
-                .await
-                {
-                    Ok(Ok(manager)) => {
+                match tokio::time::timeout(CONNECT_TIMEOUT * 2, self.connect()).await {
+                    Ok(Ok(connection)) => {
                         tracing::info!("connected to the session store (Redis)");
-                        self.connection.store(Some(Arc::new(manager)));
+                        self.connection.store(Some(Arc::new(connection)));
                     }
                     Ok(Err(e)) => {
                         self.metrics.store_op(started.elapsed(), false);
@@ -136,7 +266,10 @@ impl RedisIo {
             if self.connection.load().is_some() {
                 let _ = self.query::<String>(redis::cmd("PING")).await;
             }
-            tokio::time::sleep(PING_INTERVAL).await;
+            tokio::select! {
+                () = tokio::time::sleep(PING_INTERVAL) => {}
+                () = self.rediscover.notified() => {}
+            }
         }
     }
 
@@ -210,6 +343,12 @@ impl RedisIo {
         }
         self.metrics.store_op(started.elapsed(), result.is_ok());
         self.set_healthy(result.is_ok());
+        if result.is_err() && matches!(self.servers, Servers::Sentinel(_)) {
+            // The master may have failed over (or been demoted: `READONLY`): drop the
+            // connection, and ask the Sentinels where the master is now.
+            self.connection.store(None);
+            self.rediscover.notify_one();
+        }
         result
     }
 }
@@ -288,16 +427,35 @@ impl RedisStore {
         session: &Session,
         now: UnixTime,
     ) -> Result<(), StoreUnavailable> {
-        self.io
-            .query::<()>(
-                redis::cmd("SET")
-                    .arg(session_key(ticket))
-                    .arg(record)
-                    .arg("PX")
-                    .arg(ttl_ms(session, now))
+        let set = redis::cmd("SET")
+            .arg(session_key(ticket))
+            .arg(record)
+            .arg("PX")
+            .arg(ttl_ms(session, now))
+            .clone();
+        if !matches!(self.io.servers, Servers::Sentinel(_)) {
+            return self.io.query::<()>(set).await;
+        }
+        // With Sentinel, a login waits (up to REPLICATION_WAIT) until a replica holds the
+        // record, so a failover right after the login does not lose it.
+        let ((), replicas): ((), i64) = self
+            .io
+            .query_pipeline(
+                redis::pipe()
+                    .add_command(set)
+                    .cmd("WAIT")
+                    .arg(1)
+                    .arg(u64::try_from(REPLICATION_WAIT.as_millis()).unwrap_or(250))
                     .clone(),
             )
-            .await
+            .await?;
+        if replicas < 1 {
+            tracing::warn!(
+                code = "store.not_replicated",
+                "no replica acknowledged the new session in time; a failover now would lose it"
+            );
+        }
+        Ok(())
     }
 
     /// Deletes a session's record: a copied cookie stops working on every replica.
@@ -347,16 +505,22 @@ impl RedisStore {
 
     /// Was this session ended by a back-channel logout received by any replica?
     async fn is_revoked(&self, s: &Session) -> Result<bool, StoreUnavailable> {
-        let sid_key = s.identity.sid.as_deref().map(revoked_sid_key);
-        let (sid, sub): (Option<UnixTime>, Option<UnixTime>) = self
-            .io
-            .query(
-                redis::cmd("MGET")
-                    .arg(sid_key.unwrap_or_else(|| "portcullis:revoked:sid:".into()))
-                    .arg(revoked_sub_key(&s.identity.sub))
-                    .clone(),
-            )
-            .await?;
+        let sid_key = s
+            .identity
+            .sid
+            .as_deref()
+            .map_or_else(|| "portcullis:revoked:sid:".into(), revoked_sid_key);
+        let sub_key = revoked_sub_key(&s.identity.sub);
+        let (sid, sub): (Option<UnixTime>, Option<UnixTime>) =
+            if matches!(self.io.servers, Servers::Cluster(_)) {
+                // Two keys in two slots: two commands (sent together on the connection).
+                let get = |key: &str| self.io.query(redis::cmd("GET").arg(key).clone());
+                tokio::try_join!(get(&sid_key), get(&sub_key))?
+            } else {
+                self.io
+                    .query(redis::cmd("MGET").arg(sid_key).arg(sub_key).clone())
+                    .await?
+            };
         Ok((s.identity.sid.is_some() && sid.is_some()) || sub.is_some_and(|at| s.created_at <= at))
     }
 
@@ -534,9 +698,10 @@ pub fn session_key(ticket: &SessionTicket) -> String {
     format!("portcullis:session:{}", ticket.digest())
 }
 
-/// The cross-replica refresh lock of a session (`SET … NX PX`).
+/// The cross-replica refresh lock of a session (`SET … NX PX`). Its hash tag is the whole
+/// record key, so in a cluster both live in one slot (the waiters read both in one pipeline).
 pub fn refresh_lock_key(ticket: &SessionTicket) -> String {
-    format!("portcullis:lock:refresh:{}", ticket.digest())
+    format!("{{{}}}:refresh-lock", session_key(ticket))
 }
 
 /// The in-process single-flight key of one refresh of one record version.
@@ -564,10 +729,7 @@ mod tests {
             k.starts_with("portcullis:session:") && k.len() == 19 + 64,
             "{k}"
         );
-        assert_eq!(
-            refresh_lock_key(&t),
-            k.replace("portcullis:session:", "portcullis:lock:refresh:")
-        );
+        assert_eq!(refresh_lock_key(&t), format!("{{{k}}}:refresh-lock"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod observability;
 mod otlp_receiver;
 mod pages;
 mod pure_core;
+mod redis_ha;
 mod redis_sessions;
 mod reload;
 mod router;

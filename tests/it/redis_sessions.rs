@@ -14,6 +14,25 @@ use std::time::{Duration, Instant};
 mod redis_server;
 pub use redis_server::RedisServer;
 
+/// Two replicas sharing one IdP, one clock reading and the session store `store` (the
+/// `session.redis_*` lines), both ready.
+pub async fn replica_pair(store: &str) -> (Harness, Harness) {
+    let idp = TestIdp::start(Default::default()).await;
+    let edit = |t: String| {
+        t.replace(
+            "refresh = \"5m\"",
+            &format!("refresh = \"5m\"\nstore = \"redis\"\n{store}"),
+        )
+    };
+    let a = Harness::start_for(idp.clone(), edit, true).await;
+    let b = Harness::start_for(idp, edit, true).await;
+    b.clock.set(a.clock.now());
+    for h in [&a, &b] {
+        wait_for_ready(h, 200).await;
+    }
+    (a, b)
+}
+
 /// Two replicas, one IdP, one Redis, one cookie secret, one clock reading.
 struct Replicas {
     a: Harness,
@@ -24,22 +43,8 @@ struct Replicas {
 impl Replicas {
     async fn start() -> Option<Replicas> {
         let redis = RedisServer::start()?;
-        let idp = TestIdp::start(Default::default()).await;
-        let url = redis.url();
-        let edit = |t: String| {
-            t.replace(
-                "refresh = \"5m\"",
-                &format!("refresh = \"5m\"\nstore = \"redis\"\nredis_url = \"{url}\""),
-            )
-        };
-        let a = Harness::start_for(idp.clone(), edit, true).await;
-        let b = Harness::start_for(idp, edit, true).await;
-        b.clock.set(a.clock.now());
-        let r = Replicas { a, b, redis };
-        for h in [&r.a, &r.b] {
-            wait_for_ready(h, 200).await;
-        }
-        Some(r)
+        let (a, b) = replica_pair(&format!("redis_url = \"{}\"", redis.url())).await;
+        Some(Replicas { a, b, redis })
     }
 
     fn advance(&self, secs: u64) {
@@ -52,7 +57,7 @@ async fn ready_status(h: &Harness) -> u16 {
     h.get("/ready", &[]).await.status().as_u16()
 }
 
-async fn wait_for_ready(h: &Harness, want: u16) {
+pub async fn wait_for_ready(h: &Harness, want: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = ready_status(h).await;
@@ -67,7 +72,7 @@ async fn wait_for_ready(h: &Harness, want: u16) {
     }
 }
 
-async fn status(h: &Harness, cookie: &str) -> u16 {
+pub async fn status(h: &Harness, cookie: &str) -> u16 {
     h.forward_auth("/", &[("cookie", cookie), ("accept", "application/json")])
         .await
         .status()

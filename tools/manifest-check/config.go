@@ -140,6 +140,19 @@ func get(m map[string]any, dotted string) (any, bool) {
 	return cur, true
 }
 
+// asList reads a TOML array of strings (other items are skipped).
+func asList(v any) []string {
+	var out []string
+	if items, ok := v.([]any); ok {
+		for _, i := range items {
+			if s, ok := i.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 func getString(m map[string]any, dotted string) string {
 	v, _ := get(m, dotted)
 	s, _ := v.(string)
@@ -195,11 +208,20 @@ func checkPortcullisConfig(t *tally, s *set) {
 				}
 			}
 			if getString(cfg, "session.store") == "redis" {
-				ru := getString(cfg, "session.redis_url")
-				if ru == "" {
-					bad("session.store = redis needs session.redis_url")
-				} else if u, err := url.Parse(ru); err != nil || u.Scheme != "rediss" {
-					bad("session.redis_url %q should use rediss:// (TLS)", ru)
+				key, urls := "session.redis_url", []string{getString(cfg, "session.redis_url")}
+				if mode := getString(cfg, "session.redis_mode"); mode == "sentinel" || mode == "cluster" {
+					key, urls = "session.redis_urls", nil
+					if list, ok := get(cfg, "session.redis_urls"); ok {
+						urls = asList(list)
+					}
+				}
+				if len(urls) == 0 || urls[0] == "" {
+					bad("session.store = redis needs %s", key)
+				}
+				for _, ru := range urls {
+					if u, err := url.Parse(ru); ru != "" && (err != nil || u.Scheme != "rediss") {
+						bad("%s %q should use rediss:// (TLS)", key, ru)
+					}
 				}
 			}
 			listenPort := 0

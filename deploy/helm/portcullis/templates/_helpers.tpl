@@ -109,7 +109,7 @@ dict; portcullis.toml renders it.
 {{- fail (printf "config.oidc.%s is set by the chart (secrets.keys, caBundle); remove it from config" .) }}
 {{- end }}
 {{- end }}
-{{- range list "cookie_secret_file" "previous_cookie_secrets_file" "store" "redis_url" "redis_password_file" "redis_ca_file" }}
+{{- range list "cookie_secret_file" "previous_cookie_secrets_file" "store" "redis_url" "redis_password_file" "redis_ca_file" "redis_mode" "redis_urls" "redis_sentinel_master" "redis_sentinel_password_file" }}
 {{- if hasKey $session . }}
 {{- fail (printf "config.session.%s is set by the chart (secrets.keys, sessionStore); remove it from config" .) }}
 {{- end }}
@@ -137,7 +137,19 @@ dict; portcullis.toml renders it.
 {{- end }}
 {{- $_ := set $session "store" .Values.sessionStore.type }}
 {{- if eq .Values.sessionStore.type "redis" }}
-{{- $_ := set $session "redis_url" .Values.sessionStore.redis.url }}
+{{- $r := .Values.sessionStore.redis }}
+{{- if eq $r.mode "standalone" }}
+{{- $_ := set $session "redis_url" $r.url }}
+{{- else }}
+{{- $_ := set $session "redis_mode" $r.mode }}
+{{- $_ := set $session "redis_urls" $r.urls }}
+{{- end }}
+{{- if eq $r.mode "sentinel" }}
+{{- $_ := set $session "redis_sentinel_master" $r.sentinelMaster }}
+{{- if .Values.secrets.keys.redisSentinelPassword }}
+{{- $_ := set $session "redis_sentinel_password_file" (printf "%s/%s" $secretDir .Values.secrets.keys.redisSentinelPassword) }}
+{{- end }}
+{{- end }}
 {{- if .Values.secrets.keys.redisPassword }}
 {{- $_ := set $session "redis_password_file" (printf "%s/%s" $secretDir .Values.secrets.keys.redisPassword) }}
 {{- end }}
@@ -259,8 +271,20 @@ stops the whole rendering with the message).
 {{- if not (has $v.sessionStore.type (list "cookie" "redis")) }}
 {{- fail (printf "sessionStore.type %q: use cookie or redis" $v.sessionStore.type) }}
 {{- end }}
-{{- if and (eq $v.sessionStore.type "redis") (not $v.sessionStore.redis.url) }}
+{{- $r := $v.sessionStore.redis }}
+{{- if eq $v.sessionStore.type "redis" }}
+{{- if not (has $r.mode (list "standalone" "sentinel" "cluster")) }}
+{{- fail (printf "sessionStore.redis.mode %q: use standalone, sentinel or cluster" $r.mode) }}
+{{- end }}
+{{- if and (eq $r.mode "standalone") (not $r.url) }}
 {{- fail "sessionStore.type redis needs sessionStore.redis.url (rediss://HOST:6379 for TLS)" }}
+{{- end }}
+{{- if and (ne $r.mode "standalone") (not $r.urls) }}
+{{- fail (printf "sessionStore.redis.mode %s needs sessionStore.redis.urls (the %s)" $r.mode (ternary "Sentinels" "cluster's seed nodes" (eq $r.mode "sentinel"))) }}
+{{- end }}
+{{- if and (eq $r.mode "sentinel") (not $r.sentinelMaster) }}
+{{- fail "sessionStore.redis.mode sentinel needs sessionStore.redis.sentinelMaster (the name the Sentinels monitor)" }}
+{{- end }}
 {{- end }}
 {{- if and (eq $v.sessionStore.type "redis") $v.sessionStore.redis.caFromBundle (not $v.caBundle.enabled) }}
 {{- fail "sessionStore.redis.caFromBundle needs caBundle.enabled (or set caFromBundle false to trust the system roots)" }}
@@ -272,6 +296,9 @@ stops the whole rendering with the message).
 {{- $need := list $v.secrets.keys.clientSecret $v.secrets.keys.cookieSecret }}
 {{- if and (eq $v.sessionStore.type "redis") $v.secrets.keys.redisPassword }}
 {{- $need = append $need $v.secrets.keys.redisPassword }}
+{{- end }}
+{{- if and (eq $v.sessionStore.type "redis") (eq $r.mode "sentinel") $v.secrets.keys.redisSentinelPassword }}
+{{- $need = append $need $v.secrets.keys.redisSentinelPassword }}
 {{- end }}
 {{- if $v.secrets.keys.previousCookieSecrets }}
 {{- $need = append $need $v.secrets.keys.previousCookieSecrets }}
