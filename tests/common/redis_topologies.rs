@@ -87,7 +87,10 @@ fn scratch_dir(what: &str) -> PathBuf {
     dir
 }
 
+/// A data node with a directory of its own (replicas write the master's RDB there).
 fn data_node(port: u16, dir: &std::path::Path, extra: &[&str]) -> Node {
+    let dir = dir.join(port.to_string());
+    std::fs::create_dir_all(&dir).expect("a node directory");
     let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
@@ -272,6 +275,13 @@ impl RedisCluster {
                     .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
             },
         );
+        // A replica that never synced would refuse to take over from its master.
+        wait_until("every replica's first sync", Duration::from_secs(20), || {
+            nodes.iter().all(|n| {
+                let info = n.cli(&["INFO", "replication"]);
+                info.contains("role:master") || info.contains("master_link_status:up")
+            })
+        });
         Some(RedisCluster { nodes })
     }
 

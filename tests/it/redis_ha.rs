@@ -215,3 +215,63 @@ async fn two_replicas_sharing_a_cluster_behave_as_one_service() {
     assert_eq!(status(&b, &session).await, 200);
     assert_eq!(idp.refresh_grants() - before, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_master_failover_mid_run_is_survived_without_a_restart() {
+    let Some(mut cluster) = RedisCluster::start() else {
+        return;
+    };
+    let (a, b) = replica_pair(&format!(
+        "redis_mode = \"cluster\"\nredis_urls = {}",
+        urls_toml(&cluster.urls())
+    ))
+    .await;
+    // Enough sessions that some live on every master.
+    let mut sessions = Vec::new();
+    for i in 0..12 {
+        sessions.push(if i % 2 == 0 { &a } else { &b }.login("/").await.0);
+    }
+    let victim = cluster
+        .nodes
+        .iter()
+        .position(|n| n.cli(&["ROLE"]).starts_with("master"))
+        .expect("a master");
+    let killed = Instant::now();
+    cluster.nodes[victim].kill();
+    // Until every session passes on both replicas again: only 200 or 503 on the way.
+    let mut answers = 0;
+    let mut unavailable = 0;
+    loop {
+        let mut all_pass = true;
+        for s in &sessions {
+            for h in [&a, &b] {
+                let got = status(h, s).await;
+                answers += 1;
+                assert!(
+                    got == 200 || got == 503,
+                    "a session answered {got} during the failover"
+                );
+                if got == 503 {
+                    unavailable += 1;
+                    all_pass = false;
+                }
+            }
+        }
+        if all_pass {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "sessions on the failed master did not come back; the cluster says:\n{}",
+            cluster.nodes[(victim + 1) % cluster.nodes.len()].cli(&["CLUSTER", "NODES"])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "cluster master killed: every session passed again after {:?} ({unavailable} of {answers} answers were 503; cluster-node-timeout 2000 ms)",
+        killed.elapsed()
+    );
+    // New logins land on the promoted replica too.
+    let (fresh, _) = b.login("/").await;
+    assert_eq!(status(&a, &fresh).await, 200);
+}
