@@ -450,12 +450,28 @@ const FLAGS: &[Flag] = &[
             "not supported yet: metrics_listen (--metrics-address) serves plain HTTP; in the mesh, Linkerd encrypts it",
         ),
     ),
-    flag("redis-use-sentinel", Bool, Refused(REDIS_HA)),
-    flag("redis-sentinel-master-name", Str, Refused(REDIS_HA)),
-    flag("redis-sentinel-connection-urls", List, Refused(REDIS_HA)),
-    flag("redis-sentinel-password", Str, Refused(REDIS_HA)),
-    flag("redis-use-cluster", Bool, Refused(REDIS_HA)),
-    flag("redis-cluster-connection-urls", List, Refused(REDIS_HA)),
+    flag("redis-use-sentinel", Bool, Key("redis_use_sentinel")),
+    flag(
+        "redis-sentinel-master-name",
+        Str,
+        Key("session.redis_sentinel_master"),
+    ),
+    flag(
+        "redis-sentinel-connection-urls",
+        List,
+        Key("redis_sentinel_connection_urls"),
+    ),
+    flag(
+        "redis-sentinel-password",
+        Str,
+        Refused(REDIS_SENTINEL_PASSWORD),
+    ),
+    flag("redis-use-cluster", Bool, Key("redis_use_cluster")),
+    flag(
+        "redis-cluster-connection-urls",
+        List,
+        Key("redis_cluster_connection_urls"),
+    ),
     flag(
         "redis-connection-idle-timeout",
         Str,
@@ -510,9 +526,8 @@ const LOGS: &str =
     "Portcullis logs to stderr (JSON with log_format = \"json\"; levels with PORTCULLIS_LOG)";
 /// Why the endpoint flags are refused.
 const DISCOVERY: &str = "Portcullis reads every endpoint from the issuer's OIDC discovery document (--oidc-issuer-url); remove it";
-/// Why the Redis Sentinel and Cluster flags are refused.
-const REDIS_HA: &str =
-    "not supported yet: Portcullis connects to one Redis (--redis-connection-url)";
+/// Why the Sentinels' inline password is refused.
+const REDIS_SENTINEL_PASSWORD: &str = "put the Sentinels' password in a file and name it with session.redis_sentinel_password_file (a Kubernetes Secret mount)";
 /// Why other providers' flags are refused.
 const OTHER_PROVIDER: &str = "an option of another oauth2-proxy provider: Portcullis speaks OpenID Connect (keycloak-oidc, oidc)";
 /// What Portcullis does with every flag in [`FLAGS`], as the Markdown table of
@@ -553,8 +568,14 @@ fn translated_as(key: &str) -> String {
         "proxy_prefix" => "checked: /oauth2 only",
         "public_url" => "`public_url` (the URL without /oauth2/callback)",
         "https_address" => "`listen`, serving HTTPS (with --tls-cert-file/--tls-key-file)",
-        "redis_password" => "into `session.redis_url`",
-        "redis_username" => "into `session.redis_url` (Redis 6 ACL user)",
+        "redis_password" => "into `session.redis_url` (cluster: into each of `session.redis_urls`)",
+        "redis_username" => {
+            "into `session.redis_url` (Redis 6 ACL user); Sentinel or cluster: `session.redis_username`"
+        }
+        "redis_use_sentinel" => "`session.redis_mode = \"sentinel\"`",
+        "redis_use_cluster" => "`session.redis_mode = \"cluster\"`",
+        "redis_sentinel_connection_urls" => "`session.redis_urls` (with --redis-use-sentinel)",
+        "redis_cluster_connection_urls" => "`session.redis_urls` (with --redis-use-cluster)",
         "rules" => "public `[[rules]]` (anchored plain paths only; other regexes refused)",
         "api_rules" => "`[[rules]]` with `login_redirect = false` (anchored plain paths only)",
         "authenticated_emails_file" => "`authz.allowed_emails` (the file's lines)",
@@ -646,13 +667,13 @@ pub fn translate(
             }
         }
     }
-    // One listener: HTTPS wins when both addresses are given, so it is set last; the Redis
-    // password goes into the connection URL, so after it.
-    settings.sort_by_key(|s| {
-        matches!(
-            s.flag.name,
-            "https-address" | "redis-password" | "redis-username"
-        )
+    // One listener: HTTPS wins when both addresses are given, so it is set last. The Redis
+    // address lists need the mode (--redis-use-*), and the Redis password goes into the
+    // connection URL(s): so after those.
+    settings.sort_by_key(|s| match s.flag.name {
+        "https-address" | "redis-sentinel-connection-urls" | "redis-cluster-connection-urls" => 1,
+        "redis-password" | "redis-username" => 2,
+        _ => 0,
     });
     let mut table = toml::Table::new();
     let mut notices = Vec::new();
@@ -1262,6 +1283,65 @@ fn convert(
             }
             set(table, key, text(value));
         }
+        "redis_use_sentinel" | "redis_use_cluster" => {
+            if value == "true" {
+                let mode = if key == "redis_use_sentinel" {
+                    "sentinel"
+                } else {
+                    "cluster"
+                };
+                set(table, "session.redis_mode", text(mode.into()));
+            }
+        }
+        "redis_sentinel_connection_urls" | "redis_cluster_connection_urls" => {
+            // oauth2-proxy reads each list only in its mode.
+            let mode = if key == "redis_sentinel_connection_urls" {
+                "sentinel"
+            } else {
+                "cluster"
+            };
+            if redis_mode(table) == Some(mode) {
+                let urls = s
+                    .values
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| text(v.to_string()))
+                    .collect();
+                set(table, "session.redis_urls", toml::Value::Array(urls));
+            } else {
+                notices.push(format!(
+                    "--{}: ignored without --redis-use-{mode}, as oauth2-proxy does",
+                    s.flag.name
+                ));
+            }
+        }
+        "redis_username" if redis_mode(table).is_some() => {
+            set(table, "session.redis_username", text(value));
+        }
+        "redis_password" if redis_mode(table) == Some("sentinel") => {
+            return Err("with --redis-use-sentinel, put the password in a file and name it with session.redis_password_file (a Kubernetes Secret mount)".into());
+        }
+        "redis_password" if redis_mode(table) == Some("cluster") => {
+            // Every seed node's URL carries it (any of them may be the first one reached).
+            let urls = get(table, "session.redis_urls")
+                .and_then(toml::Value::as_array)
+                .cloned()
+                .ok_or("needs --redis-cluster-connection-urls")?;
+            let mut with = Vec::new();
+            for u in urls {
+                let mut parsed = u
+                    .as_str()
+                    .and_then(|u| url::Url::parse(u).ok())
+                    .ok_or("--redis-cluster-connection-urls holds a value that is not a URL")?;
+                parsed
+                    .set_password(Some(&value))
+                    .map_err(|_| "cannot be put in --redis-cluster-connection-urls")?;
+                with.push(text(parsed.to_string()));
+            }
+            set(table, "session.redis_urls", toml::Value::Array(with));
+        }
         "redis_password" | "redis_username" => {
             // The native store reads the password from a file or the URL: here, the URL (and
             // the Redis 6 ACL user with it).
@@ -1283,6 +1363,11 @@ fn convert(
         _ => set(table, key, text(value)),
     }
     Ok(())
+}
+
+/// `session.redis_mode` as translated so far (`None`: standalone).
+fn redis_mode(table: &toml::Table) -> Option<&str> {
+    get(table, "session.redis_mode").and_then(toml::Value::as_str)
 }
 
 /// Which oauth2-proxy route list a regex comes from.

@@ -276,12 +276,16 @@ impl RedisCluster {
             },
         );
         // A replica that never synced would refuse to take over from its master.
-        wait_until("every replica's first sync", Duration::from_secs(20), || {
-            nodes.iter().all(|n| {
-                let info = n.cli(&["INFO", "replication"]);
-                info.contains("role:master") || info.contains("master_link_status:up")
-            })
-        });
+        wait_until(
+            "every replica's first sync",
+            Duration::from_secs(20),
+            || {
+                nodes.iter().all(|n| {
+                    let info = n.cli(&["INFO", "replication"]);
+                    info.contains("role:master") || info.contains("master_link_status:up")
+                })
+            },
+        );
         Some(RedisCluster { nodes })
     }
 

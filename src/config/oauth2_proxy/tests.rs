@@ -417,6 +417,64 @@ fn the_redis_password_goes_into_the_connection_url() {
 }
 
 #[test]
+fn redis_sentinel_and_cluster_flags_choose_the_mode() {
+    let table = |line: &str| -> toml::Table {
+        translate(&args(line), &[], &no_file)
+            .unwrap()
+            .toml
+            .parse()
+            .unwrap()
+    };
+    let t = table(
+        "--redis-sentinel-connection-urls=redis://s0:26379,redis://s1:26379 --redis-use-sentinel \
+         --redis-sentinel-master-name=mymaster --redis-username=portcullis",
+    );
+    assert_eq!(t["session"]["redis_mode"].as_str(), Some("sentinel"));
+    assert_eq!(t["session"]["redis_urls"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        t["session"]["redis_sentinel_master"].as_str(),
+        Some("mymaster")
+    );
+    assert_eq!(t["session"]["redis_username"].as_str(), Some("portcullis"));
+    let t = table(
+        "--redis-password=pw --redis-use-cluster=true \
+         --redis-cluster-connection-urls=redis://c0:6379 --redis-cluster-connection-urls=redis://c1:6379",
+    );
+    assert_eq!(t["session"]["redis_mode"].as_str(), Some("cluster"));
+    let urls: Vec<&str> = t["session"]["redis_urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert_eq!(urls, ["redis://:pw@c0:6379", "redis://:pw@c1:6379"]);
+    // Lists of the other mode are ignored, as oauth2-proxy ignores them.
+    let ignored = translate(
+        &args("--redis-use-sentinel=false --redis-sentinel-connection-urls=redis://s0:26379 --redis-connection-url=redis://r:6379"),
+        &[],
+        &no_file,
+    )
+    .unwrap();
+    assert!(!ignored.toml.contains("redis_urls"), "{}", ignored.toml);
+    assert!(
+        ignored
+            .notices
+            .iter()
+            .any(|n| n.contains("ignored without --redis-use-sentinel"))
+    );
+    for refused in [
+        "--redis-use-sentinel --redis-sentinel-password=x",
+        "--redis-use-sentinel --redis-sentinel-connection-urls=redis://s0:26379 --redis-password=x",
+    ] {
+        let errs = translate(&args(refused), &[], &no_file).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("_file")),
+            "{refused}: {errs:?}"
+        );
+    }
+}
+
+#[test]
 fn api_routes_answer_401_with_the_default_policy_after_the_public_routes() {
     let line = "--provider=keycloak-oidc --client-id=x --client-secret=y \
                 --oidc-issuer-url=https://kc.example.com/realms/r \
