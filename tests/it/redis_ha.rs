@@ -3,8 +3,7 @@
 //! 503s and lose no acknowledged session; two replicas sharing a cluster must behave as one
 //! service (login, sign-out, back-channel logout, one refresh grant).
 
-use crate::redis_sessions::{replica_pair, status, wait_for_ready};
-use portcullis::clock::Clock;
+use crate::redis_sessions::{advance_pair, replica_pair, status, wait_for_ready};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -158,8 +157,7 @@ async fn two_replicas_sharing_a_cluster_behave_as_one_service() {
     assert_eq!(a.idp.controls().last_backchannel_result(), Some(Ok(200)));
     assert_eq!(status(&b, &on_b).await, 401);
     let (s1, _) = a.login("/").await;
-    a.advance(1);
-    b.clock.set(a.clock.now());
+    advance_pair(&a, &b, 1);
     let token = a
         .idp
         .mint_logout_token(json!({"sid": null, "sub": "a1b2c3-alice"}));
@@ -175,15 +173,13 @@ async fn two_replicas_sharing_a_cluster_behave_as_one_service() {
 
     // Concurrent stale requests on both replicas: one refresh grant (the lock and the record
     // share a slot, so the waiters' pipeline is not cross-slot).
-    a.advance(5);
-    b.clock.set(a.clock.now());
+    advance_pair(&a, &b, 5);
     let (session, _) = a.login("/").await;
     let idp = a.idp.controls();
     idp.revoke_refresh_token_on_use
         .store(true, Ordering::SeqCst);
     idp.set_token_delay_ms(150);
-    a.advance(6 * 60);
-    b.clock.set(a.clock.now());
+    advance_pair(&a, &b, 6 * 60);
     let before = idp.refresh_grants();
     let mut tasks = Vec::new();
     for i in 0..20 {

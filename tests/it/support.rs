@@ -200,6 +200,18 @@ pub fn set_cookies(r: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// Whether `text` carries a readable JWT: a base64url `{"…` header, a dot, and a `{"…`
+/// payload. A bare "eyJ" is not enough: three characters turn up by chance in about one
+/// random ciphertext of a thousand characters in 260.
+pub fn reveals_a_jwt(text: &str) -> bool {
+    let b64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    text.match_indices("eyJ").any(|(at, _)| {
+        let rest = &text[at..];
+        let header_end = rest.find(|c: char| !b64url(c)).unwrap_or(rest.len());
+        rest[header_end..].starts_with(".eyJ")
+    })
+}
+
 /// `name=value` pairs of every non-deleting Set-Cookie, joined like a Cookie header.
 pub fn cookie_pairs(r: &reqwest::Response) -> String {
     set_cookies(r)
