@@ -231,7 +231,7 @@ impl RedisIo {
         }
     }
 
-    /// Whether the last command or ping succeeded.
+    /// Whether the last command or ping succeeded (in cluster mode: the last ping).
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
@@ -264,7 +264,10 @@ impl RedisIo {
                 }
             }
             if self.connection.load().is_some() {
-                let _ = self.query::<String>(redis::cmd("PING")).await;
+                let pong = self.query::<String>(redis::cmd("PING")).await;
+                if matches!(self.servers, Servers::Cluster(_)) {
+                    self.set_healthy(pong.is_ok());
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(PING_INTERVAL) => {}
@@ -342,7 +345,12 @@ impl RedisIo {
             span.record("otel.status_code", "error");
         }
         self.metrics.store_op(started.elapsed(), result.is_ok());
-        self.set_healthy(result.is_ok());
+        if !matches!(self.servers, Servers::Cluster(_)) {
+            // A cluster with one shard down still serves the others: there, only the ping
+            // (sent to every master) decides health, so `/ready` and the store.unavailable
+            // log change once per outage, not with every command on the missing shard.
+            self.set_healthy(result.is_ok());
+        }
         if result.is_err() && matches!(self.servers, Servers::Sentinel(_)) {
             // The master may have failed over (or been demoted: `READONLY`): drop the
             // connection, and ask the Sentinels where the master is now.
