@@ -215,8 +215,7 @@ impl App {
             bearer,
             oidc.clone(),
             carried.revocations.clone(),
-            SessionStore::new(&config.session, sealer, metrics.clone())?,
-            clock.clone(),
+            SessionStore::new(&config.session, sealer, metrics.clone(), clock.clone())?,
             metrics.clone(),
         );
         let backchannel = BackchannelLogout::new(config.bearer.leeway);

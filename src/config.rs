@@ -117,6 +117,8 @@ pub struct SessionConfig {
     pub expire: Duration,
     /// Refresh tokens once they are older than this; `None` = never.
     pub refresh: Option<Duration>,
+    /// Opened sessions kept in memory (`session.cache_capacity`; see `session/session_cache.rs`).
+    pub cache_capacity: u64,
     /// Where sessions live: in the cookie itself, or in Redis behind an opaque cookie.
     pub store: StoreConfig,
 }
@@ -698,6 +700,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, Vec<String>> {
                 cookie_secure,
                 expire,
                 refresh,
+                cache_capacity: raw.session.cache_capacity.unwrap_or(10_000),
                 store,
             },
             redirect,

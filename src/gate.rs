@@ -18,12 +18,13 @@ use crate::session::cookies::SessionCookies;
 use crate::session::cookies::SetCookie;
 use crate::session::redis::StoreUnavailable;
 use crate::session::revocations::Revocations;
+use crate::session::session_cache::{DecodedSession, Slot};
 use crate::session::store::{RefreshFailure, SessionStore, StoredSession};
 use crate::session::{Freshness, Session};
 use crate::token::bearer::BearerVerifier;
 use crate::token::jwt::TokenError;
-use crate::token::verified_cache::{ValidUntil, VerifiedCache};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// What the request carries.
@@ -72,37 +73,15 @@ pub enum Refused {
     StoreUnavailable,
 }
 
-/// A session cookie already decrypted and found fresh, with its principal ready.
-pub struct DecodedSession {
-    session: Session,
-    principal: Arc<Principal>,
-}
-
-impl ValidUntil for DecodedSession {
-    fn valid_until(&self) -> UnixTime {
-        self.principal.valid_until
-    }
-}
-
-/// Decoded session cookies kept (cookie store only): a repeated cookie skips base64, AES-GCM,
-/// JSON and building the identity headers. Revocation and freshness are still checked on
-/// every request.
-const DECODED_SESSIONS: u64 = 10_000;
-const DECODED_SESSION_TTL: Duration = Duration::from_secs(60);
-
-pub fn decoded_session_cache(clock: crate::clock::SharedClock) -> VerifiedCache<DecodedSession> {
-    VerifiedCache::new(DECODED_SESSIONS, DECODED_SESSION_TTL, clock)
-}
-
 pub struct Gate {
     bearer: Option<BearerVerifier>,
     oidc: Arc<Oidc>,
     refresh_after: Option<Duration>,
     /// Shared with the configurations loaded after this one: a revocation outlives reloads.
     revocations: Arc<Revocations>,
+    /// Also holds the opened sessions' cache (`session/session_cache.rs`): a hit skips
+    /// decryption (and Redis), never the revocation and freshness checks.
     store: SessionStore,
-    /// `Some` with the cookie store (a Redis session must be read from Redis every time).
-    decoded: Option<VerifiedCache<DecodedSession>>,
     /// Which session token the `Authorization` answer header carries.
     authorization_token: AuthorizationToken,
     /// Which claim headers a principal carries.
@@ -118,7 +97,6 @@ impl Gate {
         oidc: Arc<Oidc>,
         revocations: Arc<Revocations>,
         store: SessionStore,
-        clock: crate::clock::SharedClock,
         metrics: Arc<Metrics>,
     ) -> Gate {
         let session = &config.session;
@@ -128,8 +106,6 @@ impl Gate {
             refresh_after: session.refresh,
             revocations,
             store,
-            decoded: matches!(session.store, crate::config::StoreConfig::Cookie)
-                .then(|| decoded_session_cache(clock)),
             authorization_token: config.headers.authorization_token,
             claims: config.claims.clone(),
             metrics,
@@ -245,16 +221,19 @@ impl Gate {
                 return Box::pin(self.authenticate_among(candidates, request, now)).await;
             }
         };
-        if let Some(d) = self.decoded.as_ref().and_then(|c| c.get(&sealed, now)) {
+        let slot = self.store.cache_slot(&sealed);
+        if let Some(d) = slot.as_ref().and_then(|s| self.store.cache().get(s, now)) {
             if !self.revocations.is_revoked(&d.session)
                 && d.session.freshness(now, self.refresh_after) == Freshness::Fresh
             {
+                self.metrics.session_cache_hits.fetch_add(1, Relaxed);
                 return Ok(Granted {
                     principal: d.principal.clone(),
                     set_cookies: Vec::new(),
                 });
             }
         }
+        self.metrics.session_cache_misses.fetch_add(1, Relaxed);
         let Some(stored) = self.open(&sealed).await? else {
             // A stray chunk after our last one makes one set of chunks that doesn't open:
             // its shorter readings are tried too.
@@ -264,8 +243,7 @@ impl Gate {
             }
             return Err(self.signed_out(request));
         };
-        let cache_key = self.decoded.is_some().then_some(&*sealed);
-        self.session_access(stored, request, cache_key, now).await
+        self.session_access(stored, request, slot, now).await
     }
 
     /// A request carrying several session cookies (RFC 6265 §5.4: a sibling host's cookie
@@ -286,9 +264,11 @@ impl Gate {
         request: CookieContext<'_>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
-        let mut chosen: Option<(StoredSession, std::borrow::Cow<'_, str>)> = None;
-        for sealed in candidates {
-            let Some(stored) = self.open(&sealed).await? else {
+        let mut chosen: Option<(StoredSession, Option<Slot<'_>>)> = None;
+        for sealed in &candidates {
+            // Taken before the read, like every slot (see `session/session_cache.rs`).
+            let slot = self.store.cache_slot(sealed);
+            let Some(stored) = self.open(sealed).await? else {
                 continue;
             };
             let s = &stored.session;
@@ -298,10 +278,10 @@ impl Gate {
                 continue;
             }
             match &chosen {
-                None => chosen = Some((stored, sealed)),
+                None => chosen = Some((stored, slot)),
                 Some((c, _)) if c.session.identity.sub == s.identity.sub => {
                     if (s.tokens_at, s.created_at) > (c.session.tokens_at, c.session.created_at) {
-                        chosen = Some((stored, sealed));
+                        chosen = Some((stored, slot));
                     }
                 }
                 Some((c, _)) => {
@@ -315,11 +295,10 @@ impl Gate {
                 }
             }
         }
-        let Some((stored, sealed)) = chosen else {
+        let Some((stored, slot)) = chosen else {
             return Err(self.signed_out(request));
         };
-        let cache_key = self.decoded.is_some().then_some(&*sealed);
-        self.session_access(stored, request, cache_key, now).await
+        self.session_access(stored, request, slot, now).await
     }
 
     /// The session a sealed cookie value holds (`None`: it doesn't open or is gone).
@@ -341,7 +320,7 @@ impl Gate {
         &self,
         stored: StoredSession,
         request: CookieContext<'_>,
-        cache_key: Option<&str>,
+        slot: Option<Slot<'_>>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
         let dead = || self.signed_out(request);
@@ -362,12 +341,12 @@ impl Gate {
         match session.freshness(now, self.refresh_after) {
             Freshness::Fresh => {
                 let granted = self.granted(session, Vec::new());
-                if let (Some(cache), Some(key)) = (&self.decoded, cache_key) {
+                if let Some(slot) = slot {
                     let decoded = DecodedSession {
                         session: stored.session.clone(),
                         principal: granted.principal.clone(),
                     };
-                    cache.insert(key, Arc::new(decoded));
+                    self.store.cache().remember(slot, Arc::new(decoded));
                 }
                 Ok(granted)
             }

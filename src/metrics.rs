@@ -173,6 +173,10 @@ pub struct Metrics {
     idp: [[AtomicU64; 2]; IDP_CALLS.len()],
     pub token_cache_hits: AtomicU64,
     pub token_cache_misses: AtomicU64,
+    /// Session cookies answered from the opened sessions' cache, and those opened (decrypted,
+    /// and with the Redis store read) instead.
+    pub session_cache_hits: AtomicU64,
+    pub session_cache_misses: AtomicU64,
     pub jwks_refetch_suppressed: AtomicU64,
     pub state_cookies_dropped: AtomicU64,
     pub backchannel_logouts: AtomicU64,
@@ -319,6 +323,16 @@ impl Metrics {
                 "portcullis_token_cache_misses_total",
                 "Bearer tokens that needed a signature check.",
                 &self.token_cache_misses,
+            ),
+            (
+                "portcullis_session_cache_hits_total",
+                "Session cookies answered from the opened sessions' cache (no decryption, no Redis read).",
+                &self.session_cache_hits,
+            ),
+            (
+                "portcullis_session_cache_misses_total",
+                "Session cookies opened (decrypted; with the Redis store, read from Redis).",
+                &self.session_cache_misses,
             ),
             (
                 "portcullis_jwks_refetch_suppressed_total",

@@ -8,6 +8,7 @@ pub mod cookie_domains;
 pub mod cookies;
 pub mod redis;
 pub mod revocations;
+pub mod session_cache;
 pub mod store;
 pub mod ticket;
 

@@ -420,6 +420,7 @@ mod tests {
             cookie_secure: true,
             expire: Duration::from_secs(3600),
             refresh: None,
+            cache_capacity: 100,
             store: crate::config::StoreConfig::Cookie,
         }
     }

@@ -2,7 +2,14 @@
 //!
 //! - [`RedisIo`]: one connection manager (multiplexed, reconnects by itself), every command
 //!   bounded by [`COMMAND_TIMEOUT`], timed into the metrics, and a health flag kept current by
-//!   a background ping (it drives `/ready`).
+//!   a background ping (it drives `/ready`). Standalone and Sentinel connections speak RESP3
+//!   with `CLIENT TRACKING ON`: Redis pushes an invalidation for every key this replica read
+//!   that anyone changes, and [`RedisIo::follow_invalidations`] applies it to the opened
+//!   sessions' cache (`session/session_cache.rs`), so a repeated cookie skips the round trip
+//!   and a sign-out on any replica still ends the session here within milliseconds.
+//!   (Not redis-rs's own `cache-aio`: it is experimental, and it caches raw replies, so a hit
+//!   would still cost the record's decryption and JSON.) Cluster connections are not tracked
+//!   (redis-rs's cluster client delivers no pushes), so there every request reads Redis.
 //! - [`RedisStore`]: the commands. Records under `portcullis:session:<h>` (`SET … PX`, `GET`,
 //!   `DEL`), back-channel revocations under `portcullis:revoked:sid:<sid>` / `:sub:<sub>`
 //!   (`SET … EX`, checked on every load), and the cross-replica single-flight refresh
@@ -11,6 +18,7 @@
 //! Formats live in [`super::ticket`], decisions in [`super::store`].
 
 use super::Session;
+use super::session_cache::SessionCache;
 use super::store::{Origin, RefreshFailure, Refresher, Revoke, StoredSession};
 use super::ticket::{RecordVersion, SessionTicket, hex};
 use crate::app::StartupError;
@@ -23,9 +31,11 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline};
+use redis::{ProtocolVersion, PushInfo, PushKind, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -51,6 +61,13 @@ pub struct RedisIo {
     /// Sentinels again" (the master may have moved).
     rediscover: tokio::sync::Notify,
     metrics: Arc<Metrics>,
+    /// The opened sessions this replica serves without reading Redis, live while Redis
+    /// tracks this connection's reads.
+    cache: Arc<SessionCache>,
+    /// Where the connection delivers Redis's pushes (`None`: not tracked: cluster mode, or
+    /// `session.cache_capacity = 0`, which also keeps RESP2 for servers older than Redis 6).
+    pushes: Option<UnboundedSender<PushInfo>>,
+    received: std::sync::Mutex<Option<UnboundedReceiver<PushInfo>>>,
 }
 
 /// How the servers are found (`session.redis_mode`).
@@ -109,7 +126,18 @@ impl std::fmt::Debug for RedisIo {
 impl RedisIo {
     /// Builds the client (no connection yet: [`RedisIo::run`] connects in the background, so
     /// Portcullis starts while Redis is down and reports not-ready until it is up).
-    pub fn new(cfg: &RedisConfig, metrics: Arc<Metrics>) -> Result<Self, StartupError> {
+    pub fn new(
+        cfg: &RedisConfig,
+        metrics: Arc<Metrics>,
+        cache: Arc<SessionCache>,
+        tracked: bool,
+    ) -> Result<Self, StartupError> {
+        let tracked = tracked && !matches!(cfg.topology, RedisTopology::Cluster(_));
+        let protocol = if tracked {
+            ProtocolVersion::RESP3
+        } else {
+            ProtocolVersion::RESP2
+        };
         let bad = |e: redis::RedisError| StartupError::RedisUrl(e.to_string());
         let certificates = match &cfg.ca_file {
             None => None,
@@ -134,6 +162,7 @@ impl RedisIo {
                 if let Some(pw) = &password {
                     info.redis.password = Some(pw.clone());
                 }
+                info.redis.protocol = protocol;
                 Servers::Standalone(
                     match certificates {
                         None => redis::Client::open(info),
@@ -154,7 +183,8 @@ impl RedisIo {
                     .map_err(bad)?;
                 let mut builder =
                     SentinelClientBuilder::new(addrs, master.clone(), SentinelServerType::Master)
-                        .map_err(bad)?;
+                        .map_err(bad)?
+                        .set_client_to_redis_protocol(protocol);
                 if cfg.topology.tls() {
                     builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
                     if let Some(certs) = &certificates {
@@ -199,12 +229,21 @@ impl RedisIo {
                 Servers::Cluster(builder.build().map_err(bad)?)
             }
         };
+        let (pushes, received) = if tracked {
+            let (tx, rx) = unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         Ok(Self {
             servers,
             connection: ArcSwapOption::empty(),
             healthy: AtomicBool::new(false),
             rediscover: tokio::sync::Notify::new(),
             metrics,
+            cache,
+            pushes,
+            received: std::sync::Mutex::new(received),
         })
     }
 
@@ -212,11 +251,14 @@ impl RedisIo {
     /// now, or to the cluster.
     async fn connect(&self) -> redis::RedisResult<Connection> {
         let manager = |client: redis::Client| {
-            let config = ConnectionManagerConfig::new()
+            let mut config = ConnectionManagerConfig::new()
                 .set_connection_timeout(CONNECT_TIMEOUT)
                 .set_response_timeout(COMMAND_TIMEOUT)
                 .set_number_of_retries(1)
                 .set_max_delay(200);
+            if let Some(tx) = &self.pushes {
+                config = config.set_push_sender(tx.clone());
+            }
             ConnectionManager::new_with_config(client, config)
         };
         match &self.servers {
@@ -246,6 +288,8 @@ impl RedisIo {
                 match tokio::time::timeout(CONNECT_TIMEOUT * 2, self.connect()).await {
                     Ok(Ok(connection)) => {
                         tracing::info!("connected to the session store (Redis)");
+                        // A new connection tracks nothing yet.
+                        self.cache.tracking_lost();
                         self.connection.store(Some(Arc::new(connection)));
                     }
                     Ok(Err(e)) => {
@@ -268,6 +312,9 @@ impl RedisIo {
                 if matches!(self.servers, Servers::Cluster(_)) {
                     self.set_healthy(pong.is_ok());
                 }
+                if pong.is_ok() && self.pushes.is_some() && !self.cache.is_live() {
+                    self.start_tracking().await;
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(PING_INTERVAL) => {}
@@ -276,7 +323,60 @@ impl RedisIo {
         }
     }
 
+    /// Asks Redis to track this connection's reads; the cache goes live unless the
+    /// connection was lost meanwhile (then the next ping tries again).
+    async fn start_tracking(&self) {
+        let before = self.cache.before_tracking();
+        match self
+            .query::<()>(redis::cmd("CLIENT").arg("TRACKING").arg("ON").clone())
+            .await
+        {
+            Ok(()) => {
+                if self.cache.tracking_started(before) {
+                    tracing::debug!("session store (Redis) tracks this replica's reads");
+                }
+            }
+            Err(_) => tracing::warn!(
+                code = "store.tracking_refused",
+                "Redis refused CLIENT TRACKING (an ACL without it?): every request reads Redis"
+            ),
+        }
+    }
+
+    /// Applies Redis's pushes to the opened sessions' cache, until the store is dropped.
+    /// A changed record ends its entry; a changed revocation key (or a flush) ends them all;
+    /// a lost connection stops the cache until tracking is on again.
+    pub async fn follow_invalidations(self: Arc<Self>) {
+        let Some(mut pushes) = self.received.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        while let Some(push) = pushes.recv().await {
+            match push.kind {
+                PushKind::Invalidate => match push.data.first() {
+                    Some(Value::Array(keys)) => {
+                        for key in keys {
+                            match key {
+                                Value::BulkString(k) if k.starts_with(SESSION_KEY_PREFIX) => {
+                                    self.cache
+                                        .invalidate(std::str::from_utf8(k).unwrap_or_default());
+                                }
+                                _ => self.cache.invalidate_all(),
+                            }
+                        }
+                    }
+                    _ => self.cache.invalidate_all(),
+                },
+                PushKind::Disconnection => self.cache.tracking_lost(),
+                _ => {}
+            }
+        }
+    }
+
     fn set_healthy(&self, ok: bool) {
+        if !ok {
+            // Invalidations may be missed while commands fail.
+            self.cache.tracking_lost();
+        }
         let was = self.healthy.swap(ok, Ordering::AcqRel);
         if was && !ok {
             tracing::error!(
@@ -355,6 +455,7 @@ impl RedisIo {
             // The master may have failed over (or been demoted: `READONLY`): drop the
             // connection, and ask the Sentinels where the master is now.
             self.connection.store(None);
+            self.cache.tracking_lost();
             self.rediscover.notify_one();
         }
         result
@@ -402,13 +503,16 @@ const POLL_INTERVAL: Duration = Duration::from_millis(40);
 const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 impl RedisStore {
+    /// `cache`: the opened sessions' cache, tracked (and so used) unless `tracked` is false.
     pub fn new(
         cfg: &RedisConfig,
         lifetime: Duration,
         metrics: Arc<Metrics>,
+        cache: Arc<SessionCache>,
+        tracked: bool,
     ) -> Result<Self, StartupError> {
         Ok(RedisStore {
-            io: Arc::new(RedisIo::new(cfg, metrics.clone())?),
+            io: Arc::new(RedisIo::new(cfg, metrics.clone(), cache, tracked)?),
             lifetime,
             metrics,
             refreshes: moka::future::Cache::builder()
@@ -418,9 +522,12 @@ impl RedisStore {
         })
     }
 
-    /// The connection's background task (connects, reconnects, pings).
+    /// The connection's background task (connects, reconnects, pings, applies invalidations).
     pub fn background(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.io.clone().run()
+        let (io, pushes) = (self.io.clone(), self.io.clone());
+        async move {
+            tokio::join!(io.run(), pushes.follow_invalidations());
+        }
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -468,9 +575,14 @@ impl RedisStore {
 
     /// Deletes a session's record: a copied cookie stops working on every replica.
     pub async fn end(&self, ticket: &SessionTicket) -> Result<(), StoreUnavailable> {
-        self.io
-            .query::<()>(redis::cmd("DEL").arg(session_key(ticket)).clone())
-            .await
+        let key = session_key(ticket);
+        let deleted = self
+            .io
+            .query::<()>(redis::cmd("DEL").arg(&key).clone())
+            .await;
+        // Here at once; on the other replicas by Redis's invalidation push.
+        self.io.cache.invalidate(&key);
+        deleted
     }
 
     /// Records a back-channel revocation where every replica sees it, for `session.expire`.
@@ -479,7 +591,8 @@ impl RedisStore {
             Revoke::Sid(sid) => revoked_sid_key(sid),
             Revoke::Sub(sub) => revoked_sub_key(sub),
         };
-        self.io
+        let written = self
+            .io
             .query::<()>(
                 redis::cmd("SET")
                     .arg(key)
@@ -488,7 +601,9 @@ impl RedisStore {
                     .arg(self.lifetime.as_secs().max(1))
                     .clone(),
             )
-            .await
+            .await;
+        self.io.cache.invalidate_all();
+        written
     }
 
     pub async fn load(
@@ -705,6 +820,8 @@ fn ttl_ms(s: &Session, now: UnixTime) -> u64 {
 pub fn session_key(ticket: &SessionTicket) -> String {
     format!("portcullis:session:{}", ticket.digest())
 }
+
+const SESSION_KEY_PREFIX: &[u8] = b"portcullis:session:";
 
 /// The cross-replica refresh lock of a session (`SET … NX PX`). Its hash tag is the whole
 /// record key, so in a cluster both live in one slot (the waiters read both in one pipeline).

@@ -7,14 +7,17 @@ use super::Session;
 use super::cookie_domains::CookieContext;
 use super::cookies::SessionCookies;
 use super::redis::{RedisStore, StoreUnavailable};
+use super::session_cache::{SessionCache, Slot};
 use super::ticket::{RecordVersion, SessionTicket};
 use crate::app::StartupError;
+use crate::clock::SharedClock;
 use crate::clock::UnixTime;
 use crate::config::{SessionConfig, StoreConfig};
 use crate::idp::IdpError;
 use crate::metrics::Metrics;
 use crate::seal::Sealer;
 use crate::session::cookies::SetCookie;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The session store: it seals sessions (or their tickets) into cookies and reads them back,
@@ -24,6 +27,8 @@ pub struct SessionStore {
     sealer: Arc<Sealer>,
     cookies: SessionCookies,
     backend: Backend,
+    /// Opened sessions (`session.cache_capacity`); the Redis backend invalidates it.
+    cache: Arc<SessionCache>,
 }
 
 enum Backend {
@@ -133,16 +138,49 @@ impl SessionStore {
         cfg: &SessionConfig,
         sealer: Arc<Sealer>,
         metrics: Arc<Metrics>,
+        clock: SharedClock,
     ) -> Result<Self, StartupError> {
-        let backend = match &cfg.store {
-            StoreConfig::Cookie => Backend::Cookie,
-            StoreConfig::Redis(r) => Backend::Redis(RedisStore::new(r, cfg.expire, metrics)?),
+        let (backend, cache) = match &cfg.store {
+            StoreConfig::Cookie => (
+                Backend::Cookie,
+                Arc::new(SessionCache::for_cookies(cfg.cache_capacity, clock)),
+            ),
+            StoreConfig::Redis(r) => {
+                let cache = Arc::new(SessionCache::for_tracked_records(cfg.cache_capacity, clock));
+                let tracked = cfg.cache_capacity > 0;
+                let store = RedisStore::new(r, cfg.expire, metrics, cache.clone(), tracked)?;
+                (Backend::Redis(store), cache)
+            }
         };
         Ok(SessionStore {
             sealer,
             cookies: SessionCookies::new(cfg),
             backend,
+            cache,
         })
+    }
+
+    /// The opened sessions' cache.
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
+    }
+
+    /// Where the session of a sealed cookie value is cached: under the value itself (cookie
+    /// store), or under its record's key while Redis tracks this replica's reads and is
+    /// healthy. Take it before loading the session.
+    #[inline]
+    pub fn cache_slot<'a>(&self, sealed: &'a str) -> Option<Slot<'a>> {
+        match &self.backend {
+            Backend::Cookie => self.cache.slot(Cow::Borrowed(sealed)),
+            Backend::Redis(r) => {
+                if !self.cache.is_live() || !r.is_healthy() {
+                    return None;
+                }
+                let ticket = SessionTicket::open(&self.sealer, sealed)?;
+                self.cache
+                    .slot(Cow::Owned(super::redis::session_key(&ticket)))
+            }
+        }
     }
 
     pub fn sealer(&self) -> &Sealer {

@@ -65,6 +65,10 @@ impl<V: ValidUntil + Send + Sync + 'static> VerifiedCache<V> {
         self.cache.insert(key.into(), value);
     }
 
+    pub fn invalidate(&self, key: &str) {
+        self.cache.invalidate(key);
+    }
+
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }

@@ -221,6 +221,146 @@ async fn sign_out_on_one_replica_ends_the_session_on_the_other() {
     assert_eq!(status(&r.b, &session).await, 401);
 }
 
+/// A counter's value on a replica's `/metrics`.
+async fn counter(h: &Harness, name: &str) -> u64 {
+    let text = h.get("/metrics", &[]).await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// How many reads (`GET`, `MGET`) the Redis server has answered.
+async fn reads(redis: &RedisServer) -> u64 {
+    let mut c = redis.connection().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_get:") || l.starts_with("cmdstat_mget:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Sends `cookie` to `h` until it is served from the opened sessions' cache (tracking starts
+/// at the first ping after connecting), then checks that further requests read nothing.
+async fn until_cached(h: &Harness, redis: &RedisServer, cookie: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hits = counter(h, "portcullis_session_cache_hits_total").await;
+        assert_eq!(status(h, cookie).await, 200);
+        if counter(h, "portcullis_session_cache_hits_total").await > hits {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served from the cache");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = reads(redis).await;
+    for _ in 0..20 {
+        assert_eq!(status(h, cookie).await, 200);
+    }
+    assert_eq!(
+        reads(redis).await,
+        before,
+        "a cached session reads nothing from Redis"
+    );
+}
+
+/// Polls `h` with `cookie` until it is refused; how long that took.
+async fn until_refused(h: &Harness, cookie: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = status(h, cookie).await;
+        if got == 401 {
+            return started.elapsed();
+        }
+        assert_eq!(got, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still passing after 2 s"
+        );
+    }
+}
+
+/// The longest a sign-out or back-channel logout on one replica may take to end the session
+/// another replica serves from its cache (Redis pushes the invalidation before it answers the
+/// write; the rest is the push crossing a socket).
+const PROPAGATION_BOUND: Duration = Duration::from_millis(250);
+
+#[tokio::test]
+async fn a_session_cached_on_one_replica_ends_within_milliseconds_of_a_logout_on_the_other() {
+    let Some(r) = Replicas::start().await else {
+        return;
+    };
+    // Sign-out on B: A's cached copy goes with the record.
+    let (session, _) = r.a.login("/").await;
+    until_cached(&r.a, &r.redis, &session).await;
+    let out = r.b.get("/oauth2/sign_out", &[("cookie", &session)]).await;
+    assert_eq!(out.status(), 302);
+    let sign_out = until_refused(&r.a, &session).await;
+
+    // Back-channel logout (by `sub`) received by A: B's cached copy goes with the revocation.
+    r.advance(1);
+    let (again, _) = r.a.login("/").await;
+    until_cached(&r.b, &r.redis, &again).await;
+    r.advance(1);
+    let token =
+        r.a.idp
+            .mint_logout_token(json!({"sid": null, "sub": "a1b2c3-alice"}));
+    let resp =
+        r.a.client
+            .post(r.a.url("/oauth2/backchannel-logout"))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 200);
+    let backchannel = until_refused(&r.b, &again).await;
+    eprintln!(
+        "cached session refused on the other replica {sign_out:?} after a sign-out, \
+         {backchannel:?} after a back-channel logout"
+    );
+    assert!(sign_out < PROPAGATION_BOUND, "{sign_out:?}");
+    assert!(backchannel < PROPAGATION_BOUND, "{backchannel:?}");
+
+    // Redis going away ends the cache as soon as the replica notices (the connection's
+    // end, at the latest the next ping): a cached session then fails closed. Until then it
+    // is as current as Redis was when it went: every write Redis took pushed its
+    // invalidation before answering.
+    r.advance(5);
+    let (third, _) = r.b.login("/").await;
+    until_cached(&r.a, &r.redis, &third).await;
+    let mut redis = r.redis;
+    redis.stop();
+    let stopped = Instant::now();
+    let mut passed = 0;
+    let refused = loop {
+        let got = status(&r.a, &third).await;
+        if got != 200 {
+            break got;
+        }
+        passed += 1;
+        assert!(
+            stopped.elapsed() < Duration::from_secs(2),
+            "cache still used"
+        );
+    };
+    eprintln!(
+        "after Redis stopped: {passed} requests passed from the cache, then {refused} \
+         {:?} after the stop",
+        stopped.elapsed()
+    );
+    assert_eq!(refused, 503);
+}
+
 #[tokio::test]
 async fn concurrent_stale_requests_on_both_replicas_cause_one_refresh_grant() {
     let Some(r) = Replicas::start().await else {
