@@ -223,8 +223,11 @@ impl Gate {
         };
         let slot = self.store.cache_slot(&sealed);
         if let Some(d) = slot.as_ref().and_then(|s| self.store.cache().get(s, now)) {
-            if !self.revocations.is_revoked(&d.session)
-                && d.session.freshness(now, self.refresh_after) == Freshness::Fresh
+            if !self.revocations.is_revoked_login(
+                d.login_id.as_ref(),
+                &d.principal.identity,
+                d.created_at,
+            ) && d.lifetimes.freshness(now, self.refresh_after) == Freshness::Fresh
             {
                 self.metrics.session_cache_hits.fetch_add(1, Relaxed);
                 return Ok(Granted {
@@ -342,10 +345,7 @@ impl Gate {
             Freshness::Fresh => {
                 let granted = self.granted(session, Vec::new());
                 if let Some(slot) = slot {
-                    let decoded = DecodedSession {
-                        session: stored.session.clone(),
-                        principal: granted.principal.clone(),
-                    };
+                    let decoded = DecodedSession::new(&stored.session, granted.principal.clone());
                     self.store.cache().remember(slot, Arc::new(decoded));
                 }
                 Ok(granted)

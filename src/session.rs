@@ -60,13 +60,24 @@ pub enum Freshness {
     Expired,
 }
 
-impl Session {
+/// The times that decide a session's [`Freshness`]: all the opened sessions' cache keeps of
+/// a session besides its principal (not its tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub tokens_at: UnixTime,
+    pub access_expires_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// It holds a refresh token.
+    pub refreshable: bool,
+}
+
+impl Lifetimes {
     pub fn freshness(&self, now: UnixTime, refresh_after: Option<Duration>) -> Freshness {
         if now >= self.expires_at {
             return Freshness::Expired;
         }
         // With refresh off ("0s") a session never outlives its access token.
-        let can_refresh = self.refresh_token.is_some() && refresh_after.is_some();
+        let can_refresh = self.refreshable && refresh_after.is_some();
         if now >= self.access_expires_at {
             return if can_refresh {
                 Freshness::RefreshRequired
@@ -80,6 +91,21 @@ impl Session {
             }
             _ => Freshness::Fresh,
         }
+    }
+}
+
+impl Session {
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            tokens_at: self.tokens_at,
+            access_expires_at: self.access_expires_at,
+            expires_at: self.expires_at,
+            refreshable: self.refresh_token.is_some(),
+        }
+    }
+
+    pub fn freshness(&self, now: UnixTime, refresh_after: Option<Duration>) -> Freshness {
+        self.lifetimes().freshness(now, refresh_after)
     }
 }
 

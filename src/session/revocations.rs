@@ -7,6 +7,7 @@
 //! ([`crate::session::store`]).
 
 use crate::clock::UnixTime;
+use crate::identity::Identity;
 use crate::session::Session;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -60,19 +61,29 @@ impl Revocations {
     }
 
     pub fn is_revoked(&self, s: &Session) -> bool {
+        self.is_revoked_login(s.id.as_ref(), &s.identity, s.created_at)
+    }
+
+    /// The same, from the parts of a session that decide it: its login's id, its user and
+    /// sign-in (`sub`, `sid`), and when it was created.
+    pub fn is_revoked_login(
+        &self,
+        id: Option<&String>,
+        identity: &Identity,
+        created_at: UnixTime,
+    ) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
-        s.id.as_ref()
-            .is_some_and(|id| self.session_ids.contains_key(id))
-            || s.identity
+        id.is_some_and(|id| self.session_ids.contains_key(id))
+            || identity
                 .sid
                 .as_ref()
                 .is_some_and(|sid| self.sids.contains_key(sid))
             || self
                 .subs
-                .get(&s.identity.sub)
-                .is_some_and(|at| s.created_at <= at)
+                .get(&identity.sub)
+                .is_some_and(|at| created_at <= at)
     }
 }
 

@@ -16,7 +16,7 @@
 //! its entry is dropped again if the generation moved by the time it is stored
 //! ([`SessionCache::remember`]). Pure: no I/O, no clock of its own.
 
-use super::Session;
+use super::{Lifetimes, Session};
 use crate::clock::{SharedClock, UnixTime};
 use crate::principal::Principal;
 use crate::token::verified_cache::{ValidUntil, VerifiedCache};
@@ -25,10 +25,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// A session opened and found fresh, with its principal (identity headers) ready.
+/// A session opened and found fresh, with its principal (identity headers) ready: what a
+/// repeated request needs to pass, and no more (not the tokens: an entry is a few hundred
+/// bytes, not the session's kilobytes).
 pub struct DecodedSession {
-    pub session: Session,
+    /// The login's id (`Session::id`) and creation time, for the revocation check.
+    pub login_id: Option<String>,
+    pub created_at: UnixTime,
+    pub lifetimes: Lifetimes,
+    /// The session's identity is the principal's.
     pub principal: Arc<Principal>,
+}
+
+impl DecodedSession {
+    pub fn new(session: &Session, principal: Arc<Principal>) -> Self {
+        DecodedSession {
+            login_id: session.id.clone(),
+            created_at: session.created_at,
+            lifetimes: session.lifetimes(),
+            principal,
+        }
+    }
 }
 
 impl ValidUntil for DecodedSession {
@@ -176,10 +193,7 @@ mod tests {
             until,
             &crate::identity::ClaimMapping::default(),
         );
-        Arc::new(DecodedSession {
-            session,
-            principal: Arc::new(principal),
-        })
+        Arc::new(DecodedSession::new(&session, Arc::new(principal)))
     }
 
     fn tracked() -> SessionCache {

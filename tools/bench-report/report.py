@@ -26,18 +26,23 @@ TARGETS = {
     "vs_oauth2_proxy": 5.0,
     "p99_ratio": 5.0,
     "rss_mib": 30.0,
+    "redis_vs_cookie": 0.5,
 }
 SERVER_NAMES = {
     "hyper": "hyper-baseline",
     "portcullis": "Portcullis",
     "portcullis_cold": "Portcullis (cold-cache instance)",
+    "portcullis_redis": "Portcullis (Redis store)",
     "oauth2_proxy": "oauth2-proxy",
+    "oauth2_proxy_redis": "oauth2-proxy (Redis store)",
 }
 SERVER_COLOURS = {
     "hyper": "#8a8f98",
     "portcullis": "#2563eb",
     "portcullis_cold": "#60a5fa",
+    "portcullis_redis": "#1e3a8a",
     "oauth2_proxy": "#ea7a18",
+    "oauth2_proxy_redis": "#9a3412",
 }
 PERCENTILE_COLOURS = {"p50": "#1f7a4d", "p99": "#d97706", "p999": "#b91c1c"}
 
@@ -99,8 +104,11 @@ def metrics_delta(prefix):
 
     return {
         "decisions": decisions,
-        "cache_hits": counter("portcullis_token_cache_hits_total"),
-        "cache_misses": counter("portcullis_token_cache_misses_total"),
+        # The bearer-token and the opened-session caches (a scenario uses one of the two).
+        "cache_hits": counter("portcullis_token_cache_hits_total")
+        + counter("portcullis_session_cache_hits_total"),
+        "cache_misses": counter("portcullis_token_cache_misses_total")
+        + counter("portcullis_session_cache_misses_total"),
     }
 
 
@@ -276,6 +284,8 @@ def ratios(stats):
         "p99_oauth2_proxy_over_portcullis": min(
             p99("o_cookie") / p99("p_cookie"), p99("o_bearer") / p99("p_bearer")
         ),
+        "redis_vs_cookie": rps("p_redis") / rps("p_cookie"),
+        "redis_vs_oauth2_proxy_redis": rps("p_redis") / rps("o_redis"),
     }
 
 
@@ -285,6 +295,8 @@ RATIO_KEYS = (
     "cookie_vs_oauth2_proxy",
     "bearer_vs_oauth2_proxy",
     "p99_oauth2_proxy_over_portcullis",
+    "redis_vs_cookie",
+    "redis_vs_oauth2_proxy_redis",
 )
 
 
@@ -403,6 +415,8 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
         ("cookie_vs_oauth2_proxy", "Portcullis cookie ÷ oauth2-proxy cookie req/s", TARGETS["vs_oauth2_proxy"]),
         ("bearer_vs_oauth2_proxy", "Portcullis bearer ÷ oauth2-proxy bearer req/s", TARGETS["vs_oauth2_proxy"]),
         ("p99_oauth2_proxy_over_portcullis", "oauth2-proxy p99 ÷ Portcullis p99 (worse of cookie, bearer)", TARGETS["p99_ratio"]),
+        ("redis_vs_cookie", "Portcullis Redis store ÷ cookie store req/s", TARGETS["redis_vs_cookie"]),
+        ("redis_vs_oauth2_proxy_redis", "Portcullis Redis store ÷ oauth2-proxy Redis store req/s", TARGETS["vs_oauth2_proxy"]),
     ):
         L.append(f"| {name} ≥ {goal:g} | {rat[key]:.2f} | {verdict(rat[key] >= goal)} |")
     p_peak = mem["portcullis"]["peak_kib"] / 1024.0
@@ -431,8 +445,8 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
     L.append("")
     L.append("The same ratios round by round (each round's own runs), to show the spread:")
     L.append("")
-    L.append("| round | cookie ÷ hyper | bearer ÷ hyper | cookie ÷ oauth2-proxy | bearer ÷ oauth2-proxy | p99 oauth2-proxy ÷ Portcullis |")
-    L.append("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    L.append("| round | cookie ÷ hyper | bearer ÷ hyper | cookie ÷ oauth2-proxy | bearer ÷ oauth2-proxy | p99 oauth2-proxy ÷ Portcullis | Redis ÷ cookie store | Redis store ÷ oauth2-proxy's |")
+    L.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for i in range(len(summary["hyper"]["runs"])):
         r = ratios(lambda s: summary[s]["runs"][i])
         L.append(f"| {i + 1} | " + " | ".join(f"{r[k]:.2f}" for k in RATIO_KEYS) + " |")
@@ -441,7 +455,7 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
     L.append("")
     L.append("| server | peak RSS | RSS at the end |")
     L.append("| --- | ---: | ---: |")
-    for name in ("hyper", "portcullis", "portcullis_cold", "oauth2_proxy"):
+    for name in SERVER_NAMES:
         if name in mem:
             L.append(
                 f"| {SERVER_NAMES[name]} | {mem[name]['peak_kib'] / 1024:.1f} MiB | "
@@ -460,7 +474,7 @@ def markdown(run_dir, meta, scenarios, summary, rat, mem, svg_name):
         "| scenario | round | req/s | p50 ms | p99 ms | p99.9 ms | max ms | server µs/req | "
         f"CPU {meta['server_cpu']}: server / irq / others | "
         f"CPU {meta['client_cpu']}: wrk / irq / others | "
-        "Portcullis decisions | token cache hit / miss |"
+        "Portcullis decisions | cache hit / miss (token or session) |"
     )
     L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for s in scenarios:
@@ -639,7 +653,7 @@ def svg_chart(meta, scenarios, summary):
         lx += 60
     lx = x0
     for server in ("hyper", "portcullis", "portcullis_cold", "oauth2_proxy"):
-        if any(summary[s]["server"] == server for s in scenarios):
+        if any(summary[s]["server"] in (server, server + "_redis") for s in scenarios):
             label = {"portcullis_cold": "Portcullis, cold"}.get(server, SERVER_NAMES[server])
             out.append(f'<rect x="{lx - 250}" y="{ly - 9}" width="10" height="10" fill="{SERVER_COLOURS[server]}"/>')
             out.append(f'<text x="{lx - 236}" y="{ly}">{escape(label)}</text>')

@@ -9,6 +9,8 @@
 --                      k+2N, ... and counts how often it ran out and wrapped. N is the
 --                      -t value again, because a thread's init() runs before the next
 --                      thread's setup().
+--     cookies FILE N   the same with "Cookie: <line>": one session cookie header value per
+--                      line (benches/seal_sessions.rs writes them)
 --
 -- The result line (parsed by report.py):
 --   BENCH_RESULT {"requests":N,"duration_us":N,"p50_us":N,...,"errors":{...},"wraps":N}
@@ -38,7 +40,7 @@ local function read_header(path)
   wrk.headers[name] = value
 end
 
-local function load_tokens(path, n)
+local function load_credentials(path, n, header, prefix)
   local file = assert(io.open(path, "r"), "cannot open token file " .. tostring(path))
   local k = thread_index
   requests_pre = {}
@@ -48,14 +50,14 @@ local function load_tokens(path, n)
       if line_no % n == k then
         local headers = {}
         for name, value in pairs(wrk.headers) do headers[name] = value end
-        headers["Authorization"] = "Bearer " .. line
+        headers[header] = prefix .. line
         requests_pre[#requests_pre + 1] = wrk.format(nil, nil, headers)
       end
       line_no = line_no + 1
     end
   end
   file:close()
-  assert(#requests_pre > 0, "token file " .. path .. " has no tokens for thread " .. k)
+  assert(#requests_pre > 0, "file " .. path .. " has no lines for thread " .. k)
   request = function()
     local r = requests_pre[next_index]
     next_index = next_index + 1
@@ -69,21 +71,25 @@ end
 
 function init(args)
   local i = 1
-  local tokens_file, tokens_n
+  local creds
   while args[i] do
     if args[i] == "header" then
       read_header(args[i + 1])
       i = i + 2
-    elseif args[i] == "tokens" then
-      tokens_file = args[i + 1]
-      tokens_n = assert(tonumber(args[i + 2]), "tokens FILE N: N (wrk threads) missing")
+    elseif args[i] == "tokens" or args[i] == "cookies" then
+      creds = {
+        file = args[i + 1],
+        n = assert(tonumber(args[i + 2]), args[i] .. " FILE N: N (wrk threads) missing"),
+        header = args[i] == "tokens" and "Authorization" or "Cookie",
+        prefix = args[i] == "tokens" and "Bearer " or "",
+      }
       i = i + 3
     else
       error("unknown wrk.lua argument " .. tostring(args[i]))
     end
   end
-  -- Tokens last, so that their pre-built requests include every header.
-  if tokens_file then load_tokens(tokens_file, tokens_n) end
+  -- Credentials last, so that their pre-built requests include every header.
+  if creds then load_credentials(creds.file, creds.n, creds.header, creds.prefix) end
 end
 
 function done(summary, latency, requests)
