@@ -84,6 +84,21 @@ pub async fn status(h: &Harness, cookie: &str) -> u16 {
         .as_u16()
 }
 
+/// A back-channel logout of every session of alice (`sub`, no `sid`), received by `h`.
+async fn logout_alice_by_sub(h: &Harness) {
+    let token = h
+        .idp
+        .mint_logout_token(json!({"sid": null, "sub": "a1b2c3-alice"}));
+    let resp = h
+        .client
+        .post(h.url("/oauth2/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
 async fn session_keys(redis: &RedisServer) -> Vec<String> {
     let mut c = redis.connection().await;
     redis::cmd("KEYS")
@@ -178,17 +193,7 @@ async fn back_channel_logout_received_by_one_replica_ends_the_session_on_the_oth
     let (s1, _) = r.a.login("/").await;
     let (s2, _) = r.b.login("/").await;
     r.advance(1);
-    let token =
-        r.a.idp
-            .mint_logout_token(json!({"sid": null, "sub": "a1b2c3-alice"}));
-    let resp =
-        r.a.client
-            .post(r.a.url("/oauth2/backchannel-logout"))
-            .form(&[("logout_token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), 200);
+    logout_alice_by_sub(&r.a).await;
     for s in [&s1, &s2] {
         assert_eq!(status(&r.b, s).await, 401);
         assert_eq!(status(&r.a, s).await, 401);
@@ -312,17 +317,7 @@ async fn a_session_cached_on_one_replica_ends_within_milliseconds_of_a_logout_on
     let (again, _) = r.a.login("/").await;
     until_cached(&r.b, &r.redis, &again).await;
     r.advance(1);
-    let token =
-        r.a.idp
-            .mint_logout_token(json!({"sid": null, "sub": "a1b2c3-alice"}));
-    let resp =
-        r.a.client
-            .post(r.a.url("/oauth2/backchannel-logout"))
-            .form(&[("logout_token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), 200);
+    logout_alice_by_sub(&r.a).await;
     let backchannel = until_refused(&r.b, &again).await;
     eprintln!(
         "cached session refused on the other replica {sign_out:?} after a sign-out, \
