@@ -68,6 +68,8 @@ pub struct RedisIo {
     /// `session.cache_capacity = 0`, which also keeps RESP2 for servers older than Redis 6).
     pushes: Option<UnboundedSender<PushInfo>>,
     received: std::sync::Mutex<Option<UnboundedReceiver<PushInfo>>>,
+    /// `store.tracking_refused` was logged.
+    tracking_refused: AtomicBool,
 }
 
 /// How the servers are found (`session.redis_mode`).
@@ -244,6 +246,7 @@ impl RedisIo {
             cache,
             pushes,
             received: std::sync::Mutex::new(received),
+            tracking_refused: AtomicBool::new(false),
         })
     }
 
@@ -327,19 +330,29 @@ impl RedisIo {
     /// connection was lost meanwhile (then the next ping tries again).
     async fn start_tracking(&self) {
         let before = self.cache.before_tracking();
-        match self
-            .query::<()>(redis::cmd("CLIENT").arg("TRACKING").arg("ON").clone())
+        let Some(conn) = self.connection.load_full() else {
+            return;
+        };
+        let mut conn = (*conn).clone();
+        // Not through `query`: a refusal (an ACL without CLIENT TRACKING) says nothing about
+        // the store's health, and must not mark it down or drop the connection.
+        let enable = redis::cmd("CLIENT").arg("TRACKING").arg("ON").clone();
+        match tokio::time::timeout(COMMAND_TIMEOUT, enable.query_async::<()>(&mut conn))
             .await
+            .map_err(|_| ())
+            .and_then(|r| r.map_err(|_| ()))
         {
             Ok(()) => {
                 if self.cache.tracking_started(before) {
                     tracing::debug!("session store (Redis) tracks this replica's reads");
                 }
             }
-            Err(_) => tracing::warn!(
+            // Said once: the ping retries every PING_INTERVAL.
+            Err(_) if !self.tracking_refused.swap(true, Ordering::Relaxed) => tracing::warn!(
                 code = "store.tracking_refused",
                 "Redis refused CLIENT TRACKING (an ACL without it?): every request reads Redis"
             ),
+            Err(_) => {}
         }
     }
 

@@ -357,6 +357,42 @@ async fn a_session_cached_on_one_replica_ends_within_milliseconds_of_a_logout_on
 }
 
 #[tokio::test]
+async fn an_acl_user_without_client_tracking_still_works_reading_redis_every_time() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut c = redis.connection().await;
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("portcullis")
+        .arg("on")
+        .arg(">pw-for-tests")
+        .arg("~*")
+        .arg("+@all")
+        .arg("-client|tracking")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let url = redis
+        .url()
+        .replace("redis://", "redis://portcullis:pw-for-tests@");
+    let (a, b) = replica_pair(&format!("redis_url = \"{url}\"")).await;
+    let (session, _) = a.login("/").await;
+    let before = reads(&redis).await;
+    for _ in 0..5 {
+        assert_eq!(status(&a, &session).await, 200);
+    }
+    assert!(
+        reads(&redis).await >= before + 5,
+        "every request read Redis"
+    );
+    assert_eq!(counter(&a, "portcullis_session_cache_hits_total").await, 0);
+    let out = b.get("/oauth2/sign_out", &[("cookie", &session)]).await;
+    assert_eq!(out.status(), 302);
+    assert_eq!(status(&a, &session).await, 401);
+}
+
+#[tokio::test]
 async fn concurrent_stale_requests_on_both_replicas_cause_one_refresh_grant() {
     let Some(r) = Replicas::start().await else {
         return;
