@@ -20,9 +20,9 @@
 //!   then found in the App's cache);
 //!   `rules/ambiguous_path` is the slow path for an attacker's `/static/..%2fadmin`.
 //! * `token_cache/*` — the verified-token cache's hit path for a real access token as the key:
-//!   moka hashing the key's last 32 bytes with foldhash (what `src/token/verified_cache.rs` uses),
-//!   moka with foldhash over the whole key and with std's SipHash (what it used before), and
-//!   alternatives.
+//!   moka keyed by the token's SHA-256 (what `src/token/verified_cache.rs` uses, and the
+//!   digest alone), moka keyed by the whole token with foldhash and with std's SipHash (what
+//!   it used before), and alternatives.
 //!
 //! `cargo bench --bench hot_path` (about a minute); `HOT_PATH_CPU_TIME=1 cargo bench --bench
 //! hot_path` measures the thread's CPU time instead of wall-clock time, which is steadier on a
@@ -32,22 +32,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use criterion::Criterion;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use portcullis::app::App;
+use fixture::{Fixture, fixture};
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
 use portcullis::gate::{Credentials, Pass};
 use portcullis::identity::Identity;
 use portcullis::principal::{PassedTokens, Principal};
 use portcullis::rules::{RequestTarget, Verdict};
-use portcullis::session::{Freshness, Session};
+use portcullis::session::Freshness;
 use portcullis::token::jwks::KeySet;
 use portcullis::token::jwt::UnverifiedToken;
-use portcullis_test_idp::{IdpOptions, TestIdp, TestUser};
+use portcullis::token::verified_cache::{CacheKey, VerifiedCache};
+use portcullis_test_idp::TestUser;
 use serde_json::json;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -74,59 +78,6 @@ const ALGS: [(&str, &str); 4] = [
     ("ES256", "ec-1"),
     ("EdDSA", "ed-1"),
 ];
-
-/// A started test IdP and a Portcullis app pointed at it, keys loaded.
-struct Fixture {
-    rt: tokio::runtime::Runtime,
-    idp: TestIdp,
-    app: Arc<App>,
-}
-
-fn fixture() -> Fixture {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let idp = rt.block_on(TestIdp::start(IdpOptions::default()));
-    // The background key refresh must not fetch during the run (its period is the max-age).
-    idp.controls().set_jwks_max_age_secs(3600);
-    let toml = format!(
-        r#"
-public_url = "http://127.0.0.1:4180"
-[oidc]
-issuer_url = "{issuer}"
-client_id = "portcullis"
-client_secret = "test-secret"
-[session]
-cookie_secret = "q2J1dW1seS1ub3QtYS1yZWFsLXNlY3JldC0xMjM0NTY="
-cookie_secure = false
-[redirect]
-allowed_domains = ["127.0.0.1"]
-[authz]
-email_domains = ["example.com"]
-allowed_groups = ["admins"]
-[bearer]
-enabled = true
-audiences = ["portcullis"]
-jwks_refetch_interval = "1h"
-"#,
-        issuer = idp.issuer()
-    );
-    let config = Config::from_toml(&toml, &[]).unwrap();
-    let app = App::new(config, Arc::new(SystemClock)).unwrap();
-    rt.block_on(async {
-        app.spawn_background();
-        for _ in 0..500 {
-            if app.oidc().is_ready() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("app never became ready");
-    });
-    Fixture { rt, idp, app }
-}
 
 fn cold_signature<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
     let jwks = serde_json::to_vec(&f.idp.jwks()).unwrap();
@@ -231,30 +182,7 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 
     // Session cookie: a Keycloak-sized session (ID token and refresh token kept).
     let now = f.app.now();
-    let id_token = f.idp.mint_id_token(&alice, None, json!({}));
-    let refresh_token = f.idp.sign_hmac(
-        json!({"alg": "HS512", "typ": "JWT", "kid": "4c1a2b3c-refresh"}),
-        json!({
-            "exp": now + 1800, "iat": now, "jti": "7f0e9d8c-6b5a-4f3e-9d2c-1b0a9f8e7d6c",
-            "iss": f.idp.issuer(), "aud": f.idp.issuer(), "sub": alice.sub, "typ": "Refresh",
-            "azp": "portcullis", "sid": "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c",
-            "scope": "openid profile email"
-        }),
-        b"refresh-secret-of-the-realm-0123456789abcdef",
-    );
-    // Built from its JSON form (`src/session.rs` serde names) so the bench does not break
-    // when `Session` gains optional fields.
-    let session: Session = serde_json::from_value(json!({
-        "n": "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
-        "p": {
-            "s": alice.sub, "e": alice.email, "v": true, "u": alice.preferred_username,
-            "g": alice.groups, "r": alice.realm_roles, "c": alice.client_roles,
-            "i": "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c"
-        },
-        "c": now, "t": now, "a": now + 300, "x": now + 12 * 3600,
-        "rt": refresh_token, "it": id_token
-    }))
-    .unwrap();
+    let session = f.keycloak_session(&alice, "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c", now);
     let set = gate
         .cookies()
         .write(gate.sealer(), &session, now, Default::default())
@@ -576,12 +504,21 @@ fn token_cache<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
         "moka_foldhash",
         foldhash::fast::RandomState::default(),
     );
-    // 2b. foldhash over the key's last 32 bytes, as src/token/verified_cache.rs.
-    case.bench(
-        &mut g,
-        "moka_tail_hash",
-        portcullis::token::verified_cache::TailHash::default(),
-    );
+    // 2b. What src/token/verified_cache.rs does: SHA-256 of the whole token, moka keyed by
+    // the digest (before: foldhash over the token's last 32 bytes, the token itself the key).
+    let verified = VerifiedCache::new(10_000, Duration::from_secs(300), Arc::new(SystemClock));
+    for k in &others {
+        verified.insert(CacheKey::of(k), principal.clone());
+    }
+    verified.insert(CacheKey::of(&token), principal.clone());
+    assert!(verified.get(&CacheKey::of(&token), now).is_some());
+    assert!(verified.get(&CacheKey::of(&altered), now).is_none());
+    g.bench_function("verified_cache_sha256_key", |b| {
+        b.iter(|| verified.get(&CacheKey::of(black_box(&token)), now))
+    });
+    g.bench_function("sha256_of_the_token", |b| {
+        b.iter(|| CacheKey::of(black_box(&token)))
+    });
 
     // 3. quick_cache (CLOCK-Pro, sharded), expiry checked on read from the stored deadline.
     let quick: quick_cache::sync::Cache<Box<str>, (u64, Arc<Principal>)> =
@@ -699,7 +636,7 @@ fn edge<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 }
 
 fn hot_path<M: Measurement>(c: &mut Criterion<M>) {
-    let f = fixture();
+    let f = fixture(None);
     cold_signature(c, &f);
     decisions(c, &f);
     edge(c, &f);

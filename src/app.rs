@@ -243,7 +243,7 @@ impl App {
                 &config.claims,
             )
             .headers
-            .identity,
+            .identity_map(),
             config,
         }))
     }

@@ -267,7 +267,7 @@ impl Gate {
         request: CookieContext<'_>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
-        let mut chosen: Option<(StoredSession, Option<Slot<'_>>)> = None;
+        let mut chosen: Option<(StoredSession, Option<Slot>)> = None;
         for sealed in &candidates {
             // Taken before the read, like every slot (see `session/session_cache.rs`).
             let slot = self.store.cache_slot(sealed);
@@ -323,7 +323,7 @@ impl Gate {
         &self,
         stored: StoredSession,
         request: CookieContext<'_>,
-        slot: Option<Slot<'_>>,
+        slot: Option<Slot>,
         now: UnixTime,
     ) -> Result<Granted, Refused> {
         let dead = || self.signed_out(request);

@@ -4,6 +4,7 @@
 
 use crate::clock::UnixTime;
 use crate::identity::{ClaimMapping, Identity};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 
@@ -42,16 +43,52 @@ impl SignedIn {
 /// `sub`, `email` or `preferred_username` can't be sent exactly is refused before it gets here
 /// ([`Identity::unsendable_claim`]), and group names are encoded so that the groups header is
 /// always valid ([`Identity::groups_header`]).
+///
+/// Kept compact because one is cached per signed-in user (`benches/cache_memory.rs`): the
+/// identity headers' values are one buffer and where each ends, not a `HeaderMap` (whose
+/// buckets were ~700 bytes per user) nor (name, value) pairs (~300); a response's map is
+/// built from them ([`Self::identity_map`]), which costs about what cloning one did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpstreamHeaders {
-    /// `X-Auth-Request-User/Email/Preferred-Username/Groups` and the claim headers, all always
-    /// present (empty when unknown: Caddy 2.6 forwards a missing copied header as literal placeholder
-    /// text). A response starts as a clone of this map: no hashing or validation per request.
-    pub identity: HeaderMap,
+    /// The values of `X-Auth-Request-User/Email/Preferred-Username/Groups`, then of each
+    /// claim header, back to back; all always present (empty when unknown: Caddy 2.6
+    /// forwards a missing copied header as literal placeholder text).
+    values: Bytes,
+    /// Where each value ends in `values`.
+    ends: Box<[u32]>,
+    /// The claim headers' names (`[headers.claims]`), in the order of their values.
+    claim_names: Box<[HeaderName]>,
     /// `X-Auth-Request-Access-Token`, when the access token is kept.
     pub access_token: Option<HeaderValue>,
     /// `Authorization: Bearer <token>`, when that token is kept.
     pub authorization: Option<HeaderValue>,
+}
+
+/// The identity headers every response carries, in the order of their values.
+static IDENTITY_HEADERS: [&HeaderName; 4] = [
+    &X_AUTH_USER,
+    &X_AUTH_EMAIL,
+    &X_AUTH_USERNAME,
+    &X_AUTH_GROUPS,
+];
+
+impl UpstreamHeaders {
+    /// The identity headers as a response's header map (a value is a slice of the shared
+    /// buffer: a reference count, no copy).
+    pub fn identity_map(&self) -> HeaderMap {
+        let names = IDENTITY_HEADERS.into_iter().chain(self.claim_names.iter());
+        let mut map = HeaderMap::with_capacity(self.ends.len() + 2);
+        let mut start = 0;
+        for (name, &end) in names.zip(self.ends.iter()) {
+            let end = end as usize;
+            // Each value was validated when the buffer was built, so this never fails.
+            let value = HeaderValue::from_maybe_shared(self.values.slice(start..end))
+                .unwrap_or_else(|_| HeaderValue::from_static(""));
+            map.insert(name.clone(), value);
+            start = end;
+        }
+        map
+    }
 }
 
 /// The tokens a principal may hand upstream, when the configuration passes them.
@@ -73,10 +110,8 @@ impl Principal {
         claims: &ClaimMapping,
     ) -> Self {
         let groups_header = identity.groups_header();
-        let value = |s: &str| HeaderValue::from_str(s).ok();
-        let mut map = HeaderMap::with_capacity(4 + claims.headers.len());
         // Validated at startup (lowercase tokens), so none is ever skipped.
-        let claim_headers: Vec<(HeaderName, &str)> = claims
+        let (claim_names, claim_texts): (Vec<HeaderName>, Vec<&str>) = claims
             .headers
             .iter()
             .filter_map(|(name, path)| {
@@ -86,29 +121,37 @@ impl Principal {
                     .map_or("", String::as_str);
                 Some((HeaderName::from_bytes(name.as_bytes()).ok()?, text))
             })
-            .collect();
-        for (name, text) in [
-            (X_AUTH_USER.clone(), identity.user_id(claims)),
-            (
-                X_AUTH_EMAIL.clone(),
-                identity.email.as_deref().unwrap_or(""),
-            ),
-            (
-                X_AUTH_USERNAME.clone(),
-                identity.preferred_username.as_deref().unwrap_or(""),
-            ),
-            (X_AUTH_GROUPS.clone(), groups_header.as_str()),
+            .unzip();
+        let texts = [
+            identity.user_id(claims),
+            identity.email.as_deref().unwrap_or(""),
+            identity.preferred_username.as_deref().unwrap_or(""),
+            groups_header.as_str(),
         ]
         .into_iter()
-        .chain(claim_headers)
-        {
-            // Never left out, so the proxy overwrites any copy the client sent. Empty only for
-            // an identity nobody should have built: every constructor refuses unsendable ones.
-            let v = value(text).unwrap_or_else(|| HeaderValue::from_static(""));
-            map.insert(name, v);
+        .chain(claim_texts)
+        // Never left out, so the proxy overwrites any copy the client sent. Empty only for an
+        // identity nobody should have built: every constructor refuses unsendable ones.
+        .map(|text| {
+            if HeaderValue::from_str(text).is_ok() {
+                text
+            } else {
+                ""
+            }
+        })
+        .collect::<Vec<&str>>();
+        // Exactly sized: the buffer is kept as long as the principal is cached.
+        let mut values = Vec::with_capacity(texts.iter().map(|t| t.len()).sum());
+        let mut ends = Vec::with_capacity(texts.len());
+        for text in texts {
+            values.extend_from_slice(text.as_bytes());
+            ends.push(u32::try_from(values.len()).unwrap_or(u32::MAX));
         }
+        let value = |s: &str| HeaderValue::from_str(s).ok();
         let headers = UpstreamHeaders {
-            identity: map,
+            values: Bytes::from(values),
+            ends: ends.into(),
+            claim_names: claim_names.into(),
             access_token: tokens.access.as_deref().and_then(value),
             authorization: tokens
                 .authorization
@@ -153,7 +196,8 @@ mod tests {
             &ClaimMapping::default(),
         );
         let h = &p.headers;
-        let get = |name: &HeaderName| h.identity.get(name).map(|v| v.as_bytes());
+        let map = h.identity_map();
+        let get = |name: &HeaderName| map.get(name).map(|v| v.as_bytes());
         assert_eq!(get(&X_AUTH_USER), Some(&b"user-1"[..]));
         assert_eq!(get(&X_AUTH_EMAIL), Some(&b"alice@example.com"[..]));
         assert_eq!(
@@ -162,7 +206,7 @@ mod tests {
             "never left out (such an identity is refused before it gets here)"
         );
         assert_eq!(get(&X_AUTH_GROUPS), Some(&b"dev%0Aops"[..]));
-        assert_eq!(h.identity.len(), 4);
+        assert_eq!(map.len(), 4);
         assert_eq!(
             h.access_token.as_ref().map(|v| v.as_bytes()),
             Some(&b"tok"[..])
@@ -179,7 +223,7 @@ mod tests {
         );
         assert_eq!(without.headers.access_token, None);
         assert_eq!(without.headers.authorization, None);
-        assert_eq!(without.headers.identity.len(), 4);
+        assert_eq!(without.headers.identity_map().len(), 4);
     }
 
     #[test]
@@ -208,14 +252,15 @@ mod tests {
         assert_eq!(
             standard
                 .headers
-                .identity
+                .identity_map()
                 .get("x-auth-request-user")
                 .map(|v| v.as_bytes()),
             Some(&b"u-1"[..]),
             "a session made under another user_id_claim sends sub"
         );
         let p = Principal::new(id, PassedTokens::default(), 100, &claims);
-        let get = |name: &str| p.headers.identity.get(name).map(|v| v.as_bytes());
+        let map = p.headers.identity_map();
+        let get = |name: &str| map.get(name).map(|v| v.as_bytes());
         assert_eq!(get("x-auth-request-user"), Some(&b"E1234"[..]));
         assert_eq!(get("x-tenant"), Some(&b"acme"[..]));
         assert_eq!(
@@ -223,6 +268,6 @@ mod tests {
             Some(&b""[..]),
             "absent claims go out empty, so the proxy overwrites a client's copy"
         );
-        assert_eq!(p.headers.identity.len(), 6);
+        assert_eq!(map.len(), 6);
     }
 }

@@ -296,7 +296,7 @@ fn identity_response(
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
     let v = &p.headers;
-    *resp.headers_mut() = v.identity.clone();
+    *resp.headers_mut() = v.identity_map();
     let h = resp.headers_mut();
     if app.config().headers.pass_access_token {
         put(h, &X_AUTH_TOKEN, &v.access_token);

@@ -1,7 +1,8 @@
 //! Sessions already opened, kept in memory (`session.cache_capacity`), so a repeated cookie
 //! costs a lookup instead of a decryption, and in Redis mode instead of a round trip.
 //!
-//! - **Cookie store**: keyed by the sealed cookie value itself. The cookie is the whole
+//! - **Cookie store**: keyed by the sealed cookie value itself (its SHA-256, like every key
+//!   of `token/verified_cache.rs`). The cookie is the whole
 //!   session, so an entry can never go stale; revocation and freshness are still checked on
 //!   every request by the gate.
 //! - **Redis store**: keyed by the record's key, and only trusted while Redis is *tracking*
@@ -19,8 +20,7 @@
 use super::{Lifetimes, Session};
 use crate::clock::{SharedClock, UnixTime};
 use crate::principal::Principal;
-use crate::token::verified_cache::{ValidUntil, VerifiedCache};
-use std::borrow::Cow;
+use crate::token::verified_cache::{CacheKey, ValidUntil, VerifiedCache};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -70,8 +70,8 @@ pub struct SessionCache {
 }
 
 /// Where a session would be cached, and the state seen before it was read.
-pub struct Slot<'a> {
-    key: Cow<'a, str>,
+pub struct Slot {
+    key: CacheKey,
     state: u64,
 }
 
@@ -96,20 +96,23 @@ impl SessionCache {
     /// Where `key`'s session may be looked up and stored; `None` while invalidations are
     /// not being received. Take it **before** reading the session.
     #[inline]
-    pub fn slot<'a>(&self, key: Cow<'a, str>) -> Option<Slot<'a>> {
+    pub fn slot(&self, key: &str) -> Option<Slot> {
         let state = self.state.load(Ordering::Acquire);
-        (state & LIVE != 0).then_some(Slot { key, state })
+        (state & LIVE != 0).then(|| Slot {
+            key: CacheKey::of(key),
+            state,
+        })
     }
 
     #[inline]
-    pub fn get(&self, slot: &Slot<'_>, now: UnixTime) -> Option<Arc<DecodedSession>> {
+    pub fn get(&self, slot: &Slot, now: UnixTime) -> Option<Arc<DecodedSession>> {
         self.entries.get(&slot.key, now)
     }
 
     /// Keeps what was read under `slot`, unless an invalidation came in since the slot was
     /// taken (checked after inserting, so one arriving meanwhile cannot be missed either).
-    pub fn remember(&self, slot: Slot<'_>, decoded: Arc<DecodedSession>) {
-        self.entries.insert(&slot.key, decoded);
+    pub fn remember(&self, slot: Slot, decoded: Arc<DecodedSession>) {
+        self.entries.insert(slot.key, decoded);
         if self.state.load(Ordering::Acquire) != slot.state {
             self.entries.invalidate(&slot.key);
         }
@@ -118,7 +121,7 @@ impl SessionCache {
     /// `key` changed or ended.
     pub fn invalidate(&self, key: &str) {
         self.state.fetch_add(STEP, Ordering::AcqRel);
-        self.entries.invalidate(key);
+        self.entries.invalidate(&CacheKey::of(key));
     }
 
     /// Anything may have changed (a revocation, a flush).
@@ -205,17 +208,17 @@ mod tests {
     #[test]
     fn nothing_is_cached_until_tracking_starts_and_after_it_is_lost() {
         let c = SessionCache::for_tracked_records(100, Arc::new(ManualClock::at(1000)));
-        assert!(c.slot("k".into()).is_none(), "not live yet");
+        assert!(c.slot("k").is_none(), "not live yet");
         assert!(c.tracking_started(c.before_tracking()));
-        let slot = c.slot("k".into()).unwrap();
+        let slot = c.slot("k").unwrap();
         c.remember(slot, decoded(2000));
-        assert!(c.get(&c.slot("k".into()).unwrap(), 1000).is_some());
+        assert!(c.get(&c.slot("k").unwrap(), 1000).is_some());
         c.tracking_lost();
         assert!(!c.is_live());
-        assert!(c.slot("k".into()).is_none());
+        assert!(c.slot("k").is_none());
         assert!(c.tracking_started(c.before_tracking()));
         assert!(
-            c.get(&c.slot("k".into()).unwrap(), 1000).is_none(),
+            c.get(&c.slot("k").unwrap(), 1000).is_none(),
             "forgotten when tracking was lost"
         );
     }
@@ -223,23 +226,23 @@ mod tests {
     #[test]
     fn an_invalidation_between_reading_and_storing_wins() {
         let c = tracked();
-        let slot = c.slot("k".into()).unwrap();
+        let slot = c.slot("k").unwrap();
         // Another replica deletes the record after we read it; its invalidation is
         // processed before we store what we read.
         c.invalidate("k");
         c.remember(slot, decoded(2000));
-        assert!(c.get(&c.slot("k".into()).unwrap(), 1000).is_none());
+        assert!(c.get(&c.slot("k").unwrap(), 1000).is_none());
         // Any invalidation counts (another key's too): the safe side.
-        let slot = c.slot("k".into()).unwrap();
+        let slot = c.slot("k").unwrap();
         c.invalidate_all();
         c.remember(slot, decoded(2000));
-        assert!(c.get(&c.slot("k".into()).unwrap(), 1000).is_none());
+        assert!(c.get(&c.slot("k").unwrap(), 1000).is_none());
         // Undisturbed, it is kept, until invalidated.
-        let slot = c.slot("k".into()).unwrap();
+        let slot = c.slot("k").unwrap();
         c.remember(slot, decoded(2000));
-        assert!(c.get(&c.slot("k".into()).unwrap(), 1000).is_some());
+        assert!(c.get(&c.slot("k").unwrap(), 1000).is_some());
         c.invalidate("k");
-        assert!(c.get(&c.slot("k".into()).unwrap(), 1000).is_none());
+        assert!(c.get(&c.slot("k").unwrap(), 1000).is_none());
     }
 
     #[test]
@@ -255,9 +258,9 @@ mod tests {
     #[test]
     fn the_cookie_cache_is_live_from_the_start_and_entries_end_with_the_session() {
         let c = SessionCache::for_cookies(100, Arc::new(ManualClock::at(1000)));
-        let slot = c.slot("sealed".into()).unwrap();
+        let slot = c.slot("sealed").unwrap();
         c.remember(slot, decoded(1500));
-        let slot = c.slot("sealed".into()).unwrap();
+        let slot = c.slot("sealed").unwrap();
         assert!(c.get(&slot, 1400).is_some());
         assert!(c.get(&slot, 1500).is_none());
     }

@@ -17,7 +17,6 @@ use crate::idp::IdpError;
 use crate::metrics::Metrics;
 use crate::seal::Sealer;
 use crate::session::cookies::SetCookie;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The session store: it seals sessions (or their tickets) into cookies and reads them back,
@@ -169,16 +168,15 @@ impl SessionStore {
     /// store), or under its record's key while Redis tracks this replica's reads and is
     /// healthy. Take it before loading the session.
     #[inline]
-    pub fn cache_slot<'a>(&self, sealed: &'a str) -> Option<Slot<'a>> {
+    pub fn cache_slot(&self, sealed: &str) -> Option<Slot> {
         match &self.backend {
-            Backend::Cookie => self.cache.slot(Cow::Borrowed(sealed)),
+            Backend::Cookie => self.cache.slot(sealed),
             Backend::Redis(r) => {
                 if !self.cache.is_live() || !r.is_healthy() {
                     return None;
                 }
                 let ticket = SessionTicket::open(&self.sealer, sealed)?;
-                self.cache
-                    .slot(Cow::Owned(super::redis::session_key(&ticket)))
+                self.cache.slot(&super::redis::session_key(&ticket))
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `Authorization: Bearer <JWT>` validation: the hot path of the product.
 //!
 //! A token seen before is answered from the verified-token cache (keyed by the **whole**
-//! token, so a re-signed or altered token is a miss) with no signature check and no
+//! token's SHA-256, so a re-signed or altered token is a miss) with no signature check and no
 //! allocation beyond an `Arc` clone. A new token is parsed, matched to a trusted issuer,
 //! verified with that issuer's cached keys and checked against RFC 9068 rules; an unknown
 //! `kid` (or a kid-less token none of its algorithm's keys verifies) triggers one
@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::principal::{PassedTokens, Principal};
 use crate::token::jwks_cache::JwksCache;
 use crate::token::jwt::{AccessTokenRules, TokenError, UnverifiedToken};
-use crate::token::verified_cache::VerifiedCache;
+use crate::token::verified_cache::{CacheKey, VerifiedCache};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -65,9 +65,14 @@ impl BearerVerifier {
         &self.issuers
     }
 
+    /// Tokens in the verified-token cache (after its pending maintenance has run).
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.len()
+    }
+
     /// Cache lookup only: the synchronous, lock-free part of the hot path.
     #[inline]
-    pub fn cached(&self, token: &str, now: UnixTime) -> Option<Arc<Principal>> {
+    pub fn cached(&self, key: &CacheKey, now: UnixTime) -> Option<Arc<Principal>> {
         // A key withdrawn from an issuer's JWKS must stop validating at once, cached tokens
         // included (one or two atomic loads per request).
         let epoch = self.issuers.iter().map(|i| i.keys.removals()).sum::<u64>();
@@ -75,7 +80,7 @@ impl BearerVerifier {
             self.cache.invalidate_all();
             self.key_epoch.store(epoch, Relaxed);
         }
-        let hit = self.cache.get(token, now);
+        let hit = self.cache.get(key, now);
         if hit.is_some() {
             self.metrics.token_cache_hits.fetch_add(1, Relaxed);
         }
@@ -83,7 +88,8 @@ impl BearerVerifier {
     }
 
     pub async fn verify(&self, token: &str, now: UnixTime) -> Result<Arc<Principal>, TokenError> {
-        if let Some(p) = self.cached(token, now) {
+        let key = CacheKey::of(token);
+        if let Some(p) = self.cached(&key, now) {
             return Ok(p);
         }
         self.metrics.token_cache_misses.fetch_add(1, Relaxed);
@@ -106,12 +112,13 @@ impl BearerVerifier {
             .keys
             .verify_signature(&parsed, &issuer.idp, &self.metrics)
             .await?;
-        self.admit(token, parsed)
+        self.admit(token, key, parsed)
     }
 
     fn admit(
         &self,
         token: &str,
+        key: CacheKey,
         mut parsed: UnverifiedToken<'_>,
     ) -> Result<Arc<Principal>, TokenError> {
         let exp = parsed.claims.exp.ok_or(TokenError::MissingClaim)?;
@@ -129,7 +136,7 @@ impl BearerVerifier {
             exp.saturating_add(self.leeway),
             &self.claims,
         ));
-        self.cache.insert(token, principal.clone());
+        self.cache.insert(key, principal.clone());
         Ok(principal)
     }
 }

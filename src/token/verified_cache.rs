@@ -1,19 +1,17 @@
-//! A bounded in-memory cache of things already verified, keyed by the **whole** credential
-//! (a bearer token, or a sealed session cookie), so that a repeated request costs a hash and a
-//! lookup instead of a signature check or a decryption. An altered credential is a different
-//! key, hence a miss. Entries live until the value's own `valid_until` (a token's `exp`, a
-//! session's access-token expiry), at most `max_ttl`.
+//! A bounded in-memory cache of things already verified, keyed by a SHA-256 digest of the
+//! **whole** credential (a bearer token, or a sealed session cookie), so that a repeated
+//! request costs a digest and a lookup instead of a signature check or a decryption. An
+//! altered credential has another digest, hence a miss. Entries live until the value's own
+//! `valid_until` (a token's `exp`, a session's access-token expiry), at most `max_ttl`.
 //!
-//! Hashed with foldhash, not std's SipHash, and over the key's **last** [`TAIL`] bytes only
-//! (plus its length): hashing the whole ~1–3 KB key was most of the cost of a hit. Every key
-//! we store ends in a signature (tokens) or an AES-GCM tag (sealed cookies), which nobody can
-//! choose without our keys, so the tail spreads keys as well as the whole would. Equality
-//! still compares whole keys, so two keys with the same tail are still two entries. A
-//! randomly seeded, non-cryptographic hash is enough because only credentials we verified
-//! are ever inserted: a caller cannot choose keys that collide.
+//! Why a digest and not the credential itself: the key was most of an entry's memory (a
+//! Keycloak session cookie is ~1.7 KB, an access token ~0.9–1.5 KB, against 32 bytes), and
+//! SHA-256 is collision resistant, so two credentials share an entry only if they are the
+//! same credential. With SHA-NI it costs about as much as hashing the key for the map did
+//! before (`cargo bench --bench hot_path`, `decision/*`); the map then hashes the 32 bytes
+//! with foldhash (randomly seeded: a caller cannot choose digests that collide in it).
 
 use crate::clock::{SharedClock, UnixTime};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +20,29 @@ pub trait ValidUntil {
     fn valid_until(&self) -> UnixTime;
 }
 
+/// A credential's SHA-256 digest: what the caches are keyed by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    #[inline]
+    pub fn of(credential: &str) -> Self {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, credential.as_bytes());
+        let mut key = [0; 32];
+        key.copy_from_slice(d.as_ref());
+        CacheKey(key)
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the digest itself: it identifies a credential.
+        f.write_str("CacheKey(..)")
+    }
+}
+
 pub struct VerifiedCache<V> {
-    cache: moka::sync::Cache<Box<str>, Arc<V>, TailHash>,
+    cache: moka::sync::Cache<CacheKey, Arc<V>, foldhash::fast::RandomState>,
 }
 
 struct UntilValid {
@@ -31,10 +50,10 @@ struct UntilValid {
     clock: SharedClock,
 }
 
-impl<V: ValidUntil> moka::Expiry<Box<str>, Arc<V>> for UntilValid {
+impl<V: ValidUntil> moka::Expiry<CacheKey, Arc<V>> for UntilValid {
     fn expire_after_create(
         &self,
-        _k: &Box<str>,
+        _k: &CacheKey,
         v: &Arc<V>,
         _at: std::time::Instant,
     ) -> Option<Duration> {
@@ -51,21 +70,21 @@ impl<V: ValidUntil + Send + Sync + 'static> VerifiedCache<V> {
                 max: max_ttl,
                 clock,
             })
-            .build_with_hasher(TailHash::default());
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self { cache }
     }
 
-    /// The value cached under this exact key, if it is still valid at `now`.
+    /// The value cached under this key, if it is still valid at `now`.
     #[inline]
-    pub fn get(&self, key: &str, now: UnixTime) -> Option<Arc<V>> {
+    pub fn get(&self, key: &CacheKey, now: UnixTime) -> Option<Arc<V>> {
         self.cache.get(key).filter(|v| v.valid_until() > now)
     }
 
-    pub fn insert(&self, key: &str, value: Arc<V>) {
-        self.cache.insert(key.into(), value);
+    pub fn insert(&self, key: CacheKey, value: Arc<V>) {
+        self.cache.insert(key, value);
     }
 
-    pub fn invalidate(&self, key: &str) {
+    pub fn invalidate(&self, key: &CacheKey) {
         self.cache.invalidate(key);
     }
 
@@ -83,37 +102,6 @@ impl<V: ValidUntil + Send + Sync + 'static> VerifiedCache<V> {
     }
 }
 
-/// Bytes at the end of a key that are hashed.
-pub const TAIL: usize = 32;
-
-/// Builds [`TailHasher`]s (randomly seeded per cache).
-#[derive(Clone, Default)]
-pub struct TailHash(foldhash::fast::RandomState);
-
-impl BuildHasher for TailHash {
-    type Hasher = TailHasher;
-    fn build_hasher(&self) -> TailHasher {
-        TailHasher(self.0.build_hasher())
-    }
-}
-
-/// foldhash over the length and the last [`TAIL`] bytes of each write.
-pub struct TailHasher(foldhash::fast::FoldHasher<'static>);
-
-impl Hasher for TailHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write_usize(bytes.len());
-        let tail = bytes
-            .get(bytes.len().saturating_sub(TAIL)..)
-            .unwrap_or(bytes);
-        self.0.write(tail);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0.finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,29 +115,44 @@ mod tests {
     }
 
     #[test]
-    fn keys_with_the_same_tail_are_different_entries() {
+    fn only_the_same_credential_finds_an_entry() {
         let clock = ManualClock::at(1000);
         let cache = VerifiedCache::new(100, Duration::from_secs(60), Arc::new(clock.clone()));
-        let tail = "t".repeat(TAIL);
+        let tail = "t".repeat(64);
         let (a, b) = (format!("aaaa{tail}"), format!("bbbb{tail}"));
-        let h = TailHash::default();
-        assert_eq!(h.hash_one(a.as_str()), h.hash_one(b.as_str()));
-        cache.insert(&a, Arc::new(Until(2000)));
-        assert!(cache.get(&a, clock.now()).is_some());
-        assert!(cache.get(&b, clock.now()).is_none(), "same hash, other key");
-        assert!(cache.get(&a[1..], clock.now()).is_none(), "a shorter key");
-        assert!(cache.get(&a, 2000).is_none(), "no longer valid");
+        cache.insert(CacheKey::of(&a), Arc::new(Until(2000)));
+        assert!(cache.get(&CacheKey::of(&a), clock.now()).is_some());
+        assert!(
+            cache.get(&CacheKey::of(&b), clock.now()).is_none(),
+            "same tail, other key"
+        );
+        assert!(
+            cache.get(&CacheKey::of(&a[1..]), clock.now()).is_none(),
+            "a shorter key"
+        );
+        assert!(
+            cache
+                .get(&CacheKey::of(&format!("{a}x")), clock.now())
+                .is_none(),
+            "a longer key"
+        );
+        assert!(
+            cache.get(&CacheKey::of(&a), 2000).is_none(),
+            "no longer valid"
+        );
+        cache.invalidate(&CacheKey::of(&a));
+        assert!(cache.get(&CacheKey::of(&a), clock.now()).is_none());
     }
 
     #[test]
-    fn the_tail_and_length_decide_the_hash() {
-        let h = TailHash::default();
-        assert_ne!(h.hash_one("abc"), h.hash_one("abd"));
-        let long = "x".repeat(100);
-        assert_ne!(
-            h.hash_one(format!("{long}1")),
-            h.hash_one(format!("{long}2"))
+    fn a_key_is_the_credentials_sha256_and_never_printed() {
+        // FIPS 180-2 test vector.
+        let k = CacheKey::of("abc");
+        assert_eq!(
+            k.0[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256(\"abc\") = ba7816bf…"
         );
-        assert_ne!(h.hash_one(format!("a{long}")), h.hash_one(long.clone()));
+        assert_eq!(format!("{k:?}"), "CacheKey(..)");
     }
 }
