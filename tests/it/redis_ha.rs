@@ -4,6 +4,7 @@
 //! service (login, sign-out, back-channel logout, one refresh grant).
 
 use crate::redis_sessions::{advance_pair, replica_pair, status, wait_for_ready};
+use crate::support::{BROWSER_ACCEPT, Harness, cookie_pairs, location, session_cookie};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,21 @@ use redis_topologies::{DOWN_AFTER_MS, RedisCluster, SENTINEL_MASTER, SentinelSet
 fn urls_toml(urls: &[String]) -> String {
     let quoted: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
     format!("[{}]", quoted.join(", "))
+}
+
+/// One browser login, not asserted: the callback's status, and the session cookie when it
+/// set one (a login whose record could not be written answers 503 and sets none).
+async fn try_login(h: &Harness) -> (u16, Option<String>) {
+    let start = h.forward_auth("/", &[("accept", BROWSER_ACCEPT)]).await;
+    if start.status() != 302 {
+        return (start.status().as_u16(), None);
+    }
+    let state = cookie_pairs(&start);
+    let callback = h.follow_idp(&location(&start)).await;
+    let done = h.get(&callback, &[("cookie", &state)]).await;
+    let status = done.status().as_u16();
+    let session = (status == 302).then(|| session_cookie(&done));
+    (status, session.filter(|s| !s.is_empty()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,6 +77,24 @@ async fn a_sentinel_failover_under_load_costs_seconds_of_503_and_loses_no_acknow
                 log.lock().unwrap().push((t0.elapsed(), s));
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    // Logins all along, on both replicas: each either completes (and its session must then
+    // survive the failover: it was acknowledged by the replica, `WAIT`) or answers 503.
+    type Login = (Duration, u16, Option<String>);
+    let logins: Arc<Mutex<Vec<Login>>> = Arc::default();
+    for w in 0..2 {
+        let (h, logins, stop) = (
+            if w == 0 { a.clone() } else { b.clone() },
+            logins.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (status, session) = try_login(&h).await;
+                logins.lock().unwrap().push((t0.elapsed(), status, session));
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }));
     }
@@ -120,6 +154,48 @@ async fn a_sentinel_failover_under_load_costs_seconds_of_503_and_loses_no_acknow
     }
     let (fresh, _) = b.login("/").await;
     assert_eq!(status(&a, &fresh).await, 200);
+
+    let logins = logins.lock().unwrap().clone();
+    let completed: Vec<&Login> = logins.iter().filter(|l| l.2.is_some()).collect();
+    let refused: Vec<&Login> = logins.iter().filter(|l| l.2.is_none()).collect();
+    let login_window = match (refused.first(), refused.last()) {
+        (Some(first), Some(last)) => last.0 - first.0,
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "logins during the failover: {} attempted, {} completed ({} after the kill), {} answered 503 over {login_window:?}",
+        logins.len(),
+        completed.len(),
+        completed.iter().filter(|l| l.0 > killed_at).count(),
+        refused.len(),
+    );
+    assert!(
+        refused.iter().all(|l| l.1 == 503),
+        "a login that cannot be stored answers 503: {:?}",
+        refused.iter().map(|l| (l.0, l.1)).collect::<Vec<_>>()
+    );
+    assert!(
+        login_window < Duration::from_secs(5),
+        "logins refused for {login_window:?}"
+    );
+    assert!(
+        completed.iter().any(|l| l.0 < killed_at) && completed.iter().any(|l| l.0 > promoted_at),
+        "logins complete before and after the failover"
+    );
+    // Nothing acknowledged is lost: every completed login's session passes on both replicas.
+    for (at, _, session) in &completed {
+        let session = session.as_deref().unwrap_or_default();
+        assert_eq!(
+            status(&a, session).await,
+            200,
+            "the login completed at {at:?}"
+        );
+        assert_eq!(
+            status(&b, session).await,
+            200,
+            "the login completed at {at:?}"
+        );
+    }
 }
 
 #[tokio::test]
