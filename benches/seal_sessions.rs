@@ -5,20 +5,25 @@
 //! ```
 //!
 //! Opens the session in `--cookie-file` (the `Cookie` header a real login left in the
-//! bench's jar) with the configuration's cookie secret, and writes `--count` copies of it,
-//! each for a different user (`sub`, `sid` and username suffixed `-<i>`), sealed again with
-//! that secret: one `Cookie` header value per line, the same size and shape as the real one,
-//! so every line costs the server what a different signed-in user would. Cookie store only:
-//! a Redis session's cookie is an opaque ticket whose record lives in Redis.
+//! bench's jar) with the configuration's session store, and stores `--count` copies of it,
+//! each for a different user (`sub`, `sid` and username suffixed `-<i>`), the way a login
+//! stores one (`SessionStore::create`): with the cookie store a cookie sealed with the
+//! configuration's secret; with the Redis store a record written to its Redis and the
+//! sealed ticket that names it. Writes one `Cookie` header value per line, the same size and
+//! shape as the real one, so every line costs the server what a different signed-in user
+//! would.
 
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
+use portcullis::metrics::Metrics;
 use portcullis::seal::Sealer;
 use portcullis::session::cookie_domains::CookieContext;
-use portcullis::session::cookies::SessionCookies;
+use portcullis::session::store::SessionStore;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 struct Args {
     config: PathBuf,
@@ -48,15 +53,29 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn run(args: &Args) -> Result<(), String> {
+async fn run(args: &Args) -> Result<(), String> {
     let config = Config::load(&args.config, &[]).map_err(|e| e.join("; "))?;
-    let sealer = Sealer::new(config.session.keys.expose()).map_err(|e| e.to_string())?;
-    let cookies = SessionCookies::new(&config.session);
+    let sealer = Arc::new(Sealer::new(config.session.keys.expose()).map_err(|e| e.to_string())?);
+    let metrics = Arc::new(Metrics::default());
+    let store = SessionStore::new(&config.session, sealer, metrics, Arc::new(SystemClock))
+        .map_err(|e| e.to_string())?;
+    if let Some(background) = store.background() {
+        tokio::spawn(background);
+    }
+    for _ in 0..500 {
+        if store.is_ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let header = std::fs::read_to_string(&args.cookie_file).map_err(|e| e.to_string())?;
     let header = header.trim().trim_start_matches("Cookie:").trim();
-    let template = cookies
-        .read(&sealer, header)
-        .ok_or("the cookie does not hold a session sealed with this configuration's secret")?;
+    let template = store
+        .load(header)
+        .await
+        .map_err(|e| format!("the session store is unavailable: {e:?}"))?
+        .ok_or("the cookie does not hold a session of this configuration's store")?
+        .session;
     let now = SystemClock.now();
     let file = std::fs::File::create(&args.out).map_err(|e| e.to_string())?;
     let mut out = std::io::BufWriter::new(file);
@@ -69,9 +88,11 @@ fn run(args: &Args) -> Result<(), String> {
             .preferred_username
             .as_ref()
             .map(|u| format!("{u}-{i}"));
-        let set = cookies
-            .write(&sealer, &s, now, CookieContext::new(None, None))
-            .ok_or("cannot seal a session")?;
+        let set = store
+            .create(&s, now, CookieContext::new(None, None))
+            .await
+            .map_err(|e| format!("the session store is unavailable: {e:?}"))?
+            .ok_or("cannot store a session")?;
         // `Set-Cookie: name=value; Path=…` → the `name=value` pairs a browser sends back.
         let pairs: Vec<&str> = set
             .iter()
@@ -83,7 +104,14 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(|a| run(&a)) {
+    let done = parse_args().and_then(|a| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(run(&a))
+    });
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seal-sessions: {e}");

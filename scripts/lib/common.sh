@@ -184,3 +184,21 @@ go_tool_binary() {
   fi
   printf '%s\n' "$bin"
 }
+
+# oauth2_proxy_binary: prints the path of the oauth2-proxy the benchmarks compare against
+# ($OAUTH2_PROXY, or $PORTCULLIS_CACHE/bin/oauth2-proxy, `go install`ed there at
+# $OAUTH2_PROXY_VERSION the first time; the build log is printed if that fails).
+OAUTH2_PROXY_VERSION="${OAUTH2_PROXY_VERSION:-v7.15.3}"
+oauth2_proxy_binary() {
+  local bin="${OAUTH2_PROXY:-$PORTCULLIS_CACHE/bin/oauth2-proxy}" logf
+  if [[ ! -x "$bin" ]]; then
+    command -v go >/dev/null || die "oauth2-proxy is missing and go is not installed"
+    log "installing oauth2-proxy $OAUTH2_PROXY_VERSION into $PORTCULLIS_CACHE/bin (one time)"
+    mkdir -p "$PORTCULLIS_CACHE/bin"
+    logf="$(mktemp)"
+    GOBIN="$PORTCULLIS_CACHE/bin" go install "github.com/oauth2-proxy/oauth2-proxy/v7@$OAUTH2_PROXY_VERSION" \
+      >"$logf" 2>&1 || { cat "$logf" >&2; rm -f "$logf"; die "go install failed"; }
+    rm -f "$logf"
+  fi
+  printf '%s\n' "$bin"
+}

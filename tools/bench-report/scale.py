@@ -23,15 +23,20 @@ SERVERS = {
     "default": "Portcullis, caches at default (10,000)",
     "big": "Portcullis, caches 200,000",
     "small": "Portcullis, caches 100",
+    "redis": "Portcullis, Redis store, caches at default (10,000)",
+    "redis_big": "Portcullis, Redis store, caches 200,000",
     "oauth2_proxy": "oauth2-proxy",
+    "oauth2_proxy_redis": "oauth2-proxy, Redis store",
 }
 KINDS = {
     "cookie": "session cookies",
     "bearer": "bearer tokens",
     "o_bearer": "bearer tokens",
     "o_cookie": "session cookie",
+    "redis": "session cookies (Redis store)",
+    "o_redis": "session cookie (Redis store)",
 }
-CAPACITY = {"default": 10_000, "big": 200_000, "small": 100}
+CAPACITY = {"default": 10_000, "big": 200_000, "small": 100, "redis": 10_000, "redis_big": 200_000}
 
 
 def read_meta(run_dir):
@@ -52,7 +57,7 @@ def cache_counts(prefix, kind):
     after = parse_metrics(prefix + ".metrics-after")
     if before is None or after is None:
         return None
-    name = "session" if kind == "cookie" else "token"
+    name = "token" if kind == "bearer" else "session"
 
     def delta(what):
         key = (f"portcullis_{name}_cache_{what}_total", "")
@@ -113,7 +118,10 @@ def series(rows, big_n):
         ("Portcullis bearer, cache ≥ N", "#059669", "", pts("bearer", above)),
         ("Portcullis bearer, cache < N", "#059669", "6 4", pts("bearer", below)),
         ("oauth2-proxy bearer", "#ea7a18", "", pts("o_bearer", [(1, "oauth2_proxy"), (1000, "oauth2_proxy"), (big_n, "oauth2_proxy")])),
+        ("Portcullis Redis store, cache ≥ N", "#7c3aed", "", pts("redis", [(1, "redis")]) + pts("redis", [(big_n, "redis_big")])),
+        ("Portcullis Redis store, cache < N", "#7c3aed", "6 4", pts("redis", [(big_n, "redis")])),
         ("oauth2-proxy cookie (N = 1)", "#ea7a18", "2 3", pts("o_cookie", [(1, "oauth2_proxy")])),
+        ("oauth2-proxy Redis store (N = 1)", "#b45309", "2 3", pts("o_redis", [(1, "oauth2_proxy_redis")])),
     ]
 
 
@@ -168,6 +176,10 @@ def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
 
+def pct(row):
+    return "?" if row["hit_ratio"] is None else f"{row['hit_ratio'] * 100:.0f} %"
+
+
 def markdown(rows, meta, big_n, svg_name):
     L = ["# Cost at scale: N distinct users", ""]
     L.append(
@@ -202,6 +214,14 @@ def markdown(rows, meta, big_n, svg_name):
     o = find(rows, "o_bearer", big_n, "oauth2_proxy")
     if bbig and o:
         L.append(f"- Portcullis ÷ oauth2-proxy, {big_n:,} distinct bearer tokens: {bbig['rps'] / o['rps']:.1f}")
+    r1, rbig, rdef = find(rows, "redis", 1, "redis"), find(rows, "redis", big_n, "redis_big"), find(rows, "redis", big_n, "redis")
+    if r1 and c1:
+        L.append(f"- Redis store ÷ cookie store, one session: {r1['rps'] / c1['rps']:.2f} (target ≥ 0.5)")
+    if rbig and rdef and cbig and cdef:
+        L.append(f"- Redis store ÷ cookie store, {big_n:,} sessions: {rbig['rps'] / cbig['rps']:.2f} with every session cached, {rdef['rps'] / cdef['rps']:.2f} with the default cache ({pct(rdef)} of the Redis store's requests hit its cache, the rest read Redis)")
+    orr = find(rows, "o_redis", 1, "oauth2_proxy_redis")
+    if orr and r1 and rdef:
+        L.append(f"- Portcullis ÷ oauth2-proxy, Redis store: {r1['rps'] / orr['rps']:.1f} with one session, {rdef['rps'] / orr['rps']:.1f} at {big_n:,} sessions with the default cache against its one session")
     hwm = {k[4:]: int(v) for k, v in meta.items() if k.startswith("hwm.")}
     if hwm:
         L.append("")
