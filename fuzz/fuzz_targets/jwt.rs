@@ -122,7 +122,7 @@ fn check(token: &str, signed_here: bool) {
         };
         let p = Principal::new(identity, tokens, NOW + 60, &mapping);
         assert_eq!(
-            p.headers.identity.len(),
+            p.headers.identity_map().len(),
             6,
             "every identity and claim header is sent"
         );
