@@ -18,7 +18,7 @@
 #[path = "support/fixture.rs"]
 mod fixture;
 
-use fixture::fixture;
+use fixture::{FixedTtl, fixture, poll_ready};
 use portcullis::gate::{Credentials, Pass};
 use portcullis::principal::{PassedTokens, Principal};
 use portcullis::rules::RequestTarget;
@@ -26,9 +26,7 @@ use portcullis::session::session_cache::DecodedSession;
 use portcullis::token::verified_cache::CacheKey;
 use portcullis_test_idp::TestUser;
 use serde_json::json;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -41,27 +39,6 @@ const BUDGET: usize = 1600;
 fn allocated() -> usize {
     tikv_jemalloc_ctl::epoch::advance().unwrap();
     tikv_jemalloc_ctl::stats::allocated::read().unwrap()
-}
-
-/// moka's per-entry expiry, as the product configures it (here: never).
-struct Forever;
-impl moka::Expiry<CacheKey, Arc<()>> for Forever {
-    fn expire_after_create(
-        &self,
-        _: &CacheKey,
-        _: &Arc<()>,
-        _: std::time::Instant,
-    ) -> Option<std::time::Duration> {
-        Some(std::time::Duration::from_secs(3600))
-    }
-}
-
-fn poll_ready<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("a decision awaited something pending"),
-    }
 }
 
 /// User `i`, shaped like a Keycloak user (a UUID `sub`).
@@ -188,7 +165,7 @@ fn main() {
     let before = allocated();
     let moka: moka::sync::Cache<CacheKey, Arc<()>> = moka::sync::Cache::builder()
         .max_capacity(4 * n as u64)
-        .expire_after(Forever)
+        .expire_after(FixedTtl)
         .build();
     keys.iter().for_each(|k| moka.insert(*k, Arc::new(())));
     moka.run_pending_tasks();

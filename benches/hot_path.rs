@@ -40,7 +40,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use criterion::Criterion;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use fixture::{Fixture, fixture};
+use fixture::{FixedTtl, Fixture, fixture, poll_ready};
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
 use portcullis::gate::{Credentials, Pass};
@@ -56,20 +56,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-
-/// Polls a future once with a no-op waker; the hot path must complete without waiting.
-fn poll_ready<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("hot path awaited something pending"),
-    }
-}
 
 /// (label, kid) of the keys the test IdP publishes, one per algorithm.
 const ALGS: [(&str, &str); 4] = [
@@ -361,20 +350,6 @@ fn rules<M: Measurement>(c: &mut Criterion<M>, f: &Fixture) {
 
 /// Entries in each cache besides the looked-up one (a busy but not full cache).
 const CACHE_FILL: usize = 1000;
-
-/// A per-entry lifetime, as `UntilValid` in `src/token/verified_cache.rs` (a fixed 5 min here).
-struct FixedTtl;
-
-impl<K> moka::Expiry<K, Arc<Principal>> for FixedTtl {
-    fn expire_after_create(
-        &self,
-        _k: &K,
-        _v: &Arc<Principal>,
-        _at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(300))
-    }
-}
 
 /// The moka cache benchmarks: the same cache and contents, one hasher each.
 struct MokaCase<'a> {

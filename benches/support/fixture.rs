@@ -1,5 +1,6 @@
 //! What the benches share: a test IdP, a Portcullis app pointed at it with its keys loaded,
-//! and a session the size of a Keycloak one. Included with `#[path]` by each bench.
+//! a session the size of a Keycloak one, polling a decision that must not wait, and a fixed
+//! moka expiry. Included with `#[path]` by each bench.
 
 #![allow(dead_code)]
 
@@ -9,8 +10,28 @@ use portcullis::config::Config;
 use portcullis::session::Session;
 use portcullis_test_idp::{IdpOptions, TestIdp, TestUser};
 use serde_json::json;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+/// Polls a future once with a no-op waker; the hot path must complete without waiting.
+pub fn poll_ready<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("hot path awaited something pending"),
+    }
+}
+
+/// A per-entry lifetime, as `UntilValid` in `src/token/verified_cache.rs` (a fixed 5 min here).
+pub struct FixedTtl;
+
+impl<K, V> moka::Expiry<K, V> for FixedTtl {
+    fn expire_after_create(&self, _k: &K, _v: &V, _at: std::time::Instant) -> Option<Duration> {
+        Some(Duration::from_secs(300))
+    }
+}
 
 /// A started test IdP and a Portcullis app pointed at it, keys loaded.
 pub struct Fixture {
