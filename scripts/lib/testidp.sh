@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Shared by scripts/bench and scripts/soak: the test IdP, a Portcullis config pointing at
-# it, browser logins through it with curl, and the headers Traefik sends with a
-# forward-auth request. Source it after common.sh; it defines functions and one array
-# and runs nothing.
+# Shared by scripts/bench, bench-scale and soak: the test IdP, a Portcullis config pointing
+# at it, browser logins through it with curl, the headers Traefik sends with a forward-auth
+# request, and the flags of the benchmarked oauth2-proxy. Source it after common.sh; it
+# defines functions and one array and runs nothing.
 #
 # start_test_idp sets the globals `issuer` and `idp_base`; login and
 # write_portcullis_config read `issuer`, write_portcullis_config also `SESSION_REFRESH`.
@@ -80,4 +80,20 @@ cookie_header() {
   sed 's/^#HttpOnly_//' "$1" | awk -F '\t' -v n="$2" '
     !/^#/ && NF >= 7 && ($6 == n || $6 ~ ("^" n "_[0-9]+$")) { h = h (h ? "; " : "") $6 "=" $7 }
     END { if (h == "") exit 1; print h }'
+}
+
+# oauth2_proxy_flags JWKS_URL: sets the array `oauth2_proxy_args`, the flags every benchmarked
+# oauth2-proxy runs with against the test IdP (reads `issuer`): its endpoints given without
+# discovery, because its JOSE library refuses the whole JWKS when one key has an unknown kty
+# (the test IdP publishes such a decoy), so it reads a filtered copy from JWKS_URL. Same keys,
+# same tokens; static upstream 202, X-Auth-Request headers, bearer tokens accepted, no logs.
+oauth2_proxy_flags() {
+  # shellcheck disable=SC2034 # used by the scripts that source this file
+  oauth2_proxy_args=(--reverse-proxy --provider=oidc --oidc-issuer-url="$issuer" --skip-oidc-discovery
+    --login-url="$issuer/protocol/openid-connect/auth" --redeem-url="$issuer/protocol/openid-connect/token"
+    --profile-url="$issuer/protocol/openid-connect/userinfo" --oidc-jwks-url="$1"
+    --client-id=portcullis --client-secret=test-secret --cookie-secret="$(openssl rand -hex 16)"
+    --cookie-secure=false --email-domain='*' --upstream=static://202
+    --set-xauthrequest --skip-provider-button --skip-jwt-bearer-tokens --code-challenge-method=S256
+    --request-logging=false --auth-logging=false --standard-logging=false)
 }
